@@ -1,0 +1,80 @@
+"""EnsemblePredictor: a replica pool serving twin ensembles by name, batched across all callers.
+
+Callers pick the ensemble with `handle.options(multiplexed_model_id=name)`; Serve routes them to a
+replica that has it loaded, keeps an LRU of ensembles per replica, and `@serve.batch` merges rows from
+many callers (for one ensemble at a time) into one ONNX Runtime call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ray import serve
+
+from models.ensemble import Ensemble
+from models.repository import EnsembleNotFound, ModelRepository
+
+
+@dataclass
+class RowBatch:
+    """Rows to predict and, per row, which targets use the boost."""
+
+    boundary: np.ndarray  # [n, n_boundary] float64
+    boost_mask: np.ndarray  # [n, n_target] bool
+
+    def __len__(self) -> int:
+        return len(self.boundary)
+
+
+def total_rows(batches: list[RowBatch]) -> int:
+    return sum(len(b) for b in batches)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256)
+class EnsemblePredictor:
+    """Loads ensembles from a model repository; `predict` answers RowBatch -> predictions [n, n_target]."""
+
+    def __init__(self, model_repository: str, intra_op_threads: int = 0):
+        self.repository = ModelRepository(Path(model_repository))
+        self.intra_op_threads = intra_op_threads
+
+    def reconfigure(self, config: dict) -> None:
+        """user_config: `max_batch_rows` and `batch_wait_timeout_s` of the predict batcher."""
+        if "max_batch_rows" in config:
+            self.predict.set_max_batch_size(int(config["max_batch_rows"]))
+        if "batch_wait_timeout_s" in config:
+            self.predict.set_batch_wait_timeout_s(float(config["batch_wait_timeout_s"]))
+
+    @serve.multiplexed(max_num_models_per_replica=8)
+    async def load_ensemble(self, name: str) -> Ensemble:
+        return await asyncio.to_thread(Ensemble, self.repository.path(name), self.intra_op_threads)
+
+    async def describe(self) -> dict | None:
+        """Info of the ensemble named by the multiplexed model id, or None when it does not exist."""
+        name = serve.get_multiplexed_model_id()
+        try:
+            self.repository.path(name)
+        except EnsembleNotFound:
+            return None
+        return (await self.load_ensemble(name)).describe()
+
+    def list_ensembles(self) -> list[dict]:
+        """Manifest summaries of every ensemble in the repository."""
+        out = []
+        for name in self.repository.names():
+            m = self.repository.manifest(name)
+            out.append({"ensemble_name": name, "created_at": m.created_at, "boundary_signals": m.boundary_signals,
+                        "target_signals": m.target_signals, "boost_signals": m.boost_signals,
+                        "metrics": {k: v.model_dump() for k, v in m.metrics.items()}})
+        return out
+
+    @serve.batch(max_batch_size=4096, batch_wait_timeout_s=0.0, max_concurrent_batches=2, batch_size_fn=total_rows)
+    async def predict(self, batches: list[RowBatch]) -> list[np.ndarray]:
+        ensemble = await self.load_ensemble(serve.get_multiplexed_model_id())
+        boundary = np.concatenate([b.boundary for b in batches])
+        mask = np.concatenate([b.boost_mask for b in batches])
+        out = await asyncio.to_thread(ensemble.predict, boundary, mask)
+        return np.split(out, np.cumsum([len(b) for b in batches])[:-1])

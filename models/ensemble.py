@@ -1,0 +1,112 @@
+"""A trained twin ensemble on disk, and how to run it with ONNX Runtime.
+
+An ensemble folder `Ensemble_<model>_<YYYYmmdd_HHMMSS>/` holds:
+    manifest.json   signals, boost choice, per-signal metrics, architecture (EnsembleManifest)
+    scalers.json    boundary and target StandardScaler
+    ensemble.onnx   both stages in one graph: input `boundary` [n, n_boundary] (scaled),
+                    outputs `stage1` and `residual` [n, n_target] (scaled)
+    stage1.pt, boost.pt   PyTorch weights (for fine-tuning and export checks)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel
+
+from models.scaling import StandardScaler
+
+MANIFEST_FILE = "manifest.json"
+SCALERS_FILE = "scalers.json"
+ONNX_FILE = "ensemble.onnx"
+
+
+class SignalMetrics(BaseModel):
+    """Validation and test R² of one target signal, and whether the ensemble boosts it."""
+
+    r2_stage1: float
+    r2_ensemble: float
+    delta_r2: float
+    boost_used: bool
+    test_r2_stage1: float | None = None
+    test_r2_ensemble: float | None = None
+
+
+class EnsembleManifest(BaseModel):
+    """Everything needed to serve and describe an ensemble, stored as manifest.json."""
+
+    name: str
+    created_at: str
+    boundary_signals: list[str]
+    target_signals: list[str]
+    boost_signals: list[str]  # targets where Stage 2 is used by default
+    delta_r2_threshold: float
+    metrics: dict[str, SignalMetrics]
+    stage1_config: dict
+    boost_config: dict
+    training: dict = {}
+
+
+def onnx_providers(prefer_gpu: bool = True) -> list[str]:
+    """CUDA first when this onnxruntime build has it (onnxruntime-gpu on a GPU node), CPU always."""
+    available = ort.get_available_providers()
+    providers = ["CUDAExecutionProvider"] if prefer_gpu and "CUDAExecutionProvider" in available else []
+    return providers + ["CPUExecutionProvider"]
+
+
+class Ensemble:
+    """A loaded ensemble: validated inputs in physical units -> predictions in physical units."""
+
+    def __init__(self, folder: Path, intra_op_threads: int = 0, prefer_gpu: bool = True):
+        self.folder = Path(folder)
+        self.manifest = EnsembleManifest.model_validate_json((self.folder / MANIFEST_FILE).read_text())
+        scalers = json.loads((self.folder / SCALERS_FILE).read_text())
+        self.boundary_scaler = StandardScaler.from_dict(scalers["boundary"])
+        self.target_scaler = StandardScaler.from_dict(scalers["target"])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(self.folder / ONNX_FILE), sess_options=options, providers=onnx_providers(prefer_gpu)
+        )
+        self.default_boost = self.boost_mask({})
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def boost_mask(self, overrides: dict[str, bool]) -> np.ndarray:
+        """Per-target boolean mask: the manifest's boost choice with `overrides` {target: bool} applied."""
+        default = set(self.manifest.boost_signals)
+        return np.array(
+            [overrides.get(t, t in default) for t in self.manifest.target_signals], dtype=bool
+        )
+
+    def run_scaled(self, boundary_scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One runtime call: scaled boundary rows -> (stage1, residual) in scaled target units."""
+        stage1, residual = self._session.run(None, {"boundary": boundary_scaled.astype(np.float32)})
+        return stage1, residual
+
+    def predict(self, boundary: np.ndarray, boost_mask: np.ndarray | None = None) -> np.ndarray:
+        """boundary [n, n_boundary] -> targets [n, n_target], physical units.
+
+        `boost_mask` is [n_target] or per row [n, n_target]; None uses the manifest's choice.
+        """
+        stage1, residual = self.run_scaled(self.boundary_scaler.transform(boundary))
+        mask = self.default_boost if boost_mask is None else boost_mask
+        return self.target_scaler.inverse(stage1 + residual * mask)
+
+    def describe(self) -> dict:
+        """Plain-data summary for clients: signals, boost choice and per-signal metrics."""
+        m = self.manifest
+        return {
+            "ensemble_name": m.name,
+            "created_at": m.created_at,
+            "boundary_signals": m.boundary_signals,
+            "target_signals": m.target_signals,
+            "boost_signals": m.boost_signals,
+            "metrics": {k: v.model_dump() for k, v in m.metrics.items()},
+        }

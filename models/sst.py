@@ -1,0 +1,65 @@
+"""StaticSensorTransformer (SST): each boundary sensor reading is one token.
+
+Used for both stages of the twin: Stage 1 maps boundary signals to target signals, the Stage-2
+residual boost (the same architecture, usually smaller) maps boundary signals to Stage-1 residuals.
+Requires torch (the `train` extra); serving runs the exported ONNX graph instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SSTConfig:
+    """Architecture of one SST; stored in the ensemble manifest so the weights can be rebuilt."""
+
+    n_boundary: int
+    n_target: int
+    d_model: int = 128
+    nhead: int = 8
+    num_layers: int = 3
+    dim_feedforward: int | None = None  # default 2 * d_model
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class StaticSensorTransformer(nn.Module):
+    """Scalar -> Linear(1, d_model) + learned per-sensor position, Transformer encoder, mean-pool, head."""
+
+    def __init__(self, config: SSTConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Linear(1, config.d_model)
+        self.position = nn.Parameter(torch.randn(1, config.n_boundary, config.d_model) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model=config.d_model,
+            nhead=config.nhead,
+            dim_feedforward=config.dim_feedforward or 2 * config.d_model,
+            dropout=config.dropout,
+            batch_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, config.num_layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.n_target))
+
+    def forward(self, boundary: torch.Tensor) -> torch.Tensor:
+        """boundary [batch, n_boundary] (scaled) -> [batch, n_target] (scaled)."""
+        tokens = self.embed(boundary.unsqueeze(-1)) + self.position
+        return self.head(self.encoder(tokens).mean(dim=1))
+
+
+class EnsembleGraph(nn.Module):
+    """Both stages in one graph, so serving needs one runtime call: (stage1, residual) in scaled units."""
+
+    def __init__(self, stage1: StaticSensorTransformer, boost: StaticSensorTransformer):
+        super().__init__()
+        self.stage1 = stage1
+        self.boost = boost
+
+    def forward(self, boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.stage1(boundary), self.boost(boundary)

@@ -1,0 +1,98 @@
+"""The ingress's view of the session shards: routing by session id and batched, ordered event flushes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+
+import ray
+
+from serve_app.session_shard import HistoryChunk, SessionShard
+
+logger = logging.getLogger("streamforge.sessions")
+ShardActor = ray.remote(SessionShard)
+
+
+class SessionStore:
+    """Routes each session to one of `shards` named actors and batches writes to them.
+
+    Writes (`record`, `update_config`, `close`) are queued per shard and sent in order every
+    `flush_interval_s` (or sooner once `flush_rows` samples wait); reads and `open` flush the shard first,
+    so they always see this ingress replica's own writes.
+    """
+
+    def __init__(self, name_prefix: str, shards: int, history_limit: int, ttl_s: float,
+                 flush_interval_s: float, flush_rows: int = 4096):
+        self._actors = [
+            ShardActor.options(name=f"{name_prefix}-sessions-{i}", get_if_exists=True, lifetime="detached",
+                               num_cpus=0, max_restarts=-1).remote(history_limit, ttl_s)
+            for i in range(shards)
+        ]
+        self._pending: list[list[tuple]] = [[] for _ in range(shards)]
+        self._pending_rows = [0] * shards
+        self._locks = [asyncio.Lock() for _ in range(shards)]
+        self._flush_interval_s = flush_interval_s
+        self._flush_rows = flush_rows
+        self._flusher: asyncio.Task | None = None
+
+    def _shard(self, session_id: str) -> int:
+        return zlib.crc32(session_id.encode()) % len(self._actors)
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval_s)
+            try:
+                await self.flush()
+            except Exception:  # a shard restarting must not stop the flusher
+                logger.exception("session flush failed")
+
+    async def _flush_shard(self, index: int) -> None:
+        async with self._locks[index]:
+            events, self._pending[index] = self._pending[index], []
+            self._pending_rows[index] = 0
+            if events:
+                await self._actors[index].apply.remote(events)
+
+    async def flush(self) -> None:
+        """Send every queued event now."""
+        await asyncio.gather(*(self._flush_shard(i) for i in range(len(self._actors))))
+
+    def _queue(self, session_id: str, event: tuple, rows: int = 0) -> None:
+        self._start_flusher()
+        index = self._shard(session_id)
+        self._pending[index].append(event)
+        self._pending_rows[index] += rows
+        if self._pending_rows[index] >= self._flush_rows:
+            asyncio.get_running_loop().create_task(self._flush_shard(index))
+
+    async def open(self, session_id: str, config: dict, resume: bool) -> dict | None:
+        """Create or resume a session (see SessionShard.open)."""
+        self._start_flusher()
+        index = self._shard(session_id)
+        await self._flush_shard(index)
+        return await self._actors[index].open.remote(session_id, config, resume)
+
+    def record(self, session_id: str, chunk: HistoryChunk) -> None:
+        self._queue(session_id, ("rows", session_id, chunk), len(chunk))
+
+    def update_config(self, session_id: str, config: dict) -> None:
+        self._queue(session_id, ("config", session_id, config))
+
+    def close(self, session_id: str) -> None:
+        self._queue(session_id, ("close", session_id))
+
+    async def summaries(self) -> list[dict]:
+        """Summaries of every session kept by any shard (connected or within its retention time)."""
+        await self.flush()
+        parts = await asyncio.gather(*(a.summaries.remote() for a in self._actors))
+        return [s for part in parts for s in part]
+
+    async def history(self, session_id: str) -> list[HistoryChunk] | None:
+        index = self._shard(session_id)
+        await self._flush_shard(index)
+        return await self._actors[index].history.remote(session_id)

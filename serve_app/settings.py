@@ -1,0 +1,30 @@
+"""Application settings: the `args` of configs/serve.yaml, validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_path(path: str) -> Path:
+    """Relative paths in settings are relative to the project folder, wherever Ray starts a replica."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+class AppSettings(BaseModel):
+    """Tunables of the StreamForge application (deployment sizes live in the Serve config)."""
+
+    model_repository: str = "data/model_repository"
+    results_dir: str = "data/results"
+    session_shards: int = Field(2, ge=1, le=256)
+    history_limit: int = Field(10_000, ge=0, description="samples kept per twin session")
+    session_ttl_s: float = Field(300.0, gt=0, description="how long a disconnected session can be resumed")
+    session_flush_interval_s: float = Field(0.1, gt=0)
+    max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    max_inflight_per_connection: int = Field(64, ge=1)
+    coalesce_max_rows: int = Field(2048, ge=1000, description="rows per predictor call from one ingress replica")
+    coalesce_wait_s: float = Field(0.0, ge=0)
