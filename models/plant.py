@@ -41,15 +41,15 @@ TARGET_SIGNALS = [
 
 # (mean, std, correlation time in samples) of each boundary signal's Ornstein-Uhlenbeck process
 _BOUNDARY_PROCESS = {
-    "Temperature_boundary_1": (85.0, 7.0, 400.0),
-    "Temperature_boundary_2": (18.0, 4.0, 600.0),
-    "Temperature_boundary_3": (15.0, 5.0, 900.0),
-    "Flow_boundary_1": (2.0, 0.35, 250.0),
-    "Flow_boundary_2": (3.0, 0.5, 300.0),
-    "Pressure_boundary_1": (5.0, 0.4, 350.0),
-    "Pressure_boundary_2": (4.0, 0.35, 350.0),
-    "Valve_boundary_1": (0.3, 0.12, 500.0),
-    "Speed_boundary_1": (1450.0, 120.0, 300.0),
+    "Temperature_boundary_1": (85.0, 7.0, 160.0),
+    "Temperature_boundary_2": (18.0, 4.0, 220.0),
+    "Temperature_boundary_3": (15.0, 5.0, 300.0),
+    "Flow_boundary_1": (2.0, 0.35, 100.0),
+    "Flow_boundary_2": (3.0, 0.5, 120.0),
+    "Pressure_boundary_1": (5.0, 0.4, 140.0),
+    "Pressure_boundary_2": (4.0, 0.35, 140.0),
+    "Valve_boundary_1": (0.3, 0.12, 200.0),
+    "Speed_boundary_1": (1450.0, 120.0, 120.0),
 }
 _SENSOR_NOISE = np.array([0.15, 0.12, 2.0, 0.01, 0.01, 0.05])  # per target, in its own unit
 _LAG_SAMPLES = np.array([3.0, 4.0, 3.0, 1.0, 1.0, 2.0])  # first-order time constants per target

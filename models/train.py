@@ -80,7 +80,7 @@ def split(n: int, val_fraction: float, test_fraction: float) -> tuple[slice, sli
 def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signals: list[str],
                    repository: Path, model_name: str, *, epochs: int = 30, boost_epochs: int = 20,
                    d_model: int = 128, num_layers: int = 3, nhead: int = 8, boost_d_model: int = 64,
-                   boost_layers: int = 2, lr: float = 1e-3, batch_size: int = 256, delta_r2: float = 0.002,
+                   boost_layers: int = 2, dropout: float = 0.1, lr: float = 1e-3, batch_size: int = 256, delta_r2: float = 0.002,
                    val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0) -> Path:
     """Train both stages, choose the boost per target, and write the ensemble folder; returns its path."""
     torch.manual_seed(seed)
@@ -89,13 +89,14 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     y_scaler = StandardScaler.fit(table.target[train])
     x, y = x_scaler.transform(table.boundary), y_scaler.transform(table.target)
 
-    stage1_config = SSTConfig(len(boundary_signals), len(target_signals), d_model, nhead, num_layers)
+    stage1_config = SSTConfig(len(boundary_signals), len(target_signals), d_model, nhead, num_layers, dropout=dropout)
     stage1 = StaticSensorTransformer(stage1_config)
     fit(stage1, x[train], y[train], epochs, lr, batch_size, "stage 1", seed)
     stage1_pred = infer(stage1, x)
     residual = (y - stage1_pred).astype(np.float32)
 
-    boost_config = SSTConfig(len(boundary_signals), len(target_signals), boost_d_model, max(1, nhead // 2), boost_layers)
+    boost_config = SSTConfig(len(boundary_signals), len(target_signals), boost_d_model, max(1, nhead // 2), boost_layers,
+                           dropout=dropout)
     boost = StaticSensorTransformer(boost_config)
     fit(boost, x[train], residual[train], boost_epochs, lr, batch_size, "stage 2 (residual boost)", seed + 1)
     boosted_pred = stage1_pred + infer(boost, x)
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--delta-r2", type=float, default=0.002, help="minimum validation R² gain to use the boost")
@@ -156,7 +158,7 @@ def main() -> None:
     table = load_csv(args.csv, boundary, target)
     folder = train_ensemble(table, boundary, target, args.repository, args.model, epochs=args.epochs,
                             boost_epochs=args.boost_epochs, d_model=args.d_model, num_layers=args.layers,
-                            nhead=args.heads, lr=args.lr, batch_size=args.batch_size, delta_r2=args.delta_r2,
+                            nhead=args.heads, dropout=args.dropout, lr=args.lr, batch_size=args.batch_size, delta_r2=args.delta_r2,
                             seed=args.seed)
     manifest = EnsembleManifest.model_validate_json((folder / MANIFEST_FILE).read_text())
     print(f"wrote {folder}")

@@ -112,15 +112,16 @@ async def _pick_ensemble(http_url: str) -> str:
 
     async with httpx.AsyncClient() as http:
         ensembles = (await http.get(http_url + "/api/v1/ensembles")).raise_for_status().json()["ensembles"]
-    demo = [e["ensemble_name"] for e in ensembles if e["boundary_signals"] == BOUNDARY_SIGNALS]
+    demo = [e["ensemble_name"] for e in ensembles
+            if e["boundary_signals"] == BOUNDARY_SIGNALS and e["target_signals"] == TARGET_SIGNALS]
     if not demo:
         raise SystemExit("the server has no ensemble for the demo plant's signals")
     return demo[0]
 
 
-async def demo(url: str, samples: int, batch: int, binary: bool, seed: int) -> np.ndarray:
+async def demo(url: str, samples: int, batch: int, binary: bool, seed: int, ensemble: str | None = None) -> np.ndarray:
     """Stream `samples` demo-plant rows; print predicted vs actual; return R² per target."""
-    ensemble = await _pick_ensemble(url.replace("ws://", "http://").replace("wss://", "https://"))
+    ensemble = ensemble or await _pick_ensemble(url.replace("ws://", "http://").replace("wss://", "https://"))
     plant = simulate(samples, seed=seed)
     rows = [dict(zip(BOUNDARY_SIGNALS, r)) for r in plant.boundary.tolist()]
     predicted = []
@@ -151,9 +152,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1, help="samples per message (1 = single mode)")
     parser.add_argument("--msgpack", action="store_true", help="binary msgpack frames instead of JSON")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--ensemble", help="ensemble name (default: the newest demo-plant ensemble)")
     args = parser.parse_args()
     try:
-        asyncio.run(demo(args.url, args.samples, args.batch, args.msgpack, args.seed))
+        asyncio.run(demo(args.url, args.samples, args.batch, args.msgpack, args.seed, args.ensemble))
     except (OSError, websockets.WebSocketException) as exc:
         sys.exit(f"cannot reach {args.url}: {exc} (is `serve run configs/serve.yaml` running?)")
 

@@ -1,6 +1,7 @@
 """The FastAPI ingress deployment: WebSocket streams and HTTP API. The only module that knows the wire."""
+# No `from __future__ import annotations` here: serve.ingress re-wraps the methods and FastAPI must see
+# real annotation objects (a string "WebSocket" would turn the socket into a query parameter).
 
-from __future__ import annotations
 
 import logging
 import re

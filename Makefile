@@ -1,0 +1,26 @@
+# make serve : set up .venv and run the server (embedded defaults: demo ensemble) on :8000
+# make test  : set up .venv with the test tools and run the test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test setup setup-dev bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip "setuptools<81" wheel
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+setup-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
+
+serve: setup
+	$(BIN)/serve run configs/serve.yaml
+
+test: setup-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info

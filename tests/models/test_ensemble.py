@@ -1,0 +1,90 @@
+"""Training, export and the committed demo ensemble's accuracy."""
+
+import numpy as np
+import pytest
+import torch
+
+from models.dataset import SignalTable, r2_per_column
+from models.ensemble import Ensemble
+from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
+from models.repository import EnsembleNotFound, ModelRepository
+from models.sst import SSTConfig, StaticSensorTransformer
+from models.train import train_ensemble
+
+
+def _torch_parts(folder, manifest):
+    stage1 = StaticSensorTransformer(SSTConfig(**manifest.stage1_config))
+    stage1.load_state_dict(torch.load(folder / "stage1.pt"))
+    boost = StaticSensorTransformer(SSTConfig(**manifest.boost_config))
+    boost.load_state_dict(torch.load(folder / "boost.pt"))
+    return stage1.eval(), boost.eval()
+
+
+def _assert_onnx_matches_torch(ensemble: Ensemble, boundary: np.ndarray):
+    stage1, boost = _torch_parts(ensemble.folder, ensemble.manifest)
+    scaled = ensemble.boundary_scaler.transform(boundary)
+    onnx_stage1, onnx_residual = ensemble.run_scaled(scaled)
+    with torch.inference_mode():
+        torch_stage1 = stage1(torch.from_numpy(scaled)).numpy()
+        torch_residual = boost(torch.from_numpy(scaled)).numpy()
+    assert np.abs(onnx_stage1 - torch_stage1).max() < 1e-4
+    assert np.abs(onnx_residual - torch_residual).max() < 1e-4
+
+
+@pytest.fixture(scope="module")
+def small_ensemble(tmp_path_factory):
+    data = simulate(1200, seed=11)
+    table = SignalTable(data.boundary, data.target, data.timestamps)
+    folder = train_ensemble(table, BOUNDARY_SIGNALS, TARGET_SIGNALS, tmp_path_factory.mktemp("repo"), "Small",
+                            epochs=2, boost_epochs=1, d_model=32, num_layers=1, nhead=4, boost_d_model=16,
+                            boost_layers=1, batch_size=128)
+    return Ensemble(folder)
+
+
+def test_training_writes_a_complete_ensemble_folder(small_ensemble):
+    folder = small_ensemble.folder
+    assert folder.name.startswith("Ensemble_Small_") and len(folder.name.split("_")[-1]) == 6
+    for name in ("manifest.json", "scalers.json", "ensemble.onnx", "stage1.pt", "boost.pt"):
+        assert (folder / name).is_file(), name
+    m = small_ensemble.manifest
+    assert m.boundary_signals == BOUNDARY_SIGNALS and m.target_signals == TARGET_SIGNALS
+    assert set(m.metrics) == set(TARGET_SIGNALS)
+    for target, metrics in m.metrics.items():
+        assert metrics.boost_used == (target in m.boost_signals)
+        assert metrics.boost_used == (metrics.delta_r2 > m.delta_r2_threshold)
+
+
+def test_small_ensemble_onnx_matches_pytorch(small_ensemble):
+    _assert_onnx_matches_torch(small_ensemble, simulate(257, seed=2).boundary)
+
+
+def test_boost_mask_changes_only_boosted_columns(small_ensemble):
+    x = simulate(64, seed=9).boundary
+    off = small_ensemble.predict(x, np.zeros(len(TARGET_SIGNALS), bool))
+    on = small_ensemble.predict(x, np.ones(len(TARGET_SIGNALS), bool))
+    per_row = np.zeros((64, len(TARGET_SIGNALS)), bool)
+    per_row[::2, 0] = True
+    mixed = small_ensemble.predict(x, per_row)
+    np.testing.assert_allclose(mixed[::2, 0], on[::2, 0])
+    np.testing.assert_allclose(mixed[1::2], off[1::2])
+    mask = small_ensemble.boost_mask({TARGET_SIGNALS[1]: True, TARGET_SIGNALS[0]: False})
+    assert mask[1] and not mask[0]
+
+
+def test_committed_ensemble_is_accurate_on_held_out_data(demo_repository, demo_ensemble_name):
+    ensemble = Ensemble(demo_repository.path(demo_ensemble_name))
+    held_out = simulate(6000, seed=2024)  # the committed ensemble was trained on seed 1
+    r2_stage1 = r2_per_column(held_out.target, ensemble.predict(held_out.boundary, np.zeros(len(TARGET_SIGNALS), bool)))
+    r2_ensemble = r2_per_column(held_out.target, ensemble.predict(held_out.boundary))
+    assert (r2_ensemble >= 0.95).all(), dict(zip(TARGET_SIGNALS, r2_ensemble))
+    assert (r2_ensemble >= r2_stage1).all(), dict(zip(TARGET_SIGNALS, r2_ensemble - r2_stage1))
+
+
+def test_committed_ensemble_onnx_matches_pytorch(demo_repository, demo_ensemble_name):
+    _assert_onnx_matches_torch(Ensemble(demo_repository.path(demo_ensemble_name)), simulate(300, seed=8).boundary)
+
+
+@pytest.mark.parametrize("name", ["../etc", "Ensemble_../x", "Ensemble_a/../../b", "", "Ensemble_missing_20200101_000000", 42])
+def test_repository_rejects_unknown_and_escaping_names(demo_repository: ModelRepository, name):
+    with pytest.raises(EnsembleNotFound):
+        demo_repository.path(name)

@@ -1,0 +1,37 @@
+import numpy as np
+
+from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate, steady_state, write_csv
+from models.dataset import load_csv
+
+
+def test_simulation_is_reproducible_and_seed_dependent():
+    a, b, c = simulate(500, seed=3), simulate(500, seed=3), simulate(500, seed=4)
+    np.testing.assert_array_equal(a.boundary, b.boundary)
+    np.testing.assert_array_equal(a.target, b.target)
+    assert not np.allclose(a.boundary, c.boundary)
+    assert a.boundary.shape == (500, len(BOUNDARY_SIGNALS)) and a.target.shape == (500, len(TARGET_SIGNALS))
+
+
+def test_physics_holds_energy_and_pressure_direction():
+    data = simulate(3000, seed=5)
+    ideal = steady_state(data.boundary)
+    t_hot_in, t_cold_in = data.boundary[:, 0], data.boundary[:, 1]
+    t_hot_out, duty, p_hot_out = ideal[:, 0], ideal[:, 2], ideal[:, 3]
+    assert (t_hot_out < t_hot_in).all() and (t_hot_out > t_cold_in).all()
+    assert (duty > 0).all()
+    assert (p_hot_out < data.boundary[:, 5]).all()
+    # targets are noisy, lagged versions of the steady state, not copies of it
+    assert 0 < np.abs(data.target - ideal).mean() < 0.1 * data.target.std(axis=0).max()
+
+
+def test_csv_round_trip_with_and_without_timestamp(tmp_path):
+    data = simulate(50, seed=1)
+    path = tmp_path / "plant.csv"
+    write_csv(data, path)
+    table = load_csv(path, BOUNDARY_SIGNALS, TARGET_SIGNALS)
+    np.testing.assert_allclose(table.boundary, data.boundary, rtol=1e-5)
+    assert table.timestamps == data.timestamps
+    # drop the timestamp column: still loads
+    lines = path.read_text().splitlines()
+    (tmp_path / "no_ts.csv").write_text("\n".join(",".join(l.split(",")[1:]) for l in lines))
+    assert load_csv(tmp_path / "no_ts.csv", BOUNDARY_SIGNALS, TARGET_SIGNALS).timestamps is None

@@ -1,0 +1,44 @@
+"""A raw WebSocket peer for protocol tests: sends exactly the frames a test gives it."""
+
+from __future__ import annotations
+
+import json
+
+import msgpack
+import numpy as np
+import websockets
+
+from models.plant import BOUNDARY_SIGNALS, simulate
+
+STREAM_PATH = "/api/v1/inference/stream"
+
+
+class Peer:
+    def __init__(self, ws):
+        self.ws = ws
+
+    async def send(self, message: dict | str | bytes, binary: bool = False) -> None:
+        if isinstance(message, (str, bytes)):
+            await self.ws.send(message)
+        else:
+            await self.ws.send(msgpack.packb(message) if binary else json.dumps(message))
+
+    async def recv(self) -> dict:
+        frame = await self.ws.recv()
+        return msgpack.unpackb(frame) if isinstance(frame, bytes) else json.loads(frame)
+
+    async def ask(self, message: dict | str | bytes, binary: bool = False) -> dict:
+        await self.send(message, binary)
+        return await self.recv()
+
+
+def connect(base_ws: str, query: str = ""):
+    return websockets.connect(base_ws + STREAM_PATH + query, max_size=2**26)
+
+
+def rows(n: int, seed: int) -> np.ndarray:
+    return simulate(n, seed=seed).boundary
+
+
+def as_signals(row: np.ndarray) -> dict[str, float]:
+    return dict(zip(BOUNDARY_SIGNALS, row.tolist()))
