@@ -24,7 +24,6 @@ import msgpack
 import numpy as np
 import websockets
 
-from models.dataset import r2_per_column
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 
 
@@ -120,7 +119,7 @@ async def _pick_ensemble(http_url: str) -> str:
 
 
 async def demo(url: str, samples: int, batch: int, binary: bool, seed: int, ensemble: str | None = None) -> np.ndarray:
-    """Stream `samples` demo-plant rows; print predicted vs actual; return R² per target."""
+    """Stream `samples` demo-plant rows; print predicted vs actual; return mean absolute error per target."""
     ensemble = ensemble or await _pick_ensemble(url.replace("ws://", "http://").replace("wss://", "https://"))
     plant = simulate(samples, seed=seed)
     rows = [dict(zip(BOUNDARY_SIGNALS, r)) for r in plant.boundary.tolist()]
@@ -140,9 +139,9 @@ async def demo(url: str, samples: int, batch: int, binary: bool, seed: int, ense
                 pairs = "  ".join(f"{t.split('_', 1)[0][:5]}{t[-1]} {predicted[i][k]:8.3f}/{plant.target[i][k]:8.3f}"
                                   for k, t in enumerate(TARGET_SIGNALS))
                 print(f"{plant.timestamps[i]}  predicted/actual  {pairs}  ({reply['data']['latency_ms']:.1f} ms)")
-    r2 = r2_per_column(plant.target, np.asarray(predicted))
-    print("R² per target: " + ", ".join(f"{t} {v:.3f}" for t, v in zip(TARGET_SIGNALS, r2)))
-    return r2
+    mae = np.abs(plant.target - np.asarray(predicted)).mean(axis=0)
+    print("mean absolute error per target: " + ", ".join(f"{t} {v:.4g}" for t, v in zip(TARGET_SIGNALS, mae)))
+    return mae
 
 
 def main() -> None:
