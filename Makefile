@@ -12,9 +12,11 @@ $(BIN)/python:
 
 setup: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps "face_recognition==1.3.0"
 
 setup-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps "face_recognition==1.3.0"
 
 serve: setup
 	$(BIN)/serve run configs/serve.yaml

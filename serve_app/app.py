@@ -5,12 +5,26 @@ from __future__ import annotations
 from ray.serve import Application
 
 from deployments.ensemble_predictor import EnsemblePredictor
+from deployments.face_matcher import FaceMatcher
+from deployments.yolo_detector import YOLODetector
+from serve_app.database import mongo_uri
 from serve_app.ingress import StreamIngress
 from serve_app.settings import AppSettings, project_path
+from serve_app.store_db import StoreDatabase
 
 
 def build_app(args: dict | None = None) -> Application:
-    """Compose ingress + predictor; `args` are AppSettings fields (see configs/serve.yaml)."""
+    """Compose ingress + predictor + detector + face matcher; `args` are AppSettings fields (configs/serve.yaml).
+
+    Also resolves the store database (starting the embedded one when no MongoDB is configured), creates
+    its indexes and loads the catalogue seed (idempotent).
+    """
     settings = AppSettings.model_validate(args or {})
+    uri = mongo_uri(settings.mongodb_uri, project_path(settings.db_dir), settings.embedded_mongo_port)
+    database = StoreDatabase(uri)
+    database.ensure_schema()
+    database.seed_catalogue(project_path(settings.catalogue))
     predictor = EnsemblePredictor.bind(str(project_path(settings.model_repository)))
-    return StreamIngress.bind(predictor, settings.model_dump())
+    detector = YOLODetector.bind(str(project_path(settings.detector_weights)))
+    faces = FaceMatcher.bind(uri)
+    return StreamIngress.bind(predictor, detector, faces, uri, settings.model_dump())

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
-
-import ray
 
 from serve_app.session_shard import HistoryChunk, SessionShard
+from serve_app.sharding import shard_actors, shard_index
 
 logger = logging.getLogger("streamforge.sessions")
-ShardActor = ray.remote(SessionShard)
 
 
 class SessionStore:
@@ -24,11 +21,7 @@ class SessionStore:
 
     def __init__(self, name_prefix: str, shards: int, history_limit: int, ttl_s: float,
                  flush_interval_s: float, flush_rows: int = 4096):
-        self._actors = [
-            ShardActor.options(name=f"{name_prefix}-sessions-{i}", get_if_exists=True, lifetime="detached",
-                               num_cpus=0, max_restarts=-1).remote(history_limit, ttl_s)
-            for i in range(shards)
-        ]
+        self._actors = shard_actors(SessionShard, f"{name_prefix}-sessions", shards, history_limit, ttl_s)
         self._pending: list[list[tuple]] = [[] for _ in range(shards)]
         self._pending_rows = [0] * shards
         self._locks = [asyncio.Lock() for _ in range(shards)]
@@ -37,7 +30,7 @@ class SessionStore:
         self._flusher: asyncio.Task | None = None
 
     def _shard(self, session_id: str) -> int:
-        return zlib.crc32(session_id.encode()) % len(self._actors)
+        return shard_index(session_id, len(self._actors))
 
     def _start_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():

@@ -28,3 +28,16 @@ class AppSettings(BaseModel):
     max_inflight_per_connection: int = Field(64, ge=1)
     coalesce_max_rows: int = Field(2048, ge=1000, description="rows per predictor call from one ingress replica")
     coalesce_wait_s: float = Field(0.0, ge=0)
+    # smart store
+    mongodb_uri: str | None = Field(None, description="MongoDB to use; default $MONGODB_URI, else the embedded server")
+    embedded_mongo_port: int = 27117
+    db_dir: str = "data/db"
+    catalogue: str = "configs/catalogue.json"
+    detector_weights: str = "data/detector/store_detector.onnx"
+    frontend_dir: str = "frontend"
+    store_session_ttl_s: float = Field(86400.0, gt=0, description="idle time after which a kiosk session and cart go")
+    max_frame_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    face_interval_s: float = Field(1.0, ge=0, description="face recognition at most this often per kiosk")
+    cart_stable_k: int = Field(3, ge=1, description="a product enters the cart when seen in k ...")
+    cart_stable_n: int = Field(5, ge=1, description="... of the last n processed frames")
+    catalogue_refresh_s: float = Field(30.0, gt=0)

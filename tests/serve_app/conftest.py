@@ -29,6 +29,7 @@ from models.train import train_ensemble
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SESSION_TTL_S = 4.0
 MAX_MESSAGE_BYTES = 256 * 1024
+MAX_FRAME_BYTES = 512 * 1024
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Server:
     results_dir: Path
     demo: Ensemble
     tiny: Ensemble
+    mongo_uri: str
 
 
 def _free_port() -> int:
@@ -71,15 +73,17 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
                                  repository, "Tiny", epochs=1, boost_epochs=1, d_model=16, num_layers=1, nhead=2,
                                  boost_d_model=8, boost_layers=1, delta_r2=-1.0)  # boost every target
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
-    port = _free_port()
+    port, mongo_port = _free_port(), _free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
     app = config["applications"][0]
     app["args"].update(model_repository=str(repository), results_dir=str(work / "results"),
-                       session_ttl_s=SESSION_TTL_S, max_message_bytes=MAX_MESSAGE_BYTES)
+                       session_ttl_s=SESSION_TTL_S, max_message_bytes=MAX_MESSAGE_BYTES,
+                       embedded_mongo_port=mongo_port, db_dir=str(work / "db"), face_interval_s=0.2,
+                       max_frame_bytes=MAX_FRAME_BYTES)
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     log = work / "serve.log"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"} | {"RAY_USAGE_STATS_ENABLED": "0"}
     with log.open("w") as out:
         process = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run", str(config_path)],
                                    cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -88,7 +92,7 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
     try:
         _wait_ready(url, process, log)
         yield Server(url, f"ws://127.0.0.1:{port}", work / "results",
-                     Ensemble(repository / demo_ensemble_name), Ensemble(tiny_folder))
+                     Ensemble(repository / demo_ensemble_name), Ensemble(tiny_folder), f"mongodb://127.0.0.1:{mongo_port}")
     finally:
         process.send_signal(signal.SIGINT)
         try:

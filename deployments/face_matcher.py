@@ -1,0 +1,74 @@
+"""FaceMatcher: recognises registered shoppers in kiosk frames (face_recognition / dlib)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ray import serve
+
+from models.detector import decode_image
+from models.faces import FaceGallery, face_encodings
+from serve_app.store_db import StoreDatabase
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=8)
+class FaceMatcher:
+    """`identify(jpeg)` -> the matching user or None; `encode(photos)` -> one encoding per photo."""
+
+    def __init__(self, mongo_uri: str, tolerance: float = 0.5, model: str = "hog", refresh_s: float = 2.0):
+        self.db = StoreDatabase(mongo_uri)
+        self.tolerance, self.model, self.refresh_s = tolerance, model, refresh_s
+        self.gallery, self.users, self.loaded_count, self.checked_at = FaceGallery(), {}, -1, 0.0
+
+    def reconfigure(self, config: dict) -> None:
+        """user_config: `tolerance` (face distance, lower is stricter) and `model` (hog | cnn)."""
+        self.tolerance = float(config.get("tolerance", self.tolerance))
+        self.model = config.get("model", self.model)
+
+    def _refresh(self) -> None:
+        """Reload registered users when their number changed (another replica may have added one)."""
+        if time.time() - self.checked_at < self.refresh_s:
+            return
+        self.checked_at = time.time()
+        if self.db.user_count() == self.loaded_count:
+            return
+        gallery, users = FaceGallery(), {}
+        for user in self.db.users():
+            gallery.add(user["user_id"], user["encodings"])
+            users[user["user_id"]] = {"id": user["user_id"], "name": user["name"], "phone": user["phone"]}
+        self.gallery, self.users, self.loaded_count = gallery, users, len(users)
+
+    def _identify(self, frame: bytes) -> dict | None:
+        self._refresh()
+        image = decode_image(frame)
+        if image is None or not len(self.gallery):
+            return None
+        for encoding in face_encodings(image[:, :, ::-1].copy(), model=self.model):
+            match = self.gallery.match(encoding, self.tolerance)
+            if match:
+                return {**self.users[match[0]], "distance": round(match[1], 4)}
+        return None
+
+    async def identify(self, frame: bytes) -> dict | None:
+        return await asyncio.to_thread(self._identify, frame)
+
+    def _encode(self, photos: list[bytes]) -> list[list[float]] | str:
+        encodings = []
+        for i, photo in enumerate(photos):
+            image = decode_image(photo)
+            if image is None:
+                return f"photo {i} is not a decodable image"
+            found = face_encodings(image[:, :, ::-1].copy(), model=self.model)
+            if not found:
+                return f"no face found in photo {i}"
+            encodings.append(found[0].tolist())
+        return encodings
+
+    async def encode(self, photos: list[bytes]) -> list[list[float]] | str:
+        """The largest face's encoding of each photo, or a message saying which photo failed."""
+        return await asyncio.to_thread(self._encode, photos)
+
+    def invalidate(self) -> None:
+        """Reload users on the next call (after a registration)."""
+        self.checked_at, self.loaded_count = 0.0, -1
