@@ -1,0 +1,114 @@
+"""Load generator for the store: K kiosks streaming real JPEG frames at F fps, bounded in time.
+
+    python -m bench.store_load --url ws://127.0.0.1:8000 --kiosks 1 4 --fps 10 --seconds 20
+
+Every frame carries a unique timestamp; the server's `detections` message echoes it, so the client
+measures frame-to-event latency (send -> detections received). Also measures the raw detector
+(in-process ONNX Runtime, no network) on the same frames as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import websockets
+
+from bench.process_memory import server_rss_bytes
+from bench.twin_load import _loopback_only
+from models.detector import ProductDetector, decode_image
+from models.store_render import catalogue_looks, jpeg_bytes, render_scene
+from serve_app.settings import AppSettings, project_path
+
+
+def frames(count: int, seed: int = 3, size: int = 480) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    looks = catalogue_looks()
+    return [jpeg_bytes(render_scene(rng, looks, size=size)[0]) for _ in range(count)]
+
+
+async def kiosk(url: str, name: str, jpegs: list[bytes], fps: float, seconds: float) -> dict:
+    sent_at: dict[str, float] = {}
+    latencies, processed, dropped = [], 0, 0
+    async with websockets.connect(f"{url}/ws/{name}", max_size=2**24) as ws:
+        async def receive():
+            nonlocal processed, dropped
+            async for raw in ws:
+                message = json.loads(raw)
+                if message["type"] == "detections" and message["timestamp"] in sent_at:
+                    latencies.append((time.perf_counter() - sent_at.pop(message["timestamp"])) * 1000)
+                    processed += 1
+                elif message["type"] == "frame_received":
+                    dropped = message.get("dropped_frames", dropped)
+        reader = asyncio.create_task(receive())
+        start, i = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            stamp = f"{name}-{i}"
+            sent_at[stamp] = time.perf_counter()
+            await ws.send(json.dumps({"type": "frame", "timestamp": stamp,
+                                      "frame": base64.b64encode(jpegs[i % len(jpegs)]).decode()}))
+            i += 1
+            await asyncio.sleep(max(0.0, start + i / fps - time.perf_counter()))
+        await asyncio.sleep(1.0)  # let the last frames finish
+        reader.cancel()
+    return {"sent": i, "processed": processed, "dropped": dropped, "latencies": latencies}
+
+
+async def run_store(url: str, kiosks: int, fps: float, seconds: float, jpegs: list[bytes]) -> dict:
+    results = await asyncio.gather(*(kiosk(url, f"bench-{kiosks}-{fps}-{k}", jpegs, fps, seconds) for k in range(kiosks)))
+    lat = np.concatenate([r["latencies"] for r in results]) if any(r["latencies"] for r in results) else np.zeros(1)
+    return {"kiosks": kiosks, "fps": fps, "seconds": seconds, "sent": sum(r["sent"] for r in results),
+            "processed": sum(r["processed"] for r in results), "dropped": sum(r["dropped"] for r in results),
+            "processed_fps": round(sum(r["processed"] for r in results) / seconds, 2),
+            "frame_to_event_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
+            "server_rss_mb": round(server_rss_bytes() / 2**20, 1)}
+
+
+def raw_detector(jpegs: list[bytes], repeats: int = 3) -> dict:
+    """In-process detector: single-image latency (decode + detect) and batch-8 throughput."""
+    detector = ProductDetector(project_path(AppSettings().detector_weights))
+    images = [decode_image(j) for j in jpegs]
+    detector.detect(images[:1])
+    single = []
+    for _ in range(repeats):
+        for j in jpegs:
+            t = time.perf_counter()
+            detector.detect([decode_image(j)])
+            single.append((time.perf_counter() - t) * 1000)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        for i in range(0, len(images), 8):
+            detector.detect(images[i:i + 8])
+    batch_fps = repeats * len(images) / (time.perf_counter() - t)
+    return {"single_image_ms_p50": round(float(np.median(single)), 2), "batch8_images_per_s": round(batch_fps, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default="ws://127.0.0.1:8000")
+    parser.add_argument("--kiosks", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--fps", type=float, nargs="+", default=[10.0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    _loopback_only(args.url)
+    jpegs = frames(24)
+    results = {"raw_detector": raw_detector(jpegs), "runs": []}
+    print(results["raw_detector"])
+    for fps in args.fps:
+        for k in args.kiosks:
+            run = asyncio.run(run_store(args.url, k, fps, args.seconds, jpegs))
+            print(run)
+            results["runs"].append(run)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The shipped Serve configs name real deployments and valid application args."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serve_app.settings import AppSettings
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DEPLOYMENTS = {"StreamIngress", "EnsemblePredictor", "YOLODetector", "FaceMatcher"}
+
+
+@pytest.mark.parametrize("name", ["serve.yaml", "serve.gpu.yaml"])
+def test_serve_config_is_valid(name):
+    config = yaml.safe_load((CONFIGS / name).read_text())
+    (app,) = config["applications"]
+    assert app["import_path"] == "serve_app.app:build_app"
+    settings = AppSettings.model_validate(app["args"])
+    assert set(app["args"]) <= set(AppSettings.model_fields)
+    assert {d["name"] for d in app["deployments"]} == DEPLOYMENTS
+    predictor = next(d for d in app["deployments"] if d["name"] == "EnsemblePredictor")
+    assert predictor["user_config"]["max_batch_rows"] >= settings.coalesce_max_rows
