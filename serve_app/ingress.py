@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from pymongo.errors import PyMongoError
 from ray import serve
 
+from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from serve_app import codec
 from serve_app.coalescer import PredictionCoalescer
 from serve_app.history_export import history_csv, history_json
@@ -123,6 +124,17 @@ class StreamIngress:
         """Digital-twin streaming inference (PROTOCOL.md section 1); `?session_id=` resumes a session."""
         await websocket.accept()
         await TwinConnection(websocket, self.twin, session_id).serve()
+
+    @app.get("/twin", include_in_schema=False)
+    async def twin_page(self) -> FileResponse:
+        return FileResponse(FRONTEND / "twin.html")
+
+    @app.get("/api/v1/demo/plant")
+    async def demo_plant(self, samples: int = Query(1000, ge=1, le=20000), seed: int = Query(0, ge=0, le=2**31)) -> dict:
+        """Simulated demo-plant data (boundary inputs and measured targets) for dashboards and clients."""
+        run = await asyncio.to_thread(simulate, samples, seed)
+        return {"boundary_signals": BOUNDARY_SIGNALS, "target_signals": TARGET_SIGNALS, "timestamps": run.timestamps,
+                "boundary": run.boundary.round(6).tolist(), "target": run.target.round(6).tolist()}
 
     @app.get("/api/v1/inference/stream/stats")
     async def twin_stats(self) -> dict:

@@ -1,15 +1,39 @@
-"""Shared fixtures: the committed demo ensemble and its repository."""
+"""Shared fixtures: the committed demo ensemble, and one real StreamForge server for the whole session.
+
+The server fixture writes a copy of configs/serve.yaml with a free port, a temporary model repository
+(the committed demo ensemble plus a tiny second ensemble with other target signals), its own embedded
+MongoDB port and data folder and short session retention, runs `serve run` on it in a subprocess, and
+stops it at the end.
+"""
+
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 
+from models.dataset import SignalTable
+from models.ensemble import Ensemble
+from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from models.repository import ModelRepository
+from models.train import train_ensemble
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_REPOSITORY = PROJECT_ROOT / "data" / "model_repository"
+SESSION_TTL_S = 4.0
+MAX_MESSAGE_BYTES = 256 * 1024
+MAX_FRAME_BYTES = 512 * 1024
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +46,73 @@ def demo_ensemble_name(demo_repository: ModelRepository) -> str:
     names = [n for n in demo_repository.names() if n.startswith("Ensemble_DemoPlant_")]
     assert names, f"no committed demo ensemble in {DEMO_REPOSITORY}"
     return names[0]
+
+
+@dataclass
+class Server:
+    http: str
+    ws: str
+    results_dir: Path
+    demo: Ensemble
+    tiny: Ensemble
+    mongo_uri: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 240) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"serve run exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"server not ready after {timeout_s}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
+    work = tmp_path_factory.mktemp("server")
+    repository = work / "model_repository"
+    shutil.copytree(demo_repository.path(demo_ensemble_name), repository / demo_ensemble_name)
+    data = simulate(800, seed=21)
+    tiny_targets = TARGET_SIGNALS[:3]
+    tiny_folder = train_ensemble(SignalTable(data.boundary, data.target[:, :3], None), BOUNDARY_SIGNALS, tiny_targets,
+                                 repository, "Tiny", epochs=1, boost_epochs=1, d_model=16, num_layers=1, nhead=2,
+                                 boost_d_model=8, boost_layers=1, delta_r2=-1.0)  # boost every target
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
+    port, mongo_port = _free_port(), _free_port()
+    config["http_options"] = {"host": "127.0.0.1", "port": port}
+    app = config["applications"][0]
+    app["args"].update(model_repository=str(repository), results_dir=str(work / "results"),
+                       session_ttl_s=SESSION_TTL_S, max_message_bytes=MAX_MESSAGE_BYTES,
+                       embedded_mongo_port=mongo_port, db_dir=str(work / "db"), face_interval_s=0.2,
+                       max_frame_bytes=MAX_FRAME_BYTES)
+    config_path = work / "serve.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    log = work / "serve.log"
+    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"} | {"RAY_USAGE_STATS_ENABLED": "0"}
+    with log.open("w") as out:
+        process = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run", str(config_path)],
+                                   cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log)
+        yield Server(url, f"ws://127.0.0.1:{port}", work / "results",
+                     Ensemble(repository / demo_ensemble_name), Ensemble(tiny_folder), f"mongodb://127.0.0.1:{mongo_port}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -14,7 +14,7 @@ import httpx
 import pymongo
 import websockets
 
-from tests.serve_app.conftest import MAX_FRAME_BYTES
+from tests.conftest import MAX_FRAME_BYTES
 from tests.serve_app.store_frames import (as_data_url, astronaut_at_kiosk, astronaut_photo, empty_frame,
                                           product_frame, stranger_at_kiosk)
 

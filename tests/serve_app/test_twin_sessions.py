@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
-from tests.serve_app.conftest import PROJECT_ROOT, SESSION_TTL_S
+from tests.conftest import PROJECT_ROOT, SESSION_TTL_S
 from tests.serve_app.wire import Peer, as_signals, connect, rows
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS
-from tests.serve_app.conftest import MAX_MESSAGE_BYTES
+from tests.conftest import MAX_MESSAGE_BYTES
 from tests.serve_app.wire import Peer, as_signals, connect, rows
 
 
