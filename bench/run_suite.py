@@ -1,0 +1,182 @@
+"""The benchmark suite: StreamForge vs baseline A (the original design) vs the raw model limit, in one run.
+
+    python -m bench.run_suite                # full run, ~10 minutes on 2 cores
+    python -m bench.run_suite --seconds 3    # quicker, noisier
+
+Starts each server itself (loopback only), drives it with bench.twin_load / bench.store_load, stops it,
+and writes bench/results/suite.json plus PNG plots. Every number is measured in the same run on the
+same machine; compare ratios, not absolute values across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import matplotlib
+import numpy as np
+import yaml
+
+from bench.store_load import frames, raw_detector, run_store
+from bench.twin_load import idle_sessions, run_load
+from models.ensemble import Ensemble
+from models.repository import ModelRepository
+from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout_s: float = 180) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+
+
+class Process:
+    """A server subprocess in its own process group, stopped with SIGINT then SIGKILL."""
+
+    def __init__(self, args: list[str], log: Path, env: dict | None = None):
+        self.log = log.open("w")
+        self.popen = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                      start_new_session=True, env={**os.environ, **(env or {})})
+
+    def stop(self) -> None:
+        self.popen.send_signal(signal.SIGINT)
+        try:
+            self.popen.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+        self.log.close()
+
+
+def model_limit(ensemble: Ensemble, seconds: float) -> dict:
+    """Raw ensemble throughput with ONNX Runtime and with PyTorch, batched, in this process."""
+    import torch
+
+    from bench.baseline_original import forward, load
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for batch in (256, 1024):
+        x = rng.normal(size=(batch, len(ensemble.manifest.boundary_signals))) * ensemble.boundary_scaler.std + ensemble.boundary_scaler.mean
+        for name, fn in (("onnxruntime", lambda: ensemble.predict(x)), ("pytorch", lambda: forward(torch_model, x))):
+            if name == "pytorch":
+                torch_model = load(ensemble.folder)
+            fn()
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                fn()
+                n += batch
+            out[f"{name}_batch{batch}"] = round(n / (time.perf_counter() - start), 1)
+    out["best"] = max(out.values())
+    return out
+
+
+def twin_matrix(url: str, ensemble: str, seconds: float, connections: list[int], msgpack: bool) -> list[dict]:
+    runs = []
+    for encoding in (["json", "msgpack"] if msgpack else ["json"]):
+        for batch in (1, 32, 256):
+            for n in (connections if batch == 1 else [c for c in connections if c <= 16]):
+                run = asyncio.run(run_load(url, ensemble, n, batch, encoding == "msgpack", seconds))
+                print("   ", run, flush=True)
+                runs.append(run)
+    return runs
+
+
+def plot(results: dict) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, runs in (("StreamForge", results["streamforge"]["twin"]), ("baseline A", results["baseline_a"]["twin"])):
+        single = [r for r in runs if r["batch"] == 1 and r["encoding"] == "json"]
+        axes[0].plot([r["connections"] for r in single], [r["predictions_per_s"] for r in single], "o-", label=label)
+        axes[1].plot([r["connections"] for r in single], [r["latency_ms"]["p99"] for r in single], "o-", label=label)
+    axes[0].axhline(results["limit"]["best"], ls="--", c="grey", label="model limit (batched, no network)")
+    axes[0].set(xscale="log", yscale="log", xlabel="concurrent sessions", ylabel="predictions/s", title="Twin, single mode (JSON)")
+    axes[1].set(xscale="log", xlabel="concurrent sessions", ylabel="p99 latency (ms)", title="Twin, single mode (JSON)")
+    for ax in axes:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "twin_single.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--store-seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    repository = ModelRepository(project_path(AppSettings().model_repository))
+    name = [n for n in repository.names() if n.startswith("Ensemble_DemoPlant_")][0]
+    results: dict = {"machine": {"cpus": os.cpu_count()}, "ensemble": name}
+
+    print("limit: raw ensemble", flush=True)
+    results["limit"] = model_limit(Ensemble(repository.path(name)), args.seconds / 2)
+    print("   ", results["limit"], flush=True)
+
+    print("baseline A: the original design", flush=True)
+    port = free_port()
+    baseline = Process([sys.executable, "-m", "bench.baseline_original", "--port", str(port)], RESULTS / "baseline_a.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/v1/ensembles")
+        results["baseline_a"] = {"twin": twin_matrix(f"ws://127.0.0.1:{port}", name, args.seconds, args.connections, False)}
+    finally:
+        baseline.stop()
+
+    print("StreamForge: serve run", flush=True)
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
+    port = free_port()
+    config["http_options"] = {"host": "127.0.0.1", "port": port}
+    config["applications"][0]["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "bench-db"))
+    config_path = RESULTS / "serve.bench.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], RESULTS / "streamforge.log",
+                     env={"RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        url = f"ws://127.0.0.1:{port}"
+        ours = {"twin": twin_matrix(url, name, args.seconds, args.connections, True)}
+        ours["idle_sessions"] = asyncio.run(idle_sessions(url, name, 1000))
+        print("   ", ours["idle_sessions"], flush=True)
+        jpegs = frames(24)
+        ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs)) for fps in (10.0, 30.0) for k in (1, 4, 8)]
+        for run in ours["store"]:
+            print("   ", run, flush=True)
+        results["streamforge"] = ours
+    finally:
+        server.stop()
+    results["raw_detector"] = raw_detector(frames(24))
+    print("    raw detector", results["raw_detector"], flush=True)
+    (RESULTS / "suite.json").write_text(json.dumps(results, indent=2))
+    plot(results)
+    print(f"wrote {RESULTS / 'suite.json'} and plots", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Smoke test of the benchmark harness against the test server: it runs, counts and reports (no timings asserted)."""
+
+import asyncio
+
+import pytest
+
+from bench.store_load import frames, run_store
+from bench.twin_load import _loopback_only, idle_sessions, run_load
+
+
+def test_twin_load_counts_predictions(server):
+    single = asyncio.run(run_load(server.ws, server.demo.name, 2, 1, False, 1.0))
+    batch = asyncio.run(run_load(server.ws, server.demo.name, 1, 32, True, 1.0))
+    assert single["predictions"] == single["messages"] > 0
+    assert batch["predictions"] == 32 * batch["messages"] > 0
+    assert set(single["latency_ms"]) == {"p50", "p95", "p99"}
+
+
+def test_idle_sessions_and_store_load_report(server):
+    idle = asyncio.run(idle_sessions(server.ws, server.demo.name, 5))
+    assert idle["idle_sessions"] == 5 and idle["server_rss_after_mb"] > 0
+    store = asyncio.run(run_store(server.ws, 1, 5.0, 2.0, frames(3)))
+    assert store["sent"] >= 8 and 0 < store["processed"] <= store["sent"]
+    assert store["processed"] + store["dropped"] <= store["sent"]
+
+
+def test_load_generators_refuse_non_loopback_targets():
+    with pytest.raises(SystemExit):
+        _loopback_only("ws://10.0.0.8:8000")
