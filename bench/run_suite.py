@@ -76,21 +76,19 @@ class Process:
 
 def model_limit(ensemble: Ensemble, seconds: float) -> dict:
     """Raw ensemble throughput with ONNX Runtime and with PyTorch, batched, in this process."""
-    import torch
-
     from bench.baseline_original import forward, load
 
+    torch_model = load(ensemble.folder)
+    runtimes = {"onnxruntime": ensemble.predict, "pytorch": lambda x: forward(torch_model, x)}
     rng = np.random.default_rng(0)
     out = {}
     for batch in (256, 1024):
         x = rng.normal(size=(batch, len(ensemble.manifest.boundary_signals))) * ensemble.boundary_scaler.std + ensemble.boundary_scaler.mean
-        for name, fn in (("onnxruntime", lambda: ensemble.predict(x)), ("pytorch", lambda: forward(torch_model, x))):
-            if name == "pytorch":
-                torch_model = load(ensemble.folder)
-            fn()
+        for name, predict in runtimes.items():
+            predict(x)
             n, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds:
-                fn()
+                predict(x)
                 n += batch
             out[f"{name}_batch{batch}"] = round(n / (time.perf_counter() - start), 1)
     out["best"] = max(out.values())

@@ -88,7 +88,10 @@ class TwinConnection:
             binary, reply = await replies.get()
             if isinstance(reply, asyncio.Task):
                 reply = await reply
-            await self.ws.send_bytes(codec.encode(reply, True)) if binary else await self.ws.send_text(codec.encode(reply, False))
+            if binary:
+                await self.ws.send_bytes(codec.encode(reply, True))
+            else:
+                await self.ws.send_text(codec.encode(reply, False))
 
     async def _handle(self, frame: str | bytes, binary: bool) -> dict | asyncio.Task:
         """Answer one frame: a reply dict now, or a task that will produce it."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import msgpack
 import numpy as np
 import pytest
 
