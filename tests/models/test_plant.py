@@ -35,3 +35,25 @@ def test_csv_round_trip_with_and_without_timestamp(tmp_path):
     lines = path.read_text().splitlines()
     (tmp_path / "no_ts.csv").write_text("\n".join(",".join(l.split(",")[1:]) for l in lines))
     assert load_csv(tmp_path / "no_ts.csv", BOUNDARY_SIGNALS, TARGET_SIGNALS).timestamps is None
+
+
+def test_injected_faults_change_only_their_signals_and_window():
+    from models.plant import Fault
+
+    faults = (Fault("drift", 1000, 1500, "Temperature_target_1", magnitude=2.0, ramp=50),
+              Fault("stuck", 200, 300, "Pressure_target_1"),
+              Fault("dropout", 400, 420, "Power_target_2"),
+              Fault("spike", 600, 700, "Temperature_target_2", magnitude=10.0),
+              Fault("leak", 1800, 1900, magnitude=0.3, ramp=1),
+              Fault("fouling", 2200, 2400, magnitude=0.4, ramp=1))
+    clean, faulty = simulate(2600, seed=3), simulate(2600, seed=3, faults=faults)
+    diff = faulty.target - clean.target
+    j = {name: TARGET_SIGNALS.index(name) for name in TARGET_SIGNALS}
+    np.testing.assert_allclose(diff[1049:1500, j["Temperature_target_1"]], 2.0)  # ramped up, held
+    assert (diff[:1000, j["Temperature_target_1"]] == 0).all() and (diff[1500:1800, j["Temperature_target_1"]] == 0).all()
+    assert np.ptp(faulty.target[200:300, j["Pressure_target_1"]]) == 0
+    assert np.isnan(faulty.target[400:420, j["Power_target_2"]]).all() and not np.isnan(faulty.target[420:, :]).any()
+    assert np.count_nonzero(diff[600:700, j["Temperature_target_2"]]) == 2  # a spike every 50 samples
+    assert (diff[1810:1900, j["Pressure_target_2"]] < -0.25).all()  # leak: lower cold-side outlet pressure
+    assert (diff[2210:2400, j["Temperature_target_1"]] > 0.5).all()  # fouling: hot outlet stays hotter
+    assert faults[5].expected_alerts() == [("Temperature_target_1", "drift"), ("Power_target_1", "drift")]
