@@ -2,7 +2,6 @@
 # No `from __future__ import annotations` here: serve.ingress re-wraps the methods and FastAPI must see
 # real annotation objects (a string "WebSocket" would turn the socket into a query parameter).
 
-
 import asyncio
 import base64
 import binascii
@@ -24,7 +23,7 @@ from serve_app import codec
 from serve_app.coalescer import PredictionCoalescer
 from serve_app.history_export import history_csv, history_json
 from serve_app.session_store import SessionStore
-from serve_app.settings import AppSettings, project_path
+from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
 from serve_app.store_db import StoreDatabase
 from serve_app.store_protocol import StoreError, checked_image, error
 from serve_app.store_sessions import StoreSessions
@@ -37,7 +36,7 @@ logger = logging.getLogger("streamforge.ingress")
 app = FastAPI(title="StreamForge", version="0.1.0",
               description="Real-time inference for sensor and camera streams on Ray Serve.")
 app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
-FRONTEND = project_path(AppSettings().frontend_dir)
+FRONTEND = PROJECT_ROOT / "frontend"
 app.mount("/static", StaticFiles(directory=FRONTEND / "static", check_dir=False), name="static")
 
 
@@ -51,6 +50,7 @@ async def database_unavailable(request: Request, exc: PyMongoError) -> JSONRespo
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unexpected error on %s", request.url.path)
     return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
 
 RESULT_FILE = re.compile(r"^[A-Za-z0-9_.:-]+_\d{8}_\d{6}\.(csv|json)$")
 

@@ -34,7 +34,6 @@ class AppSettings(BaseModel):
     db_dir: str = "data/db"
     catalogue: str = "configs/catalogue.json"
     detector_weights: str = "data/detector/store_detector.onnx"
-    frontend_dir: str = "frontend"
     store_session_ttl_s: float = Field(86400.0, gt=0, description="idle time after which a kiosk session and cart go")
     max_frame_bytes: int = Field(2 * 1024 * 1024, gt=0)
     face_interval_s: float = Field(1.0, ge=0, description="face recognition at most this often per kiosk")
