@@ -136,6 +136,31 @@ def test_bad_frames_get_errors_and_the_connection_keeps_working(server):
     assert detections["type"] == "detections"
 
 
+def test_latest_frame_wins_when_a_kiosk_sends_faster_than_the_detector(server):
+    jpeg = product_frame([3], seed=9)
+
+    async def scenario():
+        async with kiosk(server, "flood-1") as ws:
+            k = Kiosk(ws)
+            for _ in range(40):  # no waiting: far faster than detection
+                await ws.send(jpeg)
+            received = []
+            while len(received) < 40:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                k.messages.append(message)
+                if message["type"] == "frame_received":
+                    received.append(message)
+            await ws.send(json.dumps({"type": "ping"}))
+            await k.recv_until("pong")
+            return k, received
+
+    k, received = run(scenario())
+    dropped = received[-1]["dropped_frames"]
+    processed = len(k.of("detections"))
+    assert dropped > 0 and processed + dropped <= 40
+    assert [r["dropped_frames"] for r in received] == sorted(r["dropped_frames"] for r in received)
+
+
 def test_face_login_checkout_and_exactly_one_order_under_concurrency(server):
     user = register(server)
     assert httpx.post(server.http + "/api/checkout", json={"session_id": "shopper-1"}).status_code == 400

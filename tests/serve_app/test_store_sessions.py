@@ -1,0 +1,34 @@
+"""Store session shard and database logic against the embedded MongoDB started with the test server."""
+
+import time
+
+from serve_app.settings import PROJECT_ROOT
+from serve_app.store_db import StoreDatabase
+from serve_app.store_session_shard import StoreSessionShard
+
+TEA = {"id": "tea-yuancui", "name": "元翠茶", "price": 150, "yolo_class_id": 0}
+
+
+def test_catalogue_seed_is_idempotent(server):
+    db = StoreDatabase(server.mongo_uri)
+    before = db.products()
+    assert db.seed_catalogue(PROJECT_ROOT / "configs" / "catalogue.json") == len(before)
+    assert db.products() == before
+
+
+def test_idle_sessions_and_their_carts_are_removed(server):
+    shard = StoreSessionShard(server.mongo_uri, idle_ttl_s=1.0)
+    shard.add("idle-1", TEA, 2)
+    assert shard.get("idle-1")["cart"][0]["quantity"] == 2
+    time.sleep(1.2)
+    shard.open("busy-1")  # any write reaps what has been idle too long
+    assert shard.get("idle-1") is None
+    assert StoreDatabase(server.mongo_uri).load_session("idle-1") is None
+
+
+def test_a_new_shard_process_sees_persisted_carts(server):
+    StoreSessionShard(server.mongo_uri, idle_ttl_s=600).add("persist-1", TEA, 1)
+    fresh = StoreSessionShard(server.mongo_uri, idle_ttl_s=600)  # as after an actor restart
+    assert fresh.get("persist-1")["cart"] == [{"product_id": "tea-yuancui", "name": "元翠茶", "quantity": 1, "price": 150}]
+    assert fresh.remove("persist-1", 5) is None
+    assert fresh.remove("persist-1", 0)["cart"] == []
