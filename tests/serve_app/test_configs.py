@@ -21,3 +21,11 @@ def test_serve_config_is_valid(name):
     assert {d["name"] for d in app["deployments"]} == DEPLOYMENTS
     predictor = next(d for d in app["deployments"] if d["name"] == "EnsemblePredictor")
     assert predictor["user_config"]["max_batch_rows"] >= settings.coalesce_max_rows
+
+
+def test_rayservice_example_is_valid():
+    service = yaml.safe_load((CONFIGS / "rayservice.yaml").read_text())
+    (app,) = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"]
+    AppSettings.model_validate(app["args"])
+    assert {d["name"] for d in app["deployments"]} == DEPLOYMENTS
+    assert all("autoscaling_config" in d for d in app["deployments"])
