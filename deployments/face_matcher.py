@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ray import serve
 
@@ -20,6 +21,11 @@ class FaceMatcher:
         self.db = StoreDatabase(mongo_uri)
         self.tolerance, self.model, self.refresh_s = tolerance, model, refresh_s
         self.gallery, self.users, self.loaded_count, self.checked_at = FaceGallery(), {}, -1, 0.0
+        # dlib's detectors are not thread-safe (concurrent calls segfault): one worker thread runs all face work
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlib")
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)
 
     def reconfigure(self, config: dict) -> None:
         """user_config: `tolerance` (face distance, lower is stricter) and `model` (hog | cnn)."""
@@ -39,19 +45,28 @@ class FaceMatcher:
             users[user["user_id"]] = {"id": user["user_id"], "name": user["name"], "phone": user["phone"]}
         self.gallery, self.users, self.loaded_count = gallery, users, len(users)
 
-    def _identify(self, frame: bytes) -> dict | None:
+    def _find(self, encodings: list) -> dict | None:
+        """The registered user closest to any of `encodings`, within the tolerance."""
         self._refresh()
-        image = decode_image(frame)
-        if image is None or not len(self.gallery):
-            return None
-        for encoding in face_encodings(image[:, :, ::-1].copy(), model=self.model):
+        for encoding in encodings:
             match = self.gallery.match(encoding, self.tolerance)
             if match:
                 return {**self.users[match[0]], "distance": round(match[1], 4)}
         return None
 
+    def _identify(self, frame: bytes) -> dict | None:
+        image = decode_image(frame)
+        if image is None:
+            return None
+        return self._find(face_encodings(image[:, :, ::-1].copy(), model=self.model))
+
     async def identify(self, frame: bytes) -> dict | None:
-        return await asyncio.to_thread(self._identify, frame)
+        return await self._run(self._identify, frame)
+
+    async def find(self, encodings: list[list[float]]) -> dict | None:
+        """The registered user these encodings belong to, if any (used to refuse duplicate registrations)."""
+        self.checked_at = 0.0  # always look at the latest registrations
+        return await self._run(self._find, encodings)
 
     def _encode(self, photos: list[bytes]) -> list[list[float]] | str:
         encodings = []
@@ -67,7 +82,7 @@ class FaceMatcher:
 
     async def encode(self, photos: list[bytes]) -> list[list[float]] | str:
         """The largest face's encoding of each photo, or a message saying which photo failed."""
-        return await asyncio.to_thread(self._encode, photos)
+        return await self._run(self._encode, photos)
 
     def invalidate(self) -> None:
         """Reload users on the next call (after a registration)."""

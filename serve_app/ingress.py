@@ -243,7 +243,9 @@ class StreamIngress:
 
     @app.post("/api/users", status_code=201)
     async def register_user(self, request: RegisterUser) -> dict:
-        """Register a shopper with one or more face photos; the largest face of each photo is stored."""
+        """Register a shopper with one or more face photos; the largest face of each photo is stored.
+
+        422 for photos without a face, 409 when the face already belongs to a registered shopper."""
         photos = []
         for i, photo in enumerate(request.photos):
             payload = photo.partition(",")[2] if photo.startswith("data:") else photo
@@ -256,6 +258,8 @@ class StreamIngress:
         encodings = await self.faces.encode.remote(photos)
         if isinstance(encodings, str):
             raise HTTPException(422, encodings)
+        if await self.faces.find.remote(encodings):
+            raise HTTPException(409, "this face is already registered")
         user = await asyncio.to_thread(self.db.create_user, request.name, request.phone, encodings)
         await self.faces.invalidate.remote()
         return {"user": {"id": user["user_id"], "name": user["name"], "phone": user["phone"]}, "faces": len(encodings)}

@@ -90,7 +90,7 @@ $("register").onsubmit = async (event) => {
                                              body: JSON.stringify({ name: form.get("name"), phone: form.get("phone"), photos: [photo] }) });
   const body = await reply.json();
   out.className = reply.ok ? "ok" : "error";
-  out.textContent = reply.ok ? `Registered ${body.user.name}. Look at the camera to log in.` : (typeof body.detail === "string" ? body.detail : "registration failed");
+  out.textContent = reply.ok ? `Registered ${body.user.name}. Look at the camera to log in.` : (typeof body.detail === "string" ? body.detail : body.error || "registration failed: check name, phone and photo");
 };
 
 navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false })

@@ -13,10 +13,9 @@ import cv2
 import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
-from skimage import data
-
 from models.store_render import catalogue_looks, render_scene
 from tests.frontend.fake_camera import write_y4m
+from tests.serve_app.store_frames import group_face
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "results" / "screenshots"
@@ -28,9 +27,9 @@ def scene(class_ids: list[int], seed: int) -> np.ndarray:
 
 
 def face_frame() -> np.ndarray:
-    """The astronaut, cropped differently from the registration photo, on a 4:3 canvas."""
+    """The shopper (person 1 of the group photo), cropped and scaled unlike the registration photo."""
     canvas = np.full((480, 640, 3), 90, np.uint8)
-    canvas[:, 80:560] = cv2.resize(data.astronaut()[0:400, 60:460], (480, 480))
+    canvas[:, 80:560] = group_face(1, 0.7, 480)
     return canvas
 
 
@@ -70,14 +69,15 @@ def test_kiosk_cart_remove_register_login_and_checkout(server, browser, tmp_path
                            "!document.querySelector('#cart tbody').innerText.includes('元翠茶')", timeout=10_000)
 
     photo = tmp_path / "me.jpg"
-    cv2.imwrite(str(photo), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photo), cv2.cvtColor(group_face(1, 1.2, 360), cv2.COLOR_RGB2BGR))
     page.locator("details.card summary").click()
-    page.fill("input[name=name]", "Eileen Collins")
+    page.fill("input[name=name]", "Ada Shopper")
     page.fill("input[name=phone]", "0912345678")
     page.set_input_files("input[name=photo]", str(photo))
     page.click("#register button[type=submit]")
-    page.wait_for_selector("#register-result.ok", timeout=60_000)
-    page.wait_for_function("document.querySelector('#user').innerText.includes('Eileen Collins')", timeout=90_000)
+    page.wait_for_function("document.querySelector('#register-result').innerText !== ''", timeout=60_000)
+    assert "Registered Ada Shopper" in page.inner_text("#register-result"), page.inner_text("#register-result")
+    page.wait_for_function("document.querySelector('#user').innerText.includes('Ada Shopper')", timeout=90_000)
     page.wait_for_function("document.querySelector('#cart tbody').innerText.includes('烏龍茶')", timeout=90_000)
     shot(page, "kiosk-logged-in")
     page.click("#checkout")

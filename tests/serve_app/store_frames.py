@@ -36,11 +36,23 @@ def astronaut_at_kiosk() -> bytes:
     return jpeg_bytes(cv2.resize(crop, (640, 640)))
 
 
+# faces in tests/fixtures/six_people.jpg as (top, right, bottom, left), as face_recognition finds them
+GROUP_FACES = [(283, 1226, 390, 1118), (283, 175, 390, 67), (367, 832, 474, 724), (295, 557, 402, 450),
+               (67, 999, 196, 870), (176, 364, 265, 275)]
+
+
+def group_face(person: int, margin: float, size: int) -> np.ndarray:
+    """One person of the group photo (RGB): the face box grown by `margin` of its size, resized square."""
+    group = cv2.cvtColor(cv2.imread(str(FIXTURES / "six_people.jpg")), cv2.COLOR_BGR2RGB)
+    top, right, bottom, left = GROUP_FACES[person]
+    pad = int(margin * (bottom - top))
+    crop = group[max(0, top - pad):bottom + pad, max(0, left - pad):right + pad]
+    return cv2.resize(crop, (size, size))
+
+
 def stranger_at_kiosk() -> bytes:
-    """A real face that nobody registered: one person cropped from a group photo."""
-    group = cv2.imread(str(FIXTURES / "six_people.jpg"))
-    crop = group[230:450, 1060:1280]
-    return jpeg_bytes(cv2.cvtColor(cv2.resize(crop, (480, 480)), cv2.COLOR_BGR2RGB))
+    """A real face that nobody registers in the tests (person 0 of the group photo)."""
+    return jpeg_bytes(group_face(0, 1.0, 480))
 
 
 def as_data_url(jpeg: bytes) -> str:
