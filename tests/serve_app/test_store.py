@@ -295,10 +295,12 @@ def test_concurrent_face_work_does_not_crash_the_face_matcher(server):
             k = Kiosk(ws)
             posts = [http.post(server.http + "/api/users", json={"name": f"N{i}", "phone": "0911000000", "photos": [no_face]})
                      for i in range(4)]
-            frames = [k.show(stranger_at_kiosk()) for _ in range(3)]
-            replies = await asyncio.gather(*posts)
-            for f in frames:
-                await f
+
+            async def stream_faces():
+                for _ in range(3):
+                    await k.show(stranger_at_kiosk())
+
+            replies, _ = await asyncio.gather(asyncio.gather(*posts), stream_faces())
             return replies
 
     assert [r.status_code for r in run(scenario())] == [422] * 4
