@@ -14,9 +14,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
-from models.ensemble import onnx_providers
+from models.onnx_runtime import inference_session
 
 
 @dataclass(frozen=True)
@@ -62,9 +61,7 @@ class ProductDetector:
         path = ensure_onnx(Path(weights), imgsz or 320)
         meta_path = path.with_suffix(".json")
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        self.session = ort.InferenceSession(str(path), sess_options=options, providers=onnx_providers(prefer_gpu))
+        self.session = inference_session(str(path), intra_op_threads, prefer_gpu)
         shape = self.session.get_inputs()[0].shape
         self.imgsz = imgsz or meta.get("imgsz") or (shape[2] if isinstance(shape[2], int) else 640)
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None

@@ -14,9 +14,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from pydantic import BaseModel
 
+from models.onnx_runtime import inference_session
 from models.scaling import StandardScaler
 
 MANIFEST_FILE = "manifest.json"
@@ -50,13 +50,6 @@ class EnsembleManifest(BaseModel):
     training: dict = {}
 
 
-def onnx_providers(prefer_gpu: bool = True) -> list[str]:
-    """CUDA first when this onnxruntime build has it (onnxruntime-gpu on a GPU node), CPU always."""
-    available = ort.get_available_providers()
-    providers = ["CUDAExecutionProvider"] if prefer_gpu and "CUDAExecutionProvider" in available else []
-    return providers + ["CPUExecutionProvider"]
-
-
 class Ensemble:
     """A loaded ensemble: validated inputs in physical units -> predictions in physical units."""
 
@@ -66,12 +59,7 @@ class Ensemble:
         scalers = json.loads((self.folder / SCALERS_FILE).read_text())
         self.boundary_scaler = StandardScaler.from_dict(scalers["boundary"])
         self.target_scaler = StandardScaler.from_dict(scalers["target"])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(self.folder / ONNX_FILE), sess_options=options, providers=onnx_providers(prefer_gpu)
-        )
+        self._session = inference_session(str(self.folder / ONNX_FILE), intra_op_threads, prefer_gpu)
         self.default_boost = self.boost_mask({})
 
     @property
