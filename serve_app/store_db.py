@@ -10,6 +10,7 @@ from pathlib import Path
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from serve_app.cart import cart_total
 from serve_app.database import connect
 
 PUBLIC = {"_id": 0}
@@ -80,7 +81,7 @@ class StoreDatabase:
         items = [{**line, "line_total": line["price"] * line["quantity"]} for line in cart]
         order = {"order_id": uuid.uuid4().hex, "cart_key": cart_key, "session_id": session_id,
                  "user": {k: user[k] for k in ("id", "name", "phone")}, "items": items,
-                 "total": sum(i["line_total"] for i in items), "created_at": time.time(), "status": "paid"}
+                 "total": cart_total(cart), "created_at": time.time(), "status": "paid"}
         try:
             self.db.orders.insert_one(dict(order))
             return order, True

@@ -6,6 +6,7 @@ import base64
 import binascii
 from typing import Any
 
+from serve_app.cart import cart_total
 from serve_app.twin_protocol import WireError
 
 JPEG_MAGIC, PNG_MAGIC = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
@@ -57,7 +58,7 @@ def checked_image(data: bytes, max_bytes: int) -> bytes:
 
 def cart_updated(state: dict) -> dict:
     cart = [{k: line[k] for k in ("product_id", "name", "quantity", "price")} for line in state["cart"]]
-    return {"type": "cart_updated", "cart": cart, "total": sum(line["price"] * line["quantity"] for line in cart)}
+    return {"type": "cart_updated", "cart": cart, "total": cart_total(cart)}
 
 
 def face_detected(user: dict) -> dict:
