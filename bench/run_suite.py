@@ -26,6 +26,7 @@ import matplotlib
 import numpy as np
 import yaml
 
+from bench.server_usage import ServerProcesses
 from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import idle_sessions, run_load
 from models.ensemble import Ensemble
@@ -95,12 +96,13 @@ def model_limit(ensemble: Ensemble, seconds: float) -> dict:
     return out
 
 
-def twin_matrix(url: str, ensemble: str, seconds: float, connections: list[int], msgpack: bool) -> list[dict]:
+def twin_matrix(url: str, ensemble: str, seconds: float, connections: list[int], msgpack: bool,
+                server: ServerProcesses = ServerProcesses()) -> list[dict]:
     runs = []
     for encoding in (["json", "msgpack"] if msgpack else ["json"]):
         for batch in (1, 32, 256):
             for n in (connections if batch == 1 else [c for c in connections if c <= 16]):
-                run = asyncio.run(run_load(url, ensemble, n, batch, encoding == "msgpack", seconds))
+                run = asyncio.run(run_load(url, ensemble, n, batch, encoding == "msgpack", seconds, server))
                 print("   ", run, flush=True)
                 runs.append(run)
     return runs
@@ -143,7 +145,8 @@ def main() -> None:
     baseline = Process([sys.executable, "-m", "bench.baseline_original", "--port", str(port)], RESULTS / "baseline_a.log")
     try:
         wait_http(f"http://127.0.0.1:{port}/api/v1/ensembles")
-        results["baseline_a"] = {"twin": twin_matrix(f"ws://127.0.0.1:{port}", name, args.seconds, args.connections, False)}
+        results["baseline_a"] = {"twin": twin_matrix(f"ws://127.0.0.1:{port}", name, args.seconds, args.connections, False,
+                                                     ServerProcesses(markers=("bench.baseline_original",)))}
     finally:
         baseline.stop()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import websockets
 
-from bench.process_memory import server_rss_bytes
+from bench.server_usage import ServerProcesses
 from bench.twin_load import _loopback_only
 from models.detector import ProductDetector, decode_image
 from models.store_render import catalogue_looks, jpeg_bytes, render_scene
@@ -60,13 +60,16 @@ async def kiosk(url: str, name: str, jpegs: list[bytes], fps: float, seconds: fl
 
 
 async def run_store(url: str, kiosks: int, fps: float, seconds: float, jpegs: list[bytes]) -> dict:
+    server = ServerProcesses()
+    cpu_before, start = server.cpu_seconds(), time.perf_counter()
     results = await asyncio.gather(*(kiosk(url, f"bench-{kiosks}-{fps}-{k}", jpegs, fps, seconds) for k in range(kiosks)))
     lat = np.concatenate([r["latencies"] for r in results]) if any(r["latencies"] for r in results) else np.zeros(1)
     return {"kiosks": kiosks, "fps": fps, "seconds": seconds, "sent": sum(r["sent"] for r in results),
             "processed": sum(r["processed"] for r in results), "dropped": sum(r["dropped"] for r in results),
             "processed_fps": round(sum(r["processed"] for r in results) / seconds, 2),
             "frame_to_event_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
-            "server_rss_mb": round(server_rss_bytes() / 2**20, 1)}
+            "server_rss_mb": round(server.rss_bytes() / 2**20, 1),
+            "server_cpu_cores": round((server.cpu_seconds() - cpu_before) / (time.perf_counter() - start), 2)}
 
 
 def raw_detector(jpegs: list[bytes], repeats: int = 3) -> dict:

@@ -22,7 +22,7 @@ import msgpack
 import numpy as np
 import websockets
 
-from bench.process_memory import server_rss_bytes
+from bench.server_usage import ServerProcesses
 from models.plant import BOUNDARY_SIGNALS, simulate
 from serve_app.client import _pick_ensemble
 
@@ -60,27 +60,31 @@ async def _session(url: str, ensemble: str, rows: list[dict], batch: int, binary
         return done
 
 
-async def run_load(url: str, ensemble: str, connections: int, batch: int, binary: bool, seconds: float) -> dict:
-    """One closed-loop run; returns throughput, latency percentiles and server memory."""
+async def run_load(url: str, ensemble: str, connections: int, batch: int, binary: bool, seconds: float,
+                   server: ServerProcesses = ServerProcesses()) -> dict:
+    """One closed-loop run; returns throughput, latency percentiles, server memory and CPU use."""
     data = simulate(4096, seed=99)
     rows = [dict(zip(BOUNDARY_SIGNALS, r)) for r in data.boundary.tolist()]
     latencies: list[float] = []
+    cpu_before = server.cpu_seconds()
     start = time.perf_counter()
     deadline = start + seconds
     counts = await asyncio.gather(*(_session(url, ensemble, rows, batch, binary, deadline, latencies)
                                     for _ in range(connections)))
     elapsed = time.perf_counter() - start
+    cpu_cores = (server.cpu_seconds() - cpu_before) / elapsed
     lat = np.asarray(latencies)
     return {"connections": connections, "batch": batch, "encoding": "msgpack" if binary else "json",
             "seconds": round(elapsed, 2), "messages": len(lat), "predictions": int(sum(counts)),
             "predictions_per_s": round(sum(counts) / elapsed, 1),
             "latency_ms": {p: round(float(np.percentile(lat, q)), 2) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
-            "server_rss_mb": round(server_rss_bytes() / 2**20, 1)}
+            "server_rss_mb": round(server.rss_bytes() / 2**20, 1), "server_cpu_cores": round(cpu_cores, 2)}
 
 
 async def idle_sessions(url: str, ensemble: str, count: int) -> dict:
     """Open `count` configured sessions, hold them idle, and measure the server's memory growth."""
-    before = server_rss_bytes()
+    server = ServerProcesses()
+    before = server.rss_bytes()
     sockets = []
     row = dict(zip(BOUNDARY_SIGNALS, simulate(1, seed=1).boundary[0].tolist()))
     for start in range(0, count, 50):
@@ -93,7 +97,7 @@ async def idle_sessions(url: str, ensemble: str, count: int) -> dict:
             return ws
         sockets += await asyncio.gather(*(open_one() for _ in range(min(50, count - start))))
     await asyncio.sleep(3)  # let session flushes land
-    after = server_rss_bytes()
+    after = server.rss_bytes()
     await asyncio.gather(*(ws.close() for ws in sockets))
     return {"idle_sessions": count, "server_rss_before_mb": round(before / 2**20, 1),
             "server_rss_after_mb": round(after / 2**20, 1), "growth_mb": round((after - before) / 2**20, 1)}

@@ -14,6 +14,7 @@ def test_twin_load_counts_predictions(server):
     assert single["predictions"] == single["messages"] > 0
     assert batch["predictions"] == 32 * batch["messages"] > 0
     assert set(single["latency_ms"]) == {"p50", "p95", "p99"}
+    assert single["server_rss_mb"] > 0 and single["server_cpu_cores"] > 0  # the Ray server processes were found
 
 
 def test_idle_sessions_and_store_load_report(server):
