@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test setup setup-dev bench clean
+.PHONY: serve test setup setup-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ setup-dev: $(BIN)/python
 serve: setup
 	$(BIN)/serve run configs/serve.yaml
 
-test: setup-dev
+# browser tests drive Debian's chromium (no browser download); a CJK font renders the catalogue's names
+browser:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi wenquanyi; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+	fi
+
+test: setup-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
