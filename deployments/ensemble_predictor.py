@@ -63,13 +63,7 @@ class EnsemblePredictor:
 
     def list_ensembles(self) -> list[dict]:
         """Manifest summaries of every ensemble in the repository."""
-        out = []
-        for name in self.repository.names():
-            m = self.repository.manifest(name)
-            out.append({"ensemble_name": name, "created_at": m.created_at, "boundary_signals": m.boundary_signals,
-                        "target_signals": m.target_signals, "boost_signals": m.boost_signals,
-                        "metrics": {k: v.model_dump() for k, v in m.metrics.items()}})
-        return out
+        return [{**self.repository.manifest(name).summary(), "ensemble_name": name} for name in self.repository.names()]
 
     @serve.batch(max_batch_size=4096, batch_wait_timeout_s=0.0, max_concurrent_batches=2, batch_size_fn=total_rows)
     async def predict(self, batches: list[RowBatch]) -> list[np.ndarray]:

@@ -49,6 +49,17 @@ class EnsembleManifest(BaseModel):
     boost_config: dict
     training: dict = {}
 
+    def summary(self) -> dict:
+        """Plain-data summary for clients: signals, boost choice and per-signal metrics."""
+        return {
+            "ensemble_name": self.name,
+            "created_at": self.created_at,
+            "boundary_signals": self.boundary_signals,
+            "target_signals": self.target_signals,
+            "boost_signals": self.boost_signals,
+            "metrics": {k: v.model_dump() for k, v in self.metrics.items()},
+        }
+
 
 class Ensemble:
     """A loaded ensemble: validated inputs in physical units -> predictions in physical units."""
@@ -88,13 +99,5 @@ class Ensemble:
         return self.target_scaler.inverse(stage1 + residual * mask)
 
     def describe(self) -> dict:
-        """Plain-data summary for clients: signals, boost choice and per-signal metrics."""
-        m = self.manifest
-        return {
-            "ensemble_name": m.name,
-            "created_at": m.created_at,
-            "boundary_signals": m.boundary_signals,
-            "target_signals": m.target_signals,
-            "boost_signals": m.boost_signals,
-            "metrics": {k: v.model_dump() for k, v in m.metrics.items()},
-        }
+        """Plain-data summary for clients (EnsembleManifest.summary)."""
+        return self.manifest.summary()
