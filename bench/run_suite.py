@@ -110,7 +110,10 @@ def twin_matrix(url: str, ensemble: str, seconds: float, connections: list[int],
 
 def plot(results: dict) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, runs in (("StreamForge", results["streamforge"]["twin"]), ("baseline A", results["baseline_a"]["twin"])):
+    series = [("StreamForge", results["streamforge"]["twin"]), ("baseline A", results["baseline_a"]["twin"])]
+    if "streamforge_haproxy" in results:
+        series.insert(1, ("StreamForge + HAProxy", results["streamforge_haproxy"]["twin"]))
+    for label, runs in series:
         single = [r for r in runs if r["batch"] == 1 and r["encoding"] == "json"]
         axes[0].plot([r["connections"] for r in single], [r["predictions_per_s"] for r in single], "o-", label=label)
         axes[1].plot([r["connections"] for r in single], [r["latency_ms"]["p99"] for r in single], "o-", label=label)
@@ -125,11 +128,45 @@ def plot(results: dict) -> None:
     plt.close(fig)
 
 
+HAPROXY_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+               "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}  # the 5 s default is too short on 2 busy cores
+
+
+def run_streamforge(ensemble: str, args, env: dict, full: bool) -> dict:
+    """Start `serve run` of configs/serve.yaml on free ports with `env`, measure, stop. `full` adds idle
+    sessions and the store to the twin matrix."""
+    config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
+    port = free_port()
+    config["http_options"] = {"host": "127.0.0.1", "port": port}
+    config["applications"][0]["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "bench-db"))
+    config_path = RESULTS / "serve.bench.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    log = RESULTS / ("streamforge.log" if not env else "streamforge-haproxy.log")
+    server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], log,
+                     env={"RAY_USAGE_STATS_ENABLED": "0", **env})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=300)
+        url = f"ws://127.0.0.1:{port}"
+        ours = {"twin": twin_matrix(url, ensemble, args.seconds, args.connections, True)}
+        if full:
+            ours["idle_sessions"] = asyncio.run(idle_sessions(url, ensemble, 1000))
+            print("   ", ours["idle_sessions"], flush=True)
+            jpegs = frames(24)
+            ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs))
+                             for fps in (10.0, 30.0) for k in (1, 4, 8)]
+            for run in ours["store"]:
+                print("   ", run, flush=True)
+        return ours
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--store-seconds", type=float, default=20.0)
+    parser.add_argument("--haproxy", action="store_true", help="also measure the twin with Ray Serve's HAProxy ingress")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     repository = ModelRepository(project_path(AppSettings().model_repository))
@@ -150,28 +187,11 @@ def main() -> None:
     finally:
         baseline.stop()
 
-    print("StreamForge: serve run", flush=True)
-    config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
-    port = free_port()
-    config["http_options"] = {"host": "127.0.0.1", "port": port}
-    config["applications"][0]["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "bench-db"))
-    config_path = RESULTS / "serve.bench.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], RESULTS / "streamforge.log",
-                     env={"RAY_USAGE_STATS_ENABLED": "0"})
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        url = f"ws://127.0.0.1:{port}"
-        ours = {"twin": twin_matrix(url, name, args.seconds, args.connections, True)}
-        ours["idle_sessions"] = asyncio.run(idle_sessions(url, name, 1000))
-        print("   ", ours["idle_sessions"], flush=True)
-        jpegs = frames(24)
-        ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs)) for fps in (10.0, 30.0) for k in (1, 4, 8)]
-        for run in ours["store"]:
-            print("   ", run, flush=True)
-        results["streamforge"] = ours
-    finally:
-        server.stop()
+    print("StreamForge: serve run (Ray Serve's default proxy)", flush=True)
+    results["streamforge"] = run_streamforge(name, args, {}, full=True)
+    if args.haproxy:
+        print("StreamForge: serve run with HAProxy ingress + throughput-optimized mode", flush=True)
+        results["streamforge_haproxy"] = run_streamforge(name, args, HAPROXY_ENV, full=False)
     results["raw_detector"] = raw_detector(frames(24))
     print("    raw detector", results["raw_detector"], flush=True)
     (RESULTS / "suite.json").write_text(json.dumps(results, indent=2))

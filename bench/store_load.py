@@ -20,7 +20,7 @@ import numpy as np
 import websockets
 
 from bench.server_usage import ServerProcesses
-from bench.twin_load import _loopback_only
+from bench.twin_load import _loopback_only, auth_headers
 from models.detector import ProductDetector, decode_image
 from models.store_render import catalogue_looks, jpeg_bytes, render_scene
 from serve_app.settings import AppSettings, project_path
@@ -35,7 +35,7 @@ def frames(count: int, seed: int = 3, size: int = 480) -> list[bytes]:
 async def kiosk(url: str, name: str, jpegs: list[bytes], fps: float, seconds: float) -> dict:
     sent_at: dict[str, float] = {}
     latencies, processed, dropped = [], 0, 0
-    async with websockets.connect(f"{url}/ws/{name}", max_size=2**24) as ws:
+    async with websockets.connect(f"{url}/ws/{name}", max_size=2**24, additional_headers=auth_headers()) as ws:
         async def receive():
             nonlocal processed, dropped
             async for raw in ws:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -29,6 +30,12 @@ from serve_app.client import _pick_ensemble
 STREAM = "/api/v1/inference/stream"
 
 
+def auth_headers() -> dict[str, str]:
+    """`Authorization` for a server with auth on: the token in $STREAMFORGE_TOKEN, if set."""
+    token = os.environ.get("STREAMFORGE_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _loopback_only(url: str) -> None:
     host = urlparse(url).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -38,7 +45,7 @@ def _loopback_only(url: str) -> None:
 async def _session(url: str, ensemble: str, rows: list[dict], batch: int, binary: bool, deadline: float,
                    latencies: list[float]) -> int:
     pack = msgpack.packb if binary else json.dumps
-    async with websockets.connect(url + STREAM, max_size=2**26) as ws:
+    async with websockets.connect(url + STREAM, max_size=2**26, additional_headers=auth_headers()) as ws:
         await ws.send(pack({"type": "config", "data": {"ensemble_name": ensemble, "mode": "batch" if batch > 1 else "single",
                                                         "batch_size": max(batch, 1)}}))
         await ws.recv()
@@ -89,7 +96,7 @@ async def idle_sessions(url: str, ensemble: str, count: int) -> dict:
     row = dict(zip(BOUNDARY_SIGNALS, simulate(1, seed=1).boundary[0].tolist()))
     for start in range(0, count, 50):
         async def open_one():
-            ws = await websockets.connect(url + STREAM)
+            ws = await websockets.connect(url + STREAM, additional_headers=auth_headers())
             await ws.send(json.dumps({"type": "config", "data": {"ensemble_name": ensemble}}))
             await ws.recv()
             await ws.send(json.dumps({"type": "predict", "data": {"boundary_signals": row}}))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from ray import serve
+from ray.serve import metrics
 
 from models.ensemble import Ensemble
 from models.repository import EnsembleNotFound, ModelRepository
@@ -40,6 +41,8 @@ class EnsemblePredictor:
     def __init__(self, model_repository: str, intra_op_threads: int = 0):
         self.repository = ModelRepository(Path(model_repository))
         self.intra_op_threads = intra_op_threads
+        self.batch_rows = metrics.Histogram("streamforge_predictor_batch_rows", description="Rows per ensemble call.",
+                                            boundaries=[1, 4, 16, 64, 256, 1024, 4096], tag_keys=("ensemble",))
 
     def reconfigure(self, config: dict) -> None:
         """user_config: `max_batch_rows` and `batch_wait_timeout_s` of the predict batcher."""
@@ -69,6 +72,7 @@ class EnsemblePredictor:
     async def predict(self, batches: list[RowBatch]) -> list[np.ndarray]:
         ensemble = await self.load_ensemble(serve.get_multiplexed_model_id())
         boundary = np.concatenate([b.boundary for b in batches])
+        self.batch_rows.observe(len(boundary), tags={"ensemble": ensemble.name})
         mask = np.concatenate([b.boost_mask for b in batches])
         out = await asyncio.to_thread(ensemble.predict, boundary, mask)
         return np.split(out, np.cumsum([len(b) for b in batches])[:-1])

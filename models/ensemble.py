@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from models.monitor import MonitorCalibration
 from models.onnx_runtime import inference_session
 from models.scaling import StandardScaler
 
@@ -48,6 +49,7 @@ class EnsembleManifest(BaseModel):
     stage1_config: dict
     boost_config: dict
     training: dict = {}
+    monitor: MonitorCalibration | None = None  # residual monitor calibration (models.monitor)
 
     def summary(self) -> dict:
         """Plain-data summary for clients: signals, boost choice and per-signal metrics."""
@@ -58,6 +60,7 @@ class EnsembleManifest(BaseModel):
             "target_signals": self.target_signals,
             "boost_signals": self.boost_signals,
             "metrics": {k: v.model_dump() for k, v in self.metrics.items()},
+            "monitor": self.monitor.model_dump() if self.monitor else None,
         }
 
 

@@ -53,14 +53,15 @@ _BOUNDARY_PROCESS = {
     "Speed_boundary_1": (1450.0, 120.0, 120.0),
 }
 _SENSOR_NOISE = np.array([0.15, 0.12, 2.0, 0.01, 0.01, 0.05])  # per target, in its own unit
-_LAG_SAMPLES = np.array([3.0, 4.0, 3.0, 1.0, 1.0, 2.0])  # first-order time constants per target
+LAG_SAMPLES = np.array([3.0, 4.0, 3.0, 1.0, 1.0, 2.0])  # first-order time constants per target
 _CP_WATER = 4.186  # kJ/(kg K)
 
 
 # the alert kind each fault should raise, and on which target signals
 FAULT_KINDS = {"drift": "drift", "spike": "spike", "stuck": "stuck", "dropout": "missing",
                "fouling": "drift", "leak": "drift"}
-PROCESS_FAULT_SIGNALS = {"fouling": ["Temperature_target_1", "Power_target_1"], "leak": ["Pressure_target_2"]}
+PROCESS_FAULT_SIGNALS = {"fouling": ["Temperature_target_1", "Temperature_target_2", "Power_target_1"],
+                         "leak": ["Pressure_target_2"]}
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def simulate(samples: int, seed: int = 0, start: datetime | None = None, period_
                for k in ("fouling", "leak")}
     ideal = steady_state(boundary, process["fouling"], process["leak"])
     # first-order lag: each target approaches its steady state with its own time constant
-    alpha = 1.0 / _LAG_SAMPLES
+    alpha = 1.0 / LAG_SAMPLES
     lagged = np.empty_like(ideal)
     state = ideal[0].copy()
     for i in range(samples):

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from models.dataset import SignalTable, load_csv, r2_per_column
 from models.ensemble import MANIFEST_FILE, ONNX_FILE, SCALERS_FILE, EnsembleManifest, SignalMetrics
+from models.monitor_calibration import calibrate
 from models.scaling import StandardScaler
 from models.sst import EnsembleGraph, SSTConfig, StaticSensorTransformer
 
@@ -131,6 +132,7 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
         metrics=metrics, stage1_config=stage1_config.to_dict(), boost_config=boost_config.to_dict(),
         training={"rows": len(table.boundary), "train_rows": train.stop - train.start, "epochs": epochs,
                   "boost_epochs": boost_epochs, "lr": lr, "batch_size": batch_size, "seed": seed},
+        monitor=calibrate(target_signals, y_scaler.inverse(ensemble_pred[val]), table.target[val]),
     )
     (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     return folder

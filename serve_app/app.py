@@ -7,6 +7,7 @@ from ray.serve import Application
 from deployments.ensemble_predictor import EnsemblePredictor
 from deployments.face_matcher import FaceMatcher
 from deployments.yolo_detector import YOLODetector
+from serve_app.alert_log import AlertLog
 from serve_app.database import mongo_uri
 from serve_app.ingress import StreamIngress
 from serve_app.settings import AppSettings, project_path
@@ -17,13 +18,14 @@ def build_app(args: dict | None = None) -> Application:
     """Compose ingress + predictor + detector + face matcher; `args` are AppSettings fields (configs/serve.yaml).
 
     Also resolves the store database (starting the embedded one when no MongoDB is configured), creates
-    its indexes and loads the catalogue seed (idempotent).
+    its indexes (store and alerts) and loads the catalogue seed (idempotent).
     """
     settings = AppSettings.model_validate(args or {})
     uri = mongo_uri(settings.mongodb_uri, project_path(settings.db_dir), settings.embedded_mongo_port)
     database = StoreDatabase(uri)
     database.ensure_schema()
     database.seed_catalogue(project_path(settings.catalogue))
+    AlertLog(uri).ensure_schema()
     predictor = EnsemblePredictor.bind(str(project_path(settings.model_repository)))
     detector = YOLODetector.bind(str(project_path(settings.detector_weights)))
     faces = FaceMatcher.bind(uri)

@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -25,6 +26,9 @@ import numpy as np
 import websockets
 
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
+
+
+RETRYABLE = {"RATE_LIMITED", "PREDICTION_ERROR", "INTERNAL_ERROR", "TOO_MANY_CONNECTIONS"}
 
 
 class TwinError(RuntimeError):
@@ -36,22 +40,44 @@ class TwinError(RuntimeError):
         self.code = reply.get("error_code")
 
 
-class TwinClient:
-    """Async twin-stream client over JSON text frames or (binary=True) msgpack frames."""
+@dataclass
+class ClientStats:
+    """What the client did: requests sent (first tries), answered, retried, and reconnects."""
 
-    def __init__(self, base_url: str, binary: bool = False, session_id: str | None = None):
-        url = base_url.rstrip("/") + "/api/v1/inference/stream"
-        self.url = f"{url}?session_id={session_id}" if session_id else url
+    sent: int = 0
+    answered: int = 0
+    retried: int = 0
+    reconnects: int = 0
+    resumed: int = 0
+
+
+class TwinClient:
+    """Async twin-stream client over JSON text frames or (binary=True) msgpack frames.
+
+    Requests are pipelined (matched to replies by `id`). A lost connection is re-opened with exponential
+    back-off and the session resumed by its `session_id`; requests that were in flight, and replies with a
+    retryable error code (RETRYABLE), are sent again with the same `id` - predictions are pure functions of
+    their inputs, so a retry cannot change an answer.
+    """
+
+    def __init__(self, base_url: str, binary: bool = False, session_id: str | None = None, token: str | None = None,
+                 max_retries: int = 8, backoff_s: float = 0.2, max_backoff_s: float = 5.0):
+        self.url = base_url.rstrip("/") + "/api/v1/inference/stream"
         self.binary = binary
         self.session_id = session_id
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
+        self.stats = ClientStats()
+        self._config: dict | None = None
         self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future] = {}
+        self._waiting: dict[int, tuple[asyncio.Future, Any]] = {}  # id -> (reply future, its connection)
+        self.alerts: list[dict] = []  # `alert` / `alert_cleared` pushed by the server, in arrival order
         self._ws = None
         self._reader: asyncio.Task | None = None
+        self._connecting = asyncio.Lock()
 
     async def __aenter__(self) -> "TwinClient":
-        self._ws = await websockets.connect(self.url, max_size=64 * 1024 * 1024)
-        self._reader = asyncio.create_task(self._read())
+        await self._connect()
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -63,46 +89,124 @@ class TwinClient:
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
 
-    async def _read(self) -> None:
-        try:
-            async for frame in self._ws:
-                reply = msgpack.unpackb(frame) if isinstance(frame, bytes) else json.loads(frame)
-                future = self._waiting.pop(reply.get("id"), None)
-                if future is not None and not future.done():
-                    future.set_result(reply)
-        finally:
-            for future in self._waiting.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("connection closed"))
+    async def _connect(self) -> None:
+        url = f"{self.url}?session_id={self.session_id}" if self.session_id else self.url
+        self._ws = await websockets.connect(url, max_size=64 * 1024 * 1024, additional_headers=self.headers)
+        self._reader = asyncio.create_task(self._read(self._ws))
 
-    async def request(self, type_: str, data: dict | None = None) -> dict:
-        """Send one message and return its reply; raises TwinError for `error` replies."""
-        request_id = next(self._ids)
-        future = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = future
-        message = {"type": type_, "data": data or {}, "id": request_id}
-        await self._ws.send(msgpack.packb(message) if self.binary else json.dumps(message))
-        reply = await future
+    async def _reconnect(self, broken) -> None:
+        """Open a new connection (unless another request already did) and resume the session."""
+        async with self._connecting:
+            if self._ws is not broken:
+                return
+            delay = self.backoff_s
+            for attempt in range(self.max_retries + 1):
+                try:
+                    await self._connect()
+                    break
+                except (OSError, websockets.WebSocketException):
+                    if attempt == self.max_retries:
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.max_backoff_s)
+            self.stats.reconnects += 1
+            if self._config is not None:
+                await self._resume()
+
+    async def _resume(self) -> None:
+        config = {**self._config, "session_id": self.session_id}
+        reply = await self._exchange("config", config)
+        if reply.get("error_code") == "SESSION_NOT_FOUND":  # the server forgot it: start a new session
+            reply = await self._exchange("config", self._config)
         if reply.get("type") == "error":
             raise TwinError(reply)
+        self.stats.resumed += bool(reply.get("resumed"))
+        self.session_id = reply["session_id"]
+
+    async def _read(self, ws) -> None:
+        try:
+            async for frame in ws:
+                reply = msgpack.unpackb(frame) if isinstance(frame, bytes) else json.loads(frame)
+                if reply.get("type") in ("alert", "alert_cleared"):
+                    self.alerts.append(reply)
+                    continue
+                future, _ = self._waiting.pop(reply.get("id"), (None, None))
+                if future is not None and not future.done():
+                    future.set_result(reply)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            for request_id, (future, sent_on) in list(self._waiting.items()):
+                if sent_on is ws:
+                    self._waiting.pop(request_id, None)
+                    if not future.done():
+                        future.set_exception(ConnectionError("connection closed"))
+
+    async def _exchange(self, type_: str, data: dict, request_id: int | None = None) -> dict:
+        """Send once on the current connection and wait for the reply (ConnectionError if it drops)."""
+        request_id = request_id or next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = (future, self._ws)
+        message = {"type": type_, "data": data, "id": request_id}
+        try:
+            await self._ws.send(msgpack.packb(message) if self.binary else json.dumps(message))
+        except websockets.ConnectionClosed as exc:
+            self._waiting.pop(request_id, None)
+            raise ConnectionError("connection closed") from exc
+        return await future
+
+    async def request(self, type_: str, data: dict | None = None) -> dict:
+        """Send one message and return its reply, retrying lost connections and retryable errors;
+        raises TwinError for other `error` replies."""
+        request_id = next(self._ids)
+        self.stats.sent += 1
+        delay = self.backoff_s
+        for attempt in range(self.max_retries + 1):
+            ws = self._ws
+            try:
+                reply = await self._exchange(type_, data or {}, request_id)
+            except ConnectionError:
+                if attempt == self.max_retries:
+                    raise
+                self.stats.retried += 1
+                await self._reconnect(ws)
+                continue
+            if reply.get("type") != "error" or reply.get("error_code") not in RETRYABLE or attempt == self.max_retries:
+                break
+            self.stats.retried += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_backoff_s)
+        if reply.get("type") == "error":
+            raise TwinError(reply)
+        self.stats.answered += 1
         return reply
 
     async def configure(self, ensemble_name: str, **options: Any) -> dict:
-        """Send `config`; remembers the session id for resuming later."""
-        ack = await self.request("config", {"ensemble_name": ensemble_name, **options})
+        """Send `config`; remembers it and the session id, to resume after a reconnect."""
+        config = {"ensemble_name": ensemble_name, **options}
+        if self.session_id and "session_id" not in config and self._config is None:
+            config["session_id"] = self.session_id
+        ack = await self.request("config", config)
+        self._config = {k: v for k, v in config.items() if k != "session_id"}
         self.session_id = ack["session_id"]
         return ack
 
-    async def predict(self, boundary_signals: dict[str, float], timestamp: str | None = None) -> dict:
+    async def predict(self, boundary_signals: dict[str, float], timestamp: str | None = None,
+                      actual_signals: dict[str, float | None] | None = None) -> dict:
         data: dict[str, Any] = {"boundary_signals": boundary_signals}
         if timestamp is not None:
             data["timestamp"] = timestamp
+        if actual_signals is not None:
+            data["actual_signals"] = actual_signals
         return await self.request("predict", data)
 
-    async def predict_batch(self, batch: list[dict[str, float]], timestamps: list[str] | None = None) -> dict:
+    async def predict_batch(self, batch: list[dict[str, float]], timestamps: list[str] | None = None,
+                            actual_signals: list[dict[str, float | None] | None] | None = None) -> dict:
         data: dict[str, Any] = {"batch": batch}
         if timestamps is not None:
             data["timestamps"] = timestamps
+        if actual_signals is not None:
+            data["actual_signals"] = actual_signals
         return await self.request("predict_batch", data)
 
 

@@ -18,7 +18,7 @@ def decode(frame: str | bytes) -> Any:
         if isinstance(frame, str):
             return json.loads(frame)
         return msgpack.unpackb(frame, raw=False, strict_map_key=False)
-    except (ValueError, msgpack.UnpackException, TypeError) as exc:
+    except (ValueError, msgpack.UnpackException, TypeError, RecursionError) as exc:  # deep nesting too
         raise DecodeError(str(exc)) from exc
 
 

@@ -11,7 +11,6 @@ import time
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -20,7 +19,13 @@ from ray import serve
 
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from serve_app import codec
+from models.monitor import ALERT_KINDS
+from serve_app.access import AccessControl, AccessPolicy
+from serve_app.alert_log import AlertLog
+from serve_app.auth import Authenticator
 from serve_app.coalescer import PredictionCoalescer
+from serve_app.limits import ConnectionLimiter
+from serve_app.metrics import StreamMetrics
 from serve_app.history_export import history_csv, history_json
 from serve_app.session_store import SessionStore
 from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
@@ -28,14 +33,14 @@ from serve_app.store_db import StoreDatabase
 from serve_app.store_protocol import StoreError, checked_image, error
 from serve_app.store_sessions import StoreSessions
 from serve_app.store_stream import KioskConnection, StoreServices
-from serve_app.twin_protocol import SESSION_ID_PATTERN, WireError
+from serve_app.twin_protocol import SESSION_ID_PATTERN, ErrorCode, WireError
 from serve_app.twin_stream import TwinConnection, TwinServices
 
 logger = logging.getLogger("streamforge.ingress")
 
 app = FastAPI(title="StreamForge", version="0.1.0",
               description="Real-time inference for sensor and camera streams on Ray Serve.")
-app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+app.add_middleware(AccessControl)
 FRONTEND = PROJECT_ROOT / "frontend"
 app.mount("/static", StaticFiles(directory=FRONTEND / "static", check_dir=False), name="static")
 
@@ -65,6 +70,17 @@ class CheckoutRequest(BaseModel):
     session_id: str = Field(pattern=SESSION_ID_PATTERN)
 
 
+class KioskTokenRequest(BaseModel):
+    session_id: str = Field(pattern=SESSION_ID_PATTERN)
+    ttl_s: int = Field(86400, ge=60, description="capped by auth.kiosk_token_max_ttl_s")
+
+
+class ProductUpdate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    price: float = Field(ge=0, le=1_000_000)
+    yolo_class_id: int = Field(ge=0, le=10_000)
+
+
 class RegisterUser(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     phone: str = Field(pattern=r"^[0-9+\- ]{6,20}$")
@@ -78,8 +94,16 @@ class StreamIngress:
 
     def __init__(self, predictor, detector, faces, mongo_uri: str, settings: dict | None = None):
         self.settings = AppSettings.model_validate(settings or {})
+        self.auth = Authenticator(self.settings.auth)
+        app.state.access = AccessPolicy(self.auth, self.settings.max_http_body_bytes, self.settings.http_requests_per_s,
+                                        self.settings.http_burst)
+        if not self.auth.enabled:
+            logger.warning("auth is OFF: StreamForge answers loopback clients only; enable `auth` to serve a network")
+        self.metrics = StreamMetrics()
+        self.connections = ConnectionLimiter(self.settings.max_connections, self.settings.max_connections_per_address)
         self.predictor, self.detector, self.faces = predictor, detector, faces
         self.db = StoreDatabase(mongo_uri)
+        self.alert_log = AlertLog(mongo_uri)
         self.results_dir = project_path(self.settings.results_dir)
         app_name = serve.get_replica_context().app_name
         self.sessions = SessionStore(f"streamforge-{app_name}", self.settings.session_shards,
@@ -87,8 +111,11 @@ class StreamIngress:
                                      self.settings.session_flush_interval_s)
         self.coalescer = PredictionCoalescer(predictor, self.settings.coalesce_max_rows, self.settings.coalesce_wait_s)
         self.twin = TwinServices(describe=self._describe, predict=self.coalescer.predict, sessions=self.sessions,
+                                 record_alerts=self.alert_log.record,
                                  max_message_bytes=self.settings.max_message_bytes,
-                                 max_inflight=self.settings.max_inflight_per_connection)
+                                 max_inflight=self.settings.max_inflight_per_connection,
+                                 messages_per_s=self.settings.twin_messages_per_s,
+                                 message_burst=self.settings.twin_burst, metrics=self.metrics)
         self.store_sessions = StoreSessions(f"streamforge-{app_name}", self.settings.session_shards, mongo_uri,
                                             self.settings.store_session_ttl_s)
         self.catalogue: tuple[float, dict[int, dict]] = (0.0, {})
@@ -97,7 +124,9 @@ class StreamIngress:
                                    products_by_class=self._products_by_class, sessions=self.store_sessions,
                                    max_frame_bytes=self.settings.max_frame_bytes,
                                    face_interval_s=self.settings.face_interval_s,
-                                   cart_k=self.settings.cart_stable_k, cart_n=self.settings.cart_stable_n)
+                                   cart_k=self.settings.cart_stable_k, cart_n=self.settings.cart_stable_n,
+                                   frames_per_s=self.settings.kiosk_frames_per_s, frame_burst=self.settings.kiosk_burst,
+                                   metrics=self.metrics)
 
     async def _products_by_class(self) -> dict[int, dict]:
         """The catalogue by detector class, re-read every `catalogue_refresh_s`."""
@@ -106,6 +135,24 @@ class StreamIngress:
             products = await asyncio.to_thread(self.db.products_by_class)
             self.catalogue = (time.monotonic(), products)
         return products
+
+    async def _admit(self, websocket: WebSocket, stream: str) -> str | None:
+        """Accept a WebSocket within the connection limits; its client address, or None when refused."""
+        address = websocket.client.host if websocket.client else "unknown"
+        refused = self.connections.acquire(address)
+        await websocket.accept()
+        if refused:
+            self.metrics.errors.inc(tags={"stream": stream, "code": ErrorCode.TOO_MANY_CONNECTIONS})
+            reply = WireError(ErrorCode.TOO_MANY_CONNECTIONS, refused + "; retry later").to_message()
+            await websocket.send_text(codec.encode(reply, False))
+            await websocket.close(code=1013)  # try again later
+            return None
+        self.metrics.connection_opened(stream)
+        return address
+
+    def _release(self, address: str, stream: str) -> None:
+        self.connections.release(address)
+        self.metrics.connection_closed(stream)
 
     async def _describe(self, ensemble_name: str) -> dict | None:
         return await self.predictor.options(multiplexed_model_id=ensemble_name).describe.remote()
@@ -122,8 +169,13 @@ class StreamIngress:
     @app.websocket("/api/v1/inference/stream")
     async def twin_stream(self, websocket: WebSocket, session_id: str | None = Query(None, pattern=SESSION_ID_PATTERN)):
         """Digital-twin streaming inference (PROTOCOL.md section 1); `?session_id=` resumes a session."""
-        await websocket.accept()
-        await TwinConnection(websocket, self.twin, session_id).serve()
+        address = await self._admit(websocket, "twin")
+        if address is None:
+            return
+        try:
+            await TwinConnection(websocket, self.twin, session_id).serve()
+        finally:
+            self._release(address, "twin")
 
     @app.get("/twin", include_in_schema=False)
     async def twin_page(self) -> FileResponse:
@@ -190,7 +242,17 @@ class StreamIngress:
         if format == "csv":
             return Response(history_csv(chunks), media_type="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="{session_id}.csv"'})
-        return Response(history_json(session_id, chunks), media_type="application/json")
+        monitoring = await self.sessions.monitoring(session_id)
+        return Response(history_json(session_id, chunks, monitoring), media_type="application/json")
+
+    @app.get("/api/v1/alerts")
+    async def alerts(self, session_id: str | None = Query(None, pattern=SESSION_ID_PATTERN),
+                     signal: str | None = Query(None, max_length=200),
+                     kind: Literal[ALERT_KINDS] | None = None,  # type: ignore[valid-type]
+                     limit: int = Query(100, ge=1, le=1000)) -> dict:
+        """Recent twin alerts (opened and cleared), newest first, from MongoDB."""
+        await self.alert_log.flush()
+        return {"alerts": await asyncio.to_thread(self.alert_log.recent, limit, session_id, signal, kind)}
 
     # smart store ---------------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -200,17 +262,21 @@ class StreamIngress:
     @app.websocket("/ws/{session_id}")
     async def kiosk_stream(self, websocket: WebSocket, session_id: str):
         """Smart-store kiosk stream (PROTOCOL.md section 2)."""
-        await websocket.accept()
-        if not re.match(SESSION_ID_PATTERN, session_id):
-            await websocket.send_text(codec.encode(error(StoreError.INVALID_MESSAGE, "invalid session id: use 1-128 of A-Z a-z 0-9 _ . : -"), False))
-            await websocket.close(code=1008)
+        address = await self._admit(websocket, "kiosk")
+        if address is None:
             return
         try:
+            if not re.match(SESSION_ID_PATTERN, session_id):
+                await websocket.send_text(codec.encode(error(StoreError.INVALID_MESSAGE, "invalid session id: use 1-128 of A-Z a-z 0-9 _ . : -"), False))
+                await websocket.close(code=1008)
+                return
             await KioskConnection(websocket, self.store, session_id).serve()
         except PyMongoError as exc:
             logger.error("kiosk session %s: database unavailable: %s", session_id, exc)
             await websocket.send_text(codec.encode(error(StoreError.STORE_UNAVAILABLE, "the store database is unavailable"), False))
             await websocket.close(code=1011)
+        finally:
+            self._release(address, "kiosk")
 
     @app.get("/api/products")
     async def products(self) -> dict:
@@ -218,8 +284,10 @@ class StreamIngress:
         return {"products": await asyncio.to_thread(self.db.products)}
 
     @app.post("/api/checkout")
-    async def checkout(self, request: CheckoutRequest):
+    async def checkout(self, request: CheckoutRequest, http: Request):
         """Turn the session's cart into one order (idempotent per cart), for the recognised shopper."""
+        if not http.state.principal.may_use_store_session(request.session_id):
+            raise HTTPException(403, "this token may not check out that session")
         order, refused = await self.store_sessions.checkout(request.session_id)
         if refused:
             return JSONResponse({"success": False, "message": refused, "error": refused}, status_code=400)
@@ -227,9 +295,10 @@ class StreamIngress:
                 "transaction_id": order["order_id"], "order": order}
 
     @app.get("/api/orders/{order_id}")
-    async def order(self, order_id: str) -> dict:
+    async def order(self, order_id: str, http: Request) -> dict:
+        """An order; a kiosk token sees only its own session's orders."""
         found = await asyncio.to_thread(self.db.order, order_id)
-        if found is None:
+        if found is None or not http.state.principal.may_use_store_session(found["session_id"]):
             raise HTTPException(404, f"order {order_id!r} not found")
         return found
 
@@ -263,3 +332,36 @@ class StreamIngress:
         user = await asyncio.to_thread(self.db.create_user, request.name, request.phone, encodings)
         await self.faces.invalidate.remote()
         return {"user": {"id": user["user_id"], "name": user["name"], "phone": user["phone"]}, "faces": len(encodings)}
+
+    # administration (admin tokens only, see serve_app.access) ----------------------------------------------
+    @app.post("/api/auth/kiosk-tokens", status_code=201)
+    async def issue_kiosk_token(self, request: KioskTokenRequest) -> dict:
+        """A signed token that lets one kiosk use its own store session only."""
+        if not self.auth.enabled:
+            raise HTTPException(409, "auth is off: kiosks need no token")
+        token, expires = self.auth.kiosk_token(request.session_id, request.ttl_s)
+        return {"token": token, "session_id": request.session_id, "expires_at": expires}
+
+    @app.put("/api/products/{sku}")
+    async def put_product(self, sku: str, product: ProductUpdate) -> dict:
+        """Create or change a catalogue product (409 when its detector class belongs to another SKU)."""
+        if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", sku):
+            raise HTTPException(422, "sku: use 1-64 of A-Z a-z 0-9 _ . -")
+        saved = await asyncio.to_thread(self.db.upsert_product, sku, product.name, product.price, product.yolo_class_id)
+        if saved is None:
+            raise HTTPException(409, f"detector class {product.yolo_class_id} already belongs to another product")
+        self.catalogue = (0.0, {})
+        return saved
+
+    @app.get("/api/users")
+    async def list_users(self) -> dict:
+        """Registered shoppers (without their face encodings)."""
+        return {"users": await asyncio.to_thread(self.db.user_summaries)}
+
+    @app.delete("/api/users/{user_id}", status_code=204)
+    async def delete_user(self, user_id: str) -> Response:
+        """Remove a shopper and their faces."""
+        if not await asyncio.to_thread(self.db.delete_user, user_id):
+            raise HTTPException(404, f"user {user_id!r} not found")
+        await self.faces.invalidate.remote()
+        return Response(status_code=204)

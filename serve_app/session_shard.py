@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+ALERTS_KEPT = 1000  # alerts kept per session (all of them also go to MongoDB)
 
 @dataclass
 class HistoryChunk:
@@ -24,13 +25,15 @@ class HistoryChunk:
     boundary: np.ndarray  # [k, n_boundary]
     target_signals: tuple[str, ...]
     predictions: np.ndarray  # [k, n_target]
+    actual: np.ndarray | None = None  # [k, n_target] measured targets (NaN where not measured), if sent
 
     def __len__(self) -> int:
         return len(self.timestamps)
 
     def drop_first(self, count: int) -> "HistoryChunk":
         return HistoryChunk(self.timestamps[count:], self.latency_ms[count:], self.boundary_signals,
-                            self.boundary[count:], self.target_signals, self.predictions[count:])
+                            self.boundary[count:], self.target_signals, self.predictions[count:],
+                            None if self.actual is None else self.actual[count:])
 
 
 @dataclass
@@ -46,6 +49,28 @@ class TwinSession:
     latency_sum_ms: float = 0.0
     history: deque = field(default_factory=deque)
     history_rows: int = 0
+    residuals: dict[str, list[float]] = field(default_factory=dict)  # target -> [count, sum, sum of squares]
+    alerts: deque = field(default_factory=lambda: deque(maxlen=ALERTS_KEPT))
+
+    def add_residuals(self, chunk: HistoryChunk) -> None:
+        """Fold the chunk's measured - predicted values into the running per-target statistics."""
+        gap = chunk.actual - chunk.predictions
+        for j, target in enumerate(chunk.target_signals):
+            values = gap[:, j][~np.isnan(gap[:, j])]
+            if len(values):
+                stats = self.residuals.setdefault(target, [0, 0.0, 0.0])
+                stats[0] += len(values)
+                stats[1] += float(values.sum())
+                stats[2] += float((values * values).sum())
+
+    def monitoring(self) -> dict:
+        """Running residual statistics per target and the recent alerts."""
+        stats = {}
+        for target, (count, total, squares) in self.residuals.items():
+            mean = total / count
+            stats[target] = {"count": count, "mean": mean, "std": max(squares / count - mean * mean, 0.0) ** 0.5,
+                             "rms": (squares / count) ** 0.5}
+        return {"residual_stats": stats, "alerts": list(self.alerts)}
 
     def summary(self) -> dict:
         return {
@@ -87,7 +112,8 @@ class SessionShard:
         return session.summary()
 
     def apply(self, events: list[tuple]) -> None:
-        """Apply ingress events in order: ("rows", sid, HistoryChunk), ("config", sid, dict), ("close", sid)."""
+        """Apply ingress events in order: ("rows", sid, HistoryChunk), ("config", sid, dict), ("close", sid),
+        ("alerts", sid, [alert record])."""
         for event in events:
             session = self.sessions.get(event[1])
             if session is None:
@@ -97,6 +123,8 @@ class SessionShard:
                 self._append(session, event[2])
             elif kind == "config":
                 session.config = event[2]
+            elif kind == "alerts":
+                session.alerts.extend(event[2])
             elif kind == "close":
                 session.connected, session.disconnected_at = False, time.time()
         self._reap()
@@ -104,6 +132,8 @@ class SessionShard:
     def _append(self, session: TwinSession, chunk: HistoryChunk) -> None:
         session.predictions_count += len(chunk)
         session.latency_sum_ms += float(chunk.latency_ms.sum())
+        if chunk.actual is not None:
+            session.add_residuals(chunk)
         if self.history_limit <= 0:
             return
         session.history.append(chunk)
@@ -121,6 +151,12 @@ class SessionShard:
     def summaries(self) -> list[dict]:
         self._reap()
         return [s.summary() for s in self.sessions.values()]
+
+    def monitoring(self, session_id: str) -> dict | None:
+        """Residual statistics and alerts of a session (TwinSession.monitoring); None when unknown."""
+        self._reap()
+        session = self.sessions.get(session_id)
+        return None if session is None else session.monitoring()
 
     def history(self, session_id: str) -> list[HistoryChunk] | None:
         self._reap()

@@ -76,6 +76,9 @@ class SessionStore:
     def update_config(self, session_id: str, config: dict) -> None:
         self._queue(session_id, ("config", session_id, config))
 
+    def record_alerts(self, session_id: str, alerts: list[dict]) -> None:
+        self._queue(session_id, ("alerts", session_id, alerts))
+
     def close(self, session_id: str) -> None:
         self._queue(session_id, ("close", session_id))
 
@@ -84,6 +87,12 @@ class SessionStore:
         await self.flush()
         parts = await asyncio.gather(*(a.summaries.remote() for a in self._actors))
         return [s for part in parts for s in part]
+
+    async def monitoring(self, session_id: str) -> dict | None:
+        """Residual statistics and recent alerts of a session; None when unknown."""
+        index = self._shard(session_id)
+        await self._flush_shard(index)
+        return await self._actors[index].monitoring.remote(session_id)
 
     async def history(self, session_id: str) -> list[HistoryChunk] | None:
         index = self._shard(session_id)

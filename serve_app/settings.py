@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from serve_app.auth import AuthSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,3 +42,14 @@ class AppSettings(BaseModel):
     cart_stable_k: int = Field(3, ge=1, description="a product enters the cart when seen in k ...")
     cart_stable_n: int = Field(5, ge=1, description="... of the last n processed frames")
     catalogue_refresh_s: float = Field(30.0, gt=0)
+    # access and limits (per ingress replica)
+    auth: AuthSettings = AuthSettings()
+    max_http_body_bytes: int = Field(12 * 1024 * 1024, gt=0)
+    http_requests_per_s: float = Field(50.0, gt=0, description="per client address")
+    http_burst: float = Field(200.0, ge=1)
+    max_connections: int = Field(2000, ge=1, description="open WebSockets in all")
+    max_connections_per_address: int = Field(300, ge=1)
+    twin_messages_per_s: float = Field(5000.0, gt=0, description="per twin connection")
+    twin_burst: float = Field(10000.0, ge=1)
+    kiosk_frames_per_s: float = Field(30.0, gt=0, description="per kiosk connection")
+    kiosk_burst: float = Field(60.0, ge=1)

@@ -48,6 +48,15 @@ class StoreDatabase:
     def products(self) -> list[dict]:
         return [product_view(p) for p in self.db.products.find({}, PUBLIC).sort("yolo_class_id", ASCENDING)]
 
+    def upsert_product(self, sku: str, name: str, price: float, yolo_class_id: int) -> dict | None:
+        """Create or change a product; None when `yolo_class_id` belongs to another SKU."""
+        try:
+            self.db.products.update_one({"sku": sku}, {"$set": {"sku": sku, "name": name, "price": price,
+                                                               "yolo_class_id": yolo_class_id}}, upsert=True)
+        except DuplicateKeyError:
+            return None
+        return product_view(self.db.products.find_one({"sku": sku}, PUBLIC))
+
     def products_by_class(self) -> dict[int, dict]:
         return {p["yolo_class_id"]: p for p in self.products()}
 
@@ -60,6 +69,13 @@ class StoreDatabase:
 
     def users(self) -> list[dict]:
         return list(self.db.users.find({}, PUBLIC))
+
+    def user_summaries(self) -> list[dict]:
+        return [{"id": u["user_id"], "name": u["name"], "phone": u["phone"], "faces": len(u["encodings"])}
+                for u in self.db.users.find({}, PUBLIC)]
+
+    def delete_user(self, user_id: str) -> bool:
+        return self.db.users.delete_one({"user_id": user_id}).deleted_count == 1
 
     def user_count(self) -> int:
         return self.db.users.count_documents({})

@@ -24,6 +24,8 @@ class StoreError:
     INVALID_CART_INDEX = "INVALID_CART_INDEX"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     DETECTION_ERROR = "DETECTION_ERROR"
+    RATE_LIMITED = "RATE_LIMITED"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
 
 
 def error(code: str, message: str, details: dict | None = None) -> dict:

@@ -19,6 +19,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from serve_app import codec
 from serve_app.cart import CartTracker
+from serve_app.limits import TokenBucket
+from serve_app.metrics import StreamMetrics
 from serve_app.store_protocol import StoreError, cart_updated, checked_image, error, face_detected, frame_bytes
 from serve_app.store_sessions import StoreSessions
 from serve_app.twin_protocol import WireError, now_iso
@@ -38,6 +40,9 @@ class StoreServices:
     face_interval_s: float
     cart_k: int
     cart_n: int
+    frames_per_s: float
+    frame_burst: float
+    metrics: StreamMetrics
 
 
 @dataclass
@@ -58,8 +63,11 @@ class KioskConnection:
         self.face_busy = False
         self.face_tried_at = 0.0
         self.send_lock = asyncio.Lock()
+        self.frame_budget = TokenBucket(services.frames_per_s, services.frame_burst)
 
     async def send(self, message: dict) -> None:
+        if message["type"] == "error":
+            self.services.metrics.errors.inc(tags={"stream": "kiosk", "code": message["error_code"]})
         async with self.send_lock:
             await self.ws.send_text(codec.encode(message, False))
 
@@ -115,8 +123,12 @@ class KioskConnection:
             return err.to_message()
 
     def _accept_frame(self, data: bytes, timestamp: str) -> dict:
+        if not self.frame_budget.take():
+            raise WireError(StoreError.RATE_LIMITED, f"more than {self.services.frames_per_s:g} frames a second; "
+                            "this frame was dropped", {"timestamp": timestamp})
         if self.pending is not None:
             self.dropped += 1
+            self.services.metrics.frames.inc(tags={"outcome": "dropped"})
         self.pending = _Frame(data, timestamp, time.perf_counter())
         self.frame_ready.set()
         self._maybe_identify(data)
@@ -154,8 +166,11 @@ class KioskConnection:
     async def _apply_detections(self, frame: _Frame, detections: list[dict]) -> None:
         products = await self.services.products_by_class()
         known = [d for d in detections if d["class_id"] in products]
+        latency_ms = (time.perf_counter() - frame.received) * 1000
+        self.services.metrics.frames.inc(tags={"outcome": "processed"})
+        self.services.metrics.frame_latency_ms.observe(latency_ms)
         await self.send({"type": "detections", "timestamp": frame.timestamp,
-                         "latency_ms": round((time.perf_counter() - frame.received) * 1000, 2),
+                         "latency_ms": round(latency_ms, 2),
                          "detections": [{**d, "product_id": products[d["class_id"]]["id"],
                                          "name": products[d["class_id"]]["name"]} for d in known]})
         additions = self.tracker.update(Counter(d["class_id"] for d in known))

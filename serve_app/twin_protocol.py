@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from models.monitor import AlertEvent, AlertThresholds, MonitorCalibration
+
 MAX_BATCH = 1000  # hard upper bound of `batch_size`, as in the original
 DEFAULT_BATCH_SIZE = 100
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
@@ -36,6 +38,8 @@ class ErrorCode:
     INVALID_SIGNAL_VALUE = "INVALID_SIGNAL_VALUE"
     SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
 
 
 class WireError(Exception):
@@ -60,6 +64,7 @@ class ConfigData(BaseModel):
     manual_boost_signals: dict[str, bool] = {}
     include_metadata: bool = True
     session_id: str | None = Field(None, pattern=SESSION_ID_PATTERN)
+    alert_thresholds: dict[str, dict[str, Any]] = {}  # {target signal or "*": {AlertThresholds field: value}}
 
 
 class Envelope(BaseModel):
@@ -115,6 +120,79 @@ def signal_row(values: Any, names: list[str], where: str = "boundary_signals") -
     return row
 
 
+def actual_row(values: Any, targets: list[str], where: str = "actual_signals") -> list[float]:
+    """Validate one {target: number | null} object of measured values; NaN where a target is not measured."""
+    if values is None:
+        return [math.nan] * len(targets)
+    if not isinstance(values, dict):
+        raise WireError(ErrorCode.INVALID_MESSAGE, f"`{where}` must be an object of target signal: number")
+    unknown = [str(k) for k in values if k not in targets][:50]
+    if unknown:
+        raise WireError(ErrorCode.UNKNOWN_SIGNALS, f"unknown target signals in `{where}`",
+                        {"unknown_signals": unknown, "target_signals": targets})
+    row = []
+    for name in targets:
+        v = values.get(name)
+        if v is not None and (type(v) not in (int, float) or not math.isfinite(v)):
+            raise WireError(ErrorCode.INVALID_SIGNAL_VALUE, f"`{where}.{name}` must be a finite number or null",
+                            {"signal": name, "value": repr(v)[:64]})
+        row.append(math.nan if v is None else float(v))
+    return row
+
+
+def batch_actuals(data: dict, targets: list[str], count: int) -> np.ndarray | None:
+    """Optional `actual_signals` of `predict_batch`: a list as long as `batch` of objects (or nulls)."""
+    actual = data.get("actual_signals")
+    if actual is None:
+        return None
+    if not isinstance(actual, list) or len(actual) != count:
+        raise WireError(ErrorCode.INVALID_MESSAGE, "`actual_signals` must be a list as long as `batch`")
+    return np.asarray([actual_row(v, targets, f"actual_signals[{i}]") for i, v in enumerate(actual)], dtype=np.float64)
+
+
+def alert_overrides(calibration: MonitorCalibration | None, overrides: dict[str, dict[str, Any]],
+                    targets: list[str]) -> dict[str, AlertThresholds]:
+    """Per-target thresholds after a session's `alert_thresholds` ({target or "*": {field: value}})."""
+    if not overrides:
+        return {}
+    if calibration is None:
+        raise WireError(ErrorCode.INVALID_CONFIG, "this ensemble has no residual monitor calibration")
+    unknown = [k for k in overrides if k != "*" and k not in targets]
+    if unknown:
+        raise WireError(ErrorCode.INVALID_CONFIG, "alert_thresholds names unknown target signals",
+                        {"unknown_signals": unknown})
+    resolved = {}
+    for target in targets:
+        fields = {**overrides.get("*", {}), **overrides.get(target, {})}
+        if fields:
+            try:
+                resolved[target] = AlertThresholds.model_validate(
+                    {**calibration.thresholds[target].model_dump(), **fields})
+            except ValidationError as exc:
+                raise WireError(ErrorCode.INVALID_CONFIG, f"invalid alert_thresholds for {target}",
+                                pydantic_details(exc)) from None
+    return resolved
+
+
+def residuals(targets: list[str], values: np.ndarray) -> dict[str, float | None]:
+    """{target: measured - predicted}, null where the target was not measured."""
+    return {t: (None if math.isnan(v) else v) for t, v in zip(targets, values.tolist())}
+
+
+def alert_message(event: AlertEvent, session_id: str) -> dict:
+    """`alert` (opened) or `alert_cleared` push message."""
+    return {"type": "alert" if event.opened else "alert_cleared",
+            "data": alert_record(event, session_id)}
+
+
+def alert_record(event: AlertEvent, session_id: str) -> dict:
+    """An alert event as stored in the session history and MongoDB."""
+    return {"session_id": session_id, "signal": event.signal, "kind": event.kind, "opened": event.opened,
+            "score": round(event.score, 4), "threshold": round(event.threshold, 4),
+            "first_sample": event.first_sample, "sample": event.sample, "message": event.message,
+            "created_at": now_iso()}
+
+
 def batch_rows(data: dict, names: list[str], limit: int) -> tuple[np.ndarray, list[str] | None]:
     """Validate `predict_batch` data: rows [n, len(names)] and optional per-row timestamps."""
     batch = data.get("batch")
@@ -164,6 +242,7 @@ def config_ack(session_id: str, info: dict, config: ConfigData, boost: list[str]
             "boundary_signals": info["boundary_signals"],
             "target_signals": info["target_signals"],
             "boost_signals": boost,
+            "monitoring": info.get("monitor") is not None,
             "mode": config.mode,
             "batch_size": config.batch_size,
         },
@@ -171,8 +250,10 @@ def config_ack(session_id: str, info: dict, config: ConfigData, boost: list[str]
 
 
 def prediction(targets: list[str], values: np.ndarray, boost: list[str], latency_ms: float, timestamp: str,
-               include_metadata: bool) -> dict:
+               include_metadata: bool, residual: np.ndarray | None = None) -> dict:
     data: dict[str, Any] = {"predictions": dict(zip(targets, values.tolist())), "timestamp": timestamp}
+    if residual is not None:
+        data["residuals"] = residuals(targets, residual)
     if include_metadata:
         data["signals_used_boost"] = boost
         data["latency_ms"] = latency_ms
@@ -180,8 +261,10 @@ def prediction(targets: list[str], values: np.ndarray, boost: list[str], latency
 
 
 def prediction_batch(targets: list[str], values: np.ndarray, boost: list[str], latency_ms: float,
-                     include_metadata: bool) -> dict:
+                     include_metadata: bool, residual: np.ndarray | None = None) -> dict:
     data: dict[str, Any] = {"predictions": [dict(zip(targets, row)) for row in values.tolist()], "count": len(values)}
+    if residual is not None:
+        data["residuals"] = [residuals(targets, row) for row in residual]
     if include_metadata:
         data["signals_used_boost"] = boost
         data["latency_ms"] = latency_ms

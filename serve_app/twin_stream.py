@@ -19,11 +19,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from deployments.ensemble_predictor import RowBatch
 from serve_app import codec
+from serve_app.limits import TokenBucket
+from serve_app.metrics import StreamMetrics
 from serve_app.session_shard import HistoryChunk
 from serve_app.session_store import SessionStore
+from models.monitor import MonitorCalibration, ResidualMonitor
 from serve_app.twin_protocol import (
-    MAX_BATCH, ConfigData, ErrorCode, WireError, batch_rows, config_ack, now_iso, parse_config, parse_envelope,
-    prediction, prediction_batch, signal_row, timestamp_text,
+    MAX_BATCH, ConfigData, ErrorCode, WireError, actual_row, alert_message, alert_overrides, alert_record,
+    batch_actuals, batch_rows, config_ack, now_iso, parse_config, parse_envelope, prediction, prediction_batch,
+    signal_row, timestamp_text,
 )
 
 logger = logging.getLogger("streamforge.twin")
@@ -36,8 +40,12 @@ class TwinServices:
     describe: Callable[[str], Awaitable[dict | None]]
     predict: Callable[[str, RowBatch], Awaitable[np.ndarray]]
     sessions: SessionStore
+    record_alerts: Callable[[list[dict]], None]
     max_message_bytes: int
     max_inflight: int
+    messages_per_s: float
+    message_burst: float
+    metrics: StreamMetrics
 
 
 @dataclass
@@ -49,9 +57,21 @@ class ActiveConfig:
     targets: list[str]
     boost_signals: list[str]
     boost_mask: np.ndarray  # [n_target] bool
+    monitor: ResidualMonitor | None  # residual monitor with the session's thresholds; None without calibration
 
     def session_config(self) -> dict:
         return self.config.model_dump(exclude={"session_id"})
+
+
+@dataclass
+class Measured:
+    """A prediction reply whose samples carried measured target values, for the residual monitor."""
+
+    reply: dict
+    predictions: np.ndarray  # [n, n_target]
+    actual: np.ndarray  # [n, n_target], NaN where not measured
+    timestamps: list[str]
+    monitor: ResidualMonitor | None
 
 
 class TwinConnection:
@@ -63,6 +83,7 @@ class TwinConnection:
         self.requested_session = requested_session
         self.session_id: str | None = None
         self.active: ActiveConfig | None = None
+        self.budget = TokenBucket(services.messages_per_s, services.message_burst)
 
     async def serve(self) -> None:
         replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.max_inflight)
@@ -88,10 +109,34 @@ class TwinConnection:
             binary, reply = await replies.get()
             if isinstance(reply, asyncio.Task):
                 reply = await reply
-            if binary:
-                await self.ws.send_bytes(codec.encode(reply, True))
+            if isinstance(reply, Measured):
+                alerts = self._observe(reply)
+                reply = reply.reply
             else:
-                await self.ws.send_text(codec.encode(reply, False))
+                alerts = []
+            if reply["type"] == "error":
+                self.services.metrics.errors.inc(tags={"stream": "twin", "code": reply["error_code"]})
+            for message in (reply, *alerts):
+                if binary:
+                    await self.ws.send_bytes(codec.encode(message, True))
+                else:
+                    await self.ws.send_text(codec.encode(message, False))
+
+    def _observe(self, measured: Measured) -> list[dict]:
+        """Run the residual monitor over the samples, in request order; the alert messages to push."""
+        if measured.monitor is None:
+            return []
+        events = measured.monitor.update(measured.predictions, measured.actual, measured.timestamps)
+        if not events:
+            return []
+        records = [alert_record(e, self.session_id) for e in events]
+        self.services.sessions.record_alerts(self.session_id, records)
+        self.services.record_alerts(records)
+        for e in events:
+            logger.info("twin session %s: %s", self.session_id, e.message)
+            if e.opened:
+                self.services.metrics.alerts.inc(tags={"kind": e.kind})
+        return [alert_message(e, self.session_id) for e in events]
 
     async def _handle(self, frame: str | bytes, binary: bool) -> dict | asyncio.Task:
         """Answer one frame: a reply dict now, or a task that will produce it."""
@@ -105,6 +150,9 @@ class TwinConnection:
                 raise WireError(ErrorCode.INVALID_JSON, "message is not valid " + ("msgpack" if binary else "JSON"),
                                 {"reason": str(exc)[:200]}) from None
             request_id = message.get("id") if isinstance(message, dict) else None
+            if not self.budget.take():
+                raise WireError(ErrorCode.RATE_LIMITED, f"more than {self.services.messages_per_s:g} messages a second; "
+                                "this message was not processed, retry later")
             envelope = parse_envelope(message)
             received = time.perf_counter()
             if envelope.type == "config":
@@ -125,10 +173,13 @@ class TwinConnection:
             reply = err.to_message()
         return _with_id(reply, request_id)
 
-    def _spawn(self, work: Awaitable[dict], request_id) -> asyncio.Task:
-        async def run() -> dict:
+    def _spawn(self, work: Awaitable[dict | Measured], request_id) -> asyncio.Task:
+        async def run() -> dict | Measured:
             try:
                 reply = await work
+                if isinstance(reply, Measured):
+                    _with_id(reply.reply, request_id)
+                    return reply
             except WireError as err:
                 reply = err.to_message()
             except Exception as exc:
@@ -150,7 +201,11 @@ class TwinConnection:
                             {"unknown_signals": unknown})
         default = set(info["boost_signals"])
         mask = np.array([config.manual_boost_signals.get(t, t in default) for t in targets], dtype=bool)
-        active = ActiveConfig(config, info["boundary_signals"], targets, [t for t, m in zip(targets, mask) if m], mask)
+        calibration = MonitorCalibration.model_validate(info["monitor"]) if info.get("monitor") else None
+        thresholds = alert_overrides(calibration, config.alert_thresholds, targets)
+        monitor = ResidualMonitor(targets, calibration, thresholds) if calibration else None
+        active = ActiveConfig(config, info["boundary_signals"], targets, [t for t, m in zip(targets, mask) if m], mask,
+                              monitor)
         resumed = False
         if self.session_id is None:
             requested = config.session_id or self.requested_session
@@ -172,28 +227,36 @@ class TwinConnection:
         self.active = active
         return config_ack(self.session_id, info, config, active.boost_signals, resumed)
 
-    async def _run(self, active: ActiveConfig, rows: np.ndarray, timestamps: list[str], received: float) -> tuple[np.ndarray, float]:
+    async def _run(self, active: ActiveConfig, rows: np.ndarray, timestamps: list[str], actual: np.ndarray | None,
+                   received: float) -> tuple[np.ndarray, float]:
         """Predict rows with the given config, record them in the session, return (predictions, latency_ms)."""
         mask = np.broadcast_to(active.boost_mask, (len(rows), len(active.targets)))
         out = await self.services.predict(active.config.ensemble_name, RowBatch(rows, mask))
         latency_ms = (time.perf_counter() - received) * 1000.0
+        self.services.metrics.predictions.inc(len(rows), tags={"ensemble": active.config.ensemble_name})
+        self.services.metrics.twin_latency_ms.observe(latency_ms, tags={"type": "predict" if len(rows) == 1 else "predict_batch"})
         self.services.sessions.record(self.session_id, HistoryChunk(
             timestamps, np.full(len(rows), latency_ms / len(rows)), tuple(active.boundary), rows,
-            tuple(active.targets), out))
+            tuple(active.targets), out, actual))
         return out, latency_ms
 
-    async def _predict_one(self, active: ActiveConfig, data: dict, received: float) -> dict:
+    async def _predict_one(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
         row = signal_row(data.get("boundary_signals"), active.boundary)
         timestamp = timestamp_text(data.get("timestamp"))
-        out, latency_ms = await self._run(active, np.asarray([row]), [timestamp], received)
-        return prediction(active.targets, out[0], active.boost_signals, latency_ms, timestamp,
-                          active.config.include_metadata)
+        actual = None if data.get("actual_signals") is None else np.asarray([actual_row(data["actual_signals"], active.targets)])
+        out, latency_ms = await self._run(active, np.asarray([row]), [timestamp], actual, received)
+        reply = prediction(active.targets, out[0], active.boost_signals, latency_ms, timestamp,
+                           active.config.include_metadata, None if actual is None else actual[0] - out[0])
+        return reply if actual is None else Measured(reply, out, actual, [timestamp], active.monitor)
 
-    async def _predict_batch(self, active: ActiveConfig, data: dict, received: float) -> dict:
+    async def _predict_batch(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
         rows, timestamps = batch_rows(data, active.boundary, min(active.config.batch_size, MAX_BATCH))
+        actual = batch_actuals(data, active.targets, len(rows))
         timestamps = timestamps or [now_iso()] * len(rows)
-        out, latency_ms = await self._run(active, rows, timestamps, received)
-        return prediction_batch(active.targets, out, active.boost_signals, latency_ms, active.config.include_metadata)
+        out, latency_ms = await self._run(active, rows, timestamps, actual, received)
+        reply = prediction_batch(active.targets, out, active.boost_signals, latency_ms, active.config.include_metadata,
+                                 None if actual is None else actual - out)
+        return reply if actual is None else Measured(reply, out, actual, timestamps, active.monitor)
 
 
 def _with_id(reply: dict, request_id) -> dict:

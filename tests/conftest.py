@@ -34,6 +34,11 @@ DEMO_REPOSITORY = PROJECT_ROOT / "data" / "model_repository"
 SESSION_TTL_S = 4.0
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_FRAME_BYTES = 512 * 1024
+MAX_CONNECTIONS_PER_ADDRESS = 220
+# the test server runs with auth on: every client presents one of these
+ADMIN_TOKEN = "test-admin-token-0123456789"
+CLIENT_TOKEN = "test-twin-client-token-0123456789"
+AUTH_SECRET = "test-secret-for-kiosk-tokens-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +61,17 @@ class Server:
     demo: Ensemble
     tiny: Ensemble
     mongo_uri: str
+
+    def __post_init__(self):
+        self.api = httpx.Client(base_url=self.http, headers=self.headers(ADMIN_TOKEN), timeout=60)
+
+    @staticmethod
+    def headers(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def async_api(self, token: str = ADMIN_TOKEN) -> httpx.AsyncClient:
+        """An async HTTP client for the server, with `token`."""
+        return httpx.AsyncClient(base_url=self.http, headers=self.headers(token), timeout=120)
 
 
 def _free_port() -> int:
@@ -95,7 +111,10 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
     app["args"].update(model_repository=str(repository), results_dir=str(work / "results"),
                        session_ttl_s=SESSION_TTL_S, max_message_bytes=MAX_MESSAGE_BYTES,
                        embedded_mongo_port=mongo_port, db_dir=str(work / "db"), face_interval_s=0.2,
-                       max_frame_bytes=MAX_FRAME_BYTES)
+                       max_frame_bytes=MAX_FRAME_BYTES,
+                       max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
+                       auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
+                             "secret": AUTH_SECRET})
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     log = work / "serve.log"

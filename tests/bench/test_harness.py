@@ -6,6 +6,12 @@ import pytest
 
 from bench.store_load import frames, run_store
 from bench.twin_load import _loopback_only, idle_sessions, run_load
+from tests.conftest import ADMIN_TOKEN
+
+
+@pytest.fixture(autouse=True)
+def token(monkeypatch):
+    monkeypatch.setenv("STREAMFORGE_TOKEN", ADMIN_TOKEN)  # the test server runs with auth on
 
 
 def test_twin_load_counts_predictions(server):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
 from models.store_render import catalogue_looks, render_scene
+from tests.conftest import ADMIN_TOKEN
 from tests.frontend.fake_camera import write_y4m
 from tests.serve_app.store_frames import group_face
 
@@ -59,7 +60,7 @@ def shot(page, name: str) -> None:
 
 def test_kiosk_cart_remove_register_login_and_checkout(server, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 860})
-    page.goto(f"{server.http}/?session=browser-kiosk&fps=5")
+    page.goto(f"{server.http}/?session=browser-kiosk&fps=5&token={ADMIN_TOKEN}")
     page.wait_for_selector("#conn.on", timeout=30_000)
     page.wait_for_selector("#cart tbody tr", timeout=60_000)
     assert page.locator("#cart tbody tr").first.inner_text().startswith("元翠茶")
@@ -86,7 +87,7 @@ def test_kiosk_cart_remove_register_login_and_checkout(server, browser, tmp_path
     shot(page, "kiosk-checkout")
 
     phone = browser.new_page(viewport={"width": 390, "height": 844})
-    phone.goto(f"{server.http}/?session=browser-phone")
+    phone.goto(f"{server.http}/?session=browser-phone&token={ADMIN_TOKEN}")
     phone.wait_for_selector("#conn.on", timeout=30_000)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     shot(phone, "kiosk-phone")
@@ -94,7 +95,7 @@ def test_kiosk_cart_remove_register_login_and_checkout(server, browser, tmp_path
 
 def test_kiosk_shows_the_server_error_on_empty_checkout(server, browser):
     page = browser.new_page()
-    page.goto(f"{server.http}/?session=browser-empty")
+    page.goto(f"{server.http}/?session=browser-empty&token={ADMIN_TOKEN}")
     page.click("#checkout")
     page.wait_for_selector("#checkout-result.error", timeout=20_000)
     assert "log in" in page.inner_text("#checkout-result")
@@ -102,7 +103,7 @@ def test_kiosk_shows_the_server_error_on_empty_checkout(server, browser):
 
 def test_twin_dashboard_streams_and_charts(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{server.http}/twin")
+    page.goto(f"{server.http}/twin?token={ADMIN_TOKEN}")
     page.wait_for_function("document.querySelectorAll('#ensemble option').length > 0", timeout=20_000)
     page.select_option("#ensemble", server.demo.name)
     page.click("#start")

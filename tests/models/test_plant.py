@@ -56,4 +56,5 @@ def test_injected_faults_change_only_their_signals_and_window():
     assert np.count_nonzero(diff[600:700, j["Temperature_target_2"]]) == 2  # a spike every 50 samples
     assert (diff[1810:1900, j["Pressure_target_2"]] < -0.25).all()  # leak: lower cold-side outlet pressure
     assert (diff[2210:2400, j["Temperature_target_1"]] > 0.5).all()  # fouling: hot outlet stays hotter
-    assert faults[5].expected_alerts() == [("Temperature_target_1", "drift"), ("Power_target_1", "drift")]
+    assert faults[5].expected_alerts() == [("Temperature_target_1", "drift"), ("Temperature_target_2", "drift"),
+                                           ("Power_target_1", "drift")]

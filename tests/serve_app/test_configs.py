@@ -11,7 +11,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEPLOYMENTS = {"StreamIngress", "EnsemblePredictor", "YOLODetector", "FaceMatcher"}
 
 
-@pytest.mark.parametrize("name", ["serve.yaml", "serve.gpu.yaml"])
+@pytest.mark.parametrize("name", ["serve.yaml", "serve.gpu.yaml", "serve.cluster.yaml"])
 def test_serve_config_is_valid(name):
     config = yaml.safe_load((CONFIGS / name).read_text())
     (app,) = config["applications"]
@@ -29,3 +29,18 @@ def test_rayservice_example_is_valid():
     AppSettings.model_validate(app["args"])
     assert {d["name"] for d in app["deployments"]} == DEPLOYMENTS
     assert all("autoscaling_config" in d for d in app["deployments"])
+
+
+def test_cluster_config_autoscales_the_model_pools_and_needs_auth():
+    (app,) = yaml.safe_load((CONFIGS / "serve.cluster.yaml").read_text())["applications"]
+    pools = {d["name"]: d for d in app["deployments"]}
+    for name in ("EnsemblePredictor", "YOLODetector"):
+        scaling = pools[name]["autoscaling_config"]
+        assert scaling["max_replicas"] > scaling["min_replicas"] >= 1 and "num_replicas" not in pools[name]
+    assert AppSettings.model_validate(app["args"]).auth.enabled
+
+
+def test_default_config_is_open_on_loopback_only():
+    config = yaml.safe_load((CONFIGS / "serve.yaml").read_text())
+    assert config["http_options"]["host"] == "127.0.0.1"
+    assert not AppSettings.model_validate(config["applications"][0]["args"]).auth.enabled

@@ -8,13 +8,12 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
-import httpx
 import pymongo
 import websockets
 
-from tests.conftest import MAX_FRAME_BYTES
+from tests.conftest import ADMIN_TOKEN, MAX_FRAME_BYTES
+from tests.serve_app.processes import ray_process_pids
 from models.store_render import jpeg_bytes
 from tests.serve_app.store_frames import (as_data_url, astronaut_at_kiosk, astronaut_photo, empty_frame, group_face,
                                           product_frame, stranger_at_kiosk)
@@ -51,18 +50,19 @@ class Kiosk:
 
 
 def kiosk(server, session_id: str):
-    return websockets.connect(f"{server.ws}/ws/{session_id}", max_size=2**24)
+    return websockets.connect(f"{server.ws}/ws/{session_id}", max_size=2**24,
+                              additional_headers=server.headers(ADMIN_TOKEN))
 
 
 def register(server, name="Eileen Collins", phone="0912345678", photo=None, expect=201) -> dict:
-    reply = httpx.post(server.http + "/api/users", timeout=60,
+    reply = server.api.post("/api/users", timeout=60,
                        json={"name": name, "phone": phone, "photos": [base64.b64encode(photo or astronaut_photo()).decode()]})
     assert reply.status_code == expect, reply.text
     return reply.json().get("user")
 
 
 def test_catalogue_is_seeded(server):
-    products = httpx.get(server.http + "/api/products").json()["products"]
+    products = server.api.get("/api/products").json()["products"]
     by_class = {p["yolo_class_id"]: p for p in products}
     assert by_class[0]["name"] == "元翠茶" and by_class[0]["price"] == 150
     assert by_class[1]["name"] == "分解茶"
@@ -164,7 +164,7 @@ def test_latest_frame_wins_when_a_kiosk_sends_faster_than_the_detector(server):
 
 def test_face_login_checkout_and_exactly_one_order_under_concurrency(server):
     user = register(server)
-    assert httpx.post(server.http + "/api/checkout", json={"session_id": "shopper-1"}).status_code == 400
+    assert server.api.post("/api/checkout", json={"session_id": "shopper-1"}).status_code == 400
 
     async def scenario():
         async with kiosk(server, "shopper-1") as ws:
@@ -187,8 +187,8 @@ def test_face_login_checkout_and_exactly_one_order_under_concurrency(server):
     assert k.of("cart_updated")[-1]["total"] > 0
 
     async def checkout_many():
-        async with httpx.AsyncClient(timeout=60) as http:
-            return await asyncio.gather(*(http.post(server.http + "/api/checkout", json={"session_id": "shopper-1"})
+        async with server.async_api() as http:
+            return await asyncio.gather(*(http.post("/api/checkout", json={"session_id": "shopper-1"})
                                           for _ in range(20)))
 
     replies = run(checkout_many())
@@ -196,7 +196,7 @@ def test_face_login_checkout_and_exactly_one_order_under_concurrency(server):
     assert len(ok) == 1 and all(r.status_code == 400 for r in replies if r is not ok[0])
     body = ok[0].json()
     assert body["success"] is True and body["transaction_id"]
-    order = httpx.get(f"{server.http}/api/orders/{body['transaction_id']}").json()
+    order = server.api.get(f"/api/orders/{body['transaction_id']}").json()
     last_cart = k.of("cart_updated")[-1]["cart"]
     assert "tea-fenjie" in [line["product_id"] for line in last_cart]
     assert order["user"] == user
@@ -204,7 +204,7 @@ def test_face_login_checkout_and_exactly_one_order_under_concurrency(server):
     assert order["total"] == sum(i["price"] * i["quantity"] for i in order["items"])
     orders = pymongo.MongoClient(server.mongo_uri)["streamforge"]["orders"]
     assert orders.count_documents({"session_id": "shopper-1"}) == 1
-    assert httpx.post(server.http + "/api/checkout", json={"session_id": "shopper-1"}).status_code == 400
+    assert server.api.post("/api/checkout", json={"session_id": "shopper-1"}).status_code == 400
 
 
 def test_unregistered_face_is_not_matched_and_a_face_registers_once(server):
@@ -224,25 +224,13 @@ def test_unregistered_face_is_not_matched_and_a_face_registers_once(server):
 
 
 def test_registration_rejects_bad_photos(server):
-    api = server.http + "/api/users"
+    api = "/api/users"
     no_face = base64.b64encode(empty_frame(3)).decode()
-    assert httpx.post(api, json={"name": "A", "phone": "0911111111", "photos": [no_face]}, timeout=60).status_code == 422
-    assert httpx.post(api, json={"name": "A", "phone": "0911111111", "photos": ["%%%"]}).status_code == 422
-    assert httpx.post(api, json={"name": "A", "phone": "0911111111", "photos": []}).status_code == 422
+    assert server.api.post(api, json={"name": "A", "phone": "0911111111", "photos": [no_face]}, timeout=60).status_code == 422
+    assert server.api.post(api, json={"name": "A", "phone": "0911111111", "photos": ["%%%"]}).status_code == 422
+    assert server.api.post(api, json={"name": "A", "phone": "0911111111", "photos": []}).status_code == 422
     text = base64.b64encode(b"plain text").decode()
-    assert httpx.post(api, json={"name": "A", "phone": "0911111111", "photos": [text]}).status_code == 422
-
-
-def _session_actor_pids() -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if (proc / "cmdline").read_bytes().startswith(b"ray::StoreSessionShard"):
-                    pids.append(int(proc.name))
-            except OSError:
-                continue
-    return pids
+    assert server.api.post(api, json={"name": "A", "phone": "0911111111", "photos": [text]}).status_code == 422
 
 
 def test_cart_survives_reconnect_and_session_actor_restart(server):
@@ -261,7 +249,7 @@ def test_cart_survives_reconnect_and_session_actor_restart(server):
     cart = run(fill())
     assert cart["cart"][0]["product_id"] == "tea-oolong"
     assert run(reconnect())["cart"] == cart["cart"]
-    pids = _session_actor_pids()
+    pids = ray_process_pids("ray::StoreSessionShard")
     assert pids
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
@@ -275,15 +263,16 @@ def test_cart_survives_reconnect_and_session_actor_restart(server):
                 raise
             time.sleep(1)
     assert restored["cart"] == cart["cart"]
-    assert set(_session_actor_pids()).isdisjoint(pids)
+    assert set(ray_process_pids("ray::StoreSessionShard")).isdisjoint(pids)
 
 
-def test_kiosk_page_and_cors(server):
-    page = httpx.get(server.http + "/")
+def test_kiosk_page_and_origin_check(server):
+    page = server.api.get("/")
     assert page.status_code == 200 and "<html" in page.text.lower()
-    preflight = httpx.options(server.http + "/api/checkout", headers={
-        "Origin": "http://kiosk.example", "Access-Control-Request-Method": "POST"})
-    assert preflight.headers.get("access-control-allow-origin") in ("*", "http://kiosk.example")
+    same_origin = server.api.get("/api/products", headers={"Origin": server.http})
+    assert same_origin.status_code == 200
+    foreign = server.api.post("/api/checkout", json={"session_id": "shopper-1"}, headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "origin" in foreign.json()["error"]
 
 
 def test_concurrent_face_work_does_not_crash_the_face_matcher(server):
@@ -291,9 +280,9 @@ def test_concurrent_face_work_does_not_crash_the_face_matcher(server):
     no_face = base64.b64encode(empty_frame(4)).decode()
 
     async def scenario():
-        async with kiosk(server, "busy-faces") as ws, httpx.AsyncClient(timeout=120) as http:
+        async with kiosk(server, "busy-faces") as ws, server.async_api() as http:
             k = Kiosk(ws)
-            posts = [http.post(server.http + "/api/users", json={"name": f"N{i}", "phone": "0911000000", "photos": [no_face]})
+            posts = [http.post("/api/users", json={"name": f"N{i}", "phone": "0911000000", "photos": [no_face]})
                      for i in range(4)]
 
             async def stream_faces():

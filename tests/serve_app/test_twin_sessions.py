@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import httpx
 import numpy as np
 
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
@@ -24,7 +23,7 @@ def run(coro):
 
 async def stream(server, x: np.ndarray, query: str = "", config: dict | None = None) -> tuple[dict, list[dict]]:
     """Configure, send each row as `predict` with a timestamp, return (ack, replies)."""
-    async with connect(server.ws, query) as ws:
+    async with connect(server, query) as ws:
         peer = Peer(ws)
         ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name, **(config or {})}})
         if ack["type"] != "config_ack":
@@ -35,7 +34,7 @@ async def stream(server, x: np.ndarray, query: str = "", config: dict | None = N
 
 
 def stats(server) -> dict:
-    return httpx.get(server.http + "/api/v1/inference/stream/stats").raise_for_status().json()
+    return server.api.get("/api/v1/inference/stream/stats").raise_for_status().json()
 
 
 def test_reconnect_with_session_id_resumes_the_session(server):
@@ -47,7 +46,7 @@ def test_reconnect_with_session_id_resumes_the_session(server):
     # resuming through the config message works as well
     again, _ = run(stream(server, second[:1], config={"session_id": sid}))
     assert again["session_id"] == sid
-    history = httpx.get(f"{server.http}/api/v1/inference/stream/history/{sid}?format=json").raise_for_status().json()
+    history = server.api.get(f"/api/v1/inference/stream/history/{sid}?format=json").raise_for_status().json()
     assert [s["timestamp"] for s in history["samples"]] == ["t0", "t1", "t2", "t0", "t1", "t0"]
     sent = np.vstack([first, second, second[:1]])
     got = np.array([[s["boundary"][b] for b in BOUNDARY_SIGNALS] for s in history["samples"]])
@@ -61,14 +60,14 @@ def test_unknown_and_expired_sessions_are_refused(server):
     time.sleep(SESSION_TTL_S + 2.5)
     expired, _ = run(stream(server, rows(1, seed=44), query=f"?session_id={ack['session_id']}"))
     assert expired["error_code"] == "SESSION_NOT_FOUND"
-    assert httpx.get(f"{server.http}/api/v1/inference/stream/history/{ack['session_id']}").status_code == 404
+    assert server.api.get(f"/api/v1/inference/stream/history/{ack['session_id']}").status_code == 404
 
 
 def test_stats_count_connections_and_predictions(server):
     x = rows(7, seed=45)
 
     async def scenario():
-        async with connect(server.ws) as ws:
+        async with connect(server) as ws:
             peer = Peer(ws)
             ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name, "mode": "batch"}})
             await peer.ask({"type": "predict_batch", "data": {"batch": [as_signals(r) for r in x]}})
@@ -88,7 +87,7 @@ def test_save_writes_only_to_the_results_folder_and_matches_what_was_sent(server
     ack, replies = run(stream(server, x))
     sid = ack["session_id"]
     target = tmp_path / "evil.csv"
-    saved = httpx.post(server.http + "/api/v1/inference/stream/save",
+    saved = server.api.post("/api/v1/inference/stream/save",
                        json={"session_id": sid, "format": "csv", "output_path": str(target)}).raise_for_status().json()
     assert saved["status"] == "success" and saved["samples_saved"] == 5
     assert not target.exists()
@@ -101,30 +100,30 @@ def test_save_writes_only_to_the_results_folder_and_matches_what_was_sent(server
     np.testing.assert_array_equal([[float(r[f"boundary_{s}"]) for s in BOUNDARY_SIGNALS] for r in table], x)
     np.testing.assert_array_equal([[float(r[f"prediction_{s}"]) for s in TARGET_SIGNALS] for r in table],
                                   [[p["data"]["predictions"][t] for t in TARGET_SIGNALS] for p in replies])
-    download = httpx.get(server.http + saved["download_url"])
+    download = server.api.get(saved["download_url"])
     assert download.status_code == 200 and download.content == path.read_bytes()
-    as_json = httpx.post(server.http + "/api/v1/inference/stream/save", json={"session_id": sid, "format": "json"}).json()
-    samples = json.loads(httpx.get(server.http + as_json["download_url"]).text)["samples"]
+    as_json = server.api.post("/api/v1/inference/stream/save", json={"session_id": sid, "format": "json"}).json()
+    samples = json.loads(server.api.get(as_json["download_url"]).text)["samples"]
     assert [s["predictions"] for s in samples] == [p["data"]["predictions"] for p in replies]
 
 
 def test_save_and_results_reject_bad_requests(server):
-    api = server.http + "/api/v1/inference/stream"
-    assert httpx.post(api + "/save", json={"session_id": "no-such-session"}).status_code == 404
-    assert httpx.post(api + "/save", json={"session_id": "../../etc"}).status_code == 422
-    assert httpx.post(api + "/save", json={"session_id": "abc", "format": "xlsx"}).status_code == 422
-    assert httpx.post(api + "/save", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
-    assert httpx.get(api + "/results/..%2F..%2Fpyproject.toml").status_code == 404
-    assert httpx.get(api + "/results/serve.log").status_code == 404
+    api = "/api/v1/inference/stream"
+    assert server.api.post(api + "/save", json={"session_id": "no-such-session"}).status_code == 404
+    assert server.api.post(api + "/save", json={"session_id": "../../etc"}).status_code == 422
+    assert server.api.post(api + "/save", json={"session_id": "abc", "format": "xlsx"}).status_code == 422
+    assert server.api.post(api + "/save", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    assert server.api.get(api + "/results/..%2F..%2Fpyproject.toml").status_code == 404
+    assert server.api.get(api + "/results/serve.log").status_code == 404
 
 
 def test_http_endpoints_list_ensembles_health_and_docs(server):
-    assert httpx.get(server.http + "/healthz").json() == {"status": "ok"}
-    listed = httpx.get(server.http + "/api/v1/ensembles").json()["ensembles"]
+    assert server.api.get("/healthz").json() == {"status": "ok"}
+    listed = server.api.get("/api/v1/ensembles").json()["ensembles"]
     assert {e["ensemble_name"] for e in listed} == {server.demo.name, server.tiny.name}
     demo = next(e for e in listed if e["ensemble_name"] == server.demo.name)
     assert demo["target_signals"] == TARGET_SIGNALS and set(demo["metrics"]) == set(TARGET_SIGNALS)
-    paths = httpx.get(server.http + "/openapi.json").json()["paths"]
+    paths = server.api.get("/openapi.json").json()["paths"]
     assert {"/api/v1/inference/stream/stats", "/api/v1/inference/stream/save", "/api/v1/ensembles"} <= set(paths)
 
 

@@ -26,7 +26,7 @@ def values(prediction: dict, targets=TARGET_SIGNALS) -> list[float]:
 
 
 async def configured(server, binary=False, **config) -> tuple[Peer, dict]:
-    ws = await connect(server.ws).__aenter__()
+    ws = await connect(server).__aenter__()
     peer = Peer(ws)
     ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name, **config}}, binary)
     assert ack["type"] == "config_ack", ack
@@ -109,7 +109,7 @@ def test_two_ensembles_at_once_are_never_mixed(server):
     x = rows(24, seed=34)
 
     async def stream(ensemble, offset):
-        async with connect(server.ws) as ws:
+        async with connect(server) as ws:
             peer = Peer(ws)
             await peer.ask({"type": "config", "data": {"ensemble_name": ensemble.name}})
             for i in range(offset, len(x), 2):
@@ -201,7 +201,7 @@ def test_every_bad_message_gets_an_error_and_the_connection_keeps_working(server
 
 def test_messages_before_config_are_invalid(server):
     async def scenario():
-        async with connect(server.ws) as ws:
+        async with connect(server) as ws:
             peer = Peer(ws)
             first = await peer.ask({"type": "predict", "data": {"boundary_signals": _signals()}})
             ping = await peer.ask({"type": "ping"})
@@ -218,7 +218,7 @@ def test_two_hundred_concurrent_connections_each_get_their_own_answers(server):
     x = rows(n * 2, seed=37)
 
     async def one(i):
-        async with connect(server.ws) as ws:
+        async with connect(server) as ws:
             peer = Peer(ws)
             binary = i % 2 == 1
             await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name}}, binary)

@@ -32,8 +32,11 @@ class Peer:
         return await self.recv()
 
 
-def connect(base_ws: str, query: str = ""):
-    return websockets.connect(base_ws + STREAM_PATH + query, max_size=2**26)
+def connect(server, query: str = "", token: str | None = None):
+    """A twin-stream WebSocket to the test server, with the twin client token unless another is given."""
+    from tests.conftest import CLIENT_TOKEN
+    return websockets.connect(server.ws + STREAM_PATH + query, max_size=2**26,
+                              additional_headers=server.headers(token or CLIENT_TOKEN))
 
 
 def rows(n: int, seed: int) -> np.ndarray:

@@ -1,0 +1,184 @@
+"""Residual monitoring: the gap between the twin's predictions and the measured target sensors, turned
+into alerts with hysteresis.
+
+The measured sensor is taken to follow the twin's steady-state prediction through a first-order lag
+(`SignalCalibration.lag`, fitted per target at training time), so the monitored residual is
+`measured - lagged prediction`, standardised with the validation residuals' mean and standard deviation.
+Per target signal:
+
+    drift    EWMA of the standardised residual beyond +-drift_threshold; clears when it falls back
+             under half the threshold
+    spike    an isolated outlier: one standardised residual beyond +-spike_threshold with its neighbours
+             under half of it (reported one sample later); clears after `clear_samples` quiet samples
+    stuck    the measured value moved less than stuck_ratio * step_std for `stuck_samples` samples in a
+             row (the twin expects it to move); clears at the first real change
+    missing  no measured value for `missing_samples` samples in a row (once the signal has been seen);
+             clears when a value arrives
+
+While a signal is missing or stuck its drift and spike detectors hold still, so one fault raises one
+alert kind. Thresholds come from the ensemble's manifest (see models.monitor_calibration) and a session
+may override them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+ALERT_KINDS = ("drift", "spike", "stuck", "missing")
+
+
+class SignalCalibration(BaseModel):
+    """How one target's residual behaves on normal (validation) data."""
+
+    lag: float = Field(ge=0.0, lt=1.0)  # first-order lag coefficient of the sensor behind the prediction
+    residual_mean: float
+    residual_std: float = Field(gt=0.0)
+    step_std: float = Field(ge=0.0)  # std of the measured value's sample-to-sample change
+
+
+class AlertThresholds(BaseModel):
+    """Detector settings of one target signal; every field may be overridden by a session's `config`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    drift_lambda: float = Field(0.05, gt=0.0, le=1.0)
+    drift_threshold: float = Field(gt=0.0)
+    spike_threshold: float = Field(gt=0.0)
+    stuck_samples: int = Field(10, ge=2, le=1_000_000)
+    stuck_ratio: float = Field(0.01, ge=0.0, le=1.0)
+    missing_samples: int = Field(5, ge=1, le=1_000_000)
+    clear_samples: int = Field(100, ge=1, le=1_000_000)
+
+
+class MonitorCalibration(BaseModel):
+    """Per-target residual calibration and default alert thresholds, stored in the ensemble manifest."""
+
+    signals: dict[str, SignalCalibration]
+    thresholds: dict[str, AlertThresholds]
+    validation_samples: int
+    threshold_margin: float
+
+
+@dataclass
+class AlertEvent:
+    """An alert opening (`opened`) or clearing on one signal."""
+
+    kind: str
+    signal: str
+    opened: bool
+    score: float
+    threshold: float
+    first_sample: str  # timestamp of the sample where the condition began
+    sample: str  # timestamp of the sample that opened or cleared the alert
+
+    @property
+    def message(self) -> str:
+        if not self.opened:
+            return f"{self.kind} on {self.signal} cleared"
+        return {
+            "drift": f"{self.signal} drifts away from the twin (EWMA {self.score:.2f} sd, threshold {self.threshold:.2f})",
+            "spike": f"{self.signal} spiked to {self.score:.1f} sd from the twin (threshold {self.threshold:.1f})",
+            "stuck": f"{self.signal} has not moved for {self.score:.0f} samples while the twin expects it to",
+            "missing": f"{self.signal} has had no reading for {self.score:.0f} samples",
+        }[self.kind]
+
+
+class ResidualMonitor:
+    """Live detectors for one session: feed predictions and measurements in sample order."""
+
+    def __init__(self, targets: list[str], calibration: MonitorCalibration,
+                 overrides: dict[str, AlertThresholds] | None = None):
+        self.targets = list(targets)
+        signals = [calibration.signals[t] for t in self.targets]
+        self.thresholds = {t: (overrides or {}).get(t) or calibration.thresholds[t] for t in self.targets}
+        th = [self.thresholds[t] for t in self.targets]
+        self._lag = np.array([s.lag for s in signals])
+        self._mean = np.array([s.residual_mean for s in signals])
+        self._std = np.array([s.residual_std for s in signals])
+        self._still = np.array([s.step_std * t.stuck_ratio for s, t in zip(signals, th)])
+        self._lambda = np.array([t.drift_lambda for t in th])
+        self._drift_th = np.array([t.drift_threshold for t in th])
+        self._spike_th = np.array([t.spike_threshold for t in th])
+        self._stuck_n = np.array([t.stuck_samples for t in th])
+        self._missing_n = np.array([t.missing_samples for t in th])
+        self._clear_n = np.array([t.clear_samples for t in th])
+        n = len(self.targets)
+        self._lagged = np.full(n, np.nan)
+        self._ewma = np.zeros(n)
+        self._last = np.full(n, np.nan)
+        self._seen = np.zeros(n, dtype=bool)
+        self._still_count = np.zeros(n, dtype=int)
+        self._missing_count = np.zeros(n, dtype=int)
+        self._quiet_count = np.zeros(n, dtype=int)
+        self._z_before2, self._z_before = np.zeros(n), np.zeros(n)  # the last two standardised residuals
+        self._active_before, self._ts_before = np.zeros(n, dtype=bool), ""
+        # where each condition began (timestamps), and which alerts are open, per kind
+        self._began = {k: np.full(n, "", dtype=object) for k in ALERT_KINDS}
+        self._first = {k: np.full(n, "", dtype=object) for k in ALERT_KINDS}
+        self._open = {k: np.zeros(n, dtype=bool) for k in ALERT_KINDS}
+
+    @property
+    def open_alerts(self) -> list[tuple[str, str]]:
+        """(signal, kind) of every alert open now."""
+        return [(self.targets[j], k) for k in ALERT_KINDS for j in np.flatnonzero(self._open[k])]
+
+    def update(self, predictions: np.ndarray, actual: np.ndarray, timestamps: list[str]) -> list[AlertEvent]:
+        """predictions and actual [n, n_target] (actual NaN where not measured), one timestamp per row."""
+        events: list[AlertEvent] = []
+        for p, y, ts in zip(predictions, actual, timestamps):
+            self._step(p, y, ts, events)
+        return events
+
+    def _step(self, p: np.ndarray, y: np.ndarray, ts: str, events: list[AlertEvent]) -> None:
+        self._lagged = np.where(np.isnan(self._lagged), p, self._lag * self._lagged + (1.0 - self._lag) * p)
+        present = ~np.isnan(y)
+        self._seen |= present
+        self._missing_count = np.where(present, 0, self._missing_count + self._seen)
+        self._began["missing"][self._missing_count == 1] = ts
+        self._switch(events, "missing", self._missing_count >= self._missing_n, present, self._missing_count,
+                     self._missing_n, ts)
+
+        moved = present & ~(np.abs(y - self._last) <= self._still)  # a first reading counts as a move
+        self._still_count = np.where(moved, 0, self._still_count + present)
+        self._last = np.where(present, y, self._last)
+        self._began["stuck"][moved] = ts
+        self._switch(events, "stuck", self._still_count >= self._stuck_n, moved, self._still_count, self._stuck_n, ts)
+
+        active = present & ~self._open["stuck"]
+        z = np.where(active, (y - self._lagged - self._mean) / self._std, 0.0)
+        # a spike is an isolated outlier: the previous sample beyond the threshold, the ones around it under half
+        calm = self._spike_th / 2
+        spiked = (active & self._active_before & (np.abs(self._z_before) > self._spike_th) & (np.abs(z) < calm)
+                  & (np.abs(self._z_before2) < calm))
+        self._quiet_count = np.where(spiked, 0, self._quiet_count + active)
+        self._began["spike"][spiked] = self._ts_before
+        self._switch(events, "spike", spiked, self._quiet_count >= self._clear_n, np.abs(self._z_before),
+                     self._spike_th, ts)
+        self._z_before2, self._z_before, self._active_before, self._ts_before = self._z_before, z, active, ts
+
+        clipped = np.clip(z, -self._spike_th, self._spike_th)  # one spike alone must not drag the EWMA
+        self._ewma = np.where(active, self._ewma + self._lambda * (clipped - self._ewma), self._ewma)
+        level = np.abs(self._ewma)
+        calm = level < self._drift_th / 2
+        self._began["drift"][calm] = ""
+        self._began["drift"][~calm & (self._began["drift"] == "")] = ts
+        self._switch(events, "drift", level > self._drift_th, calm, level, self._drift_th, ts)
+
+    def _switch(self, events: list[AlertEvent], kind: str, trigger: np.ndarray, clear: np.ndarray,
+                score: np.ndarray, threshold: np.ndarray, ts: str) -> None:
+        """Open `kind` where `trigger` holds and it is closed; close it where `clear` holds and it is open."""
+        is_open = self._open[kind]
+        opening, closing = trigger & ~is_open, clear & is_open
+        if not (opening.any() or closing.any()):
+            return
+        for j in np.flatnonzero(opening | closing):
+            opened = bool(opening[j])
+            if opened:
+                self._first[kind][j] = self._began[kind][j] or ts
+            events.append(AlertEvent(kind, self.targets[j], opened, float(score[j]), float(threshold[j]),
+                                     self._first[kind][j], ts))
+        is_open[opening] = True
+        is_open[closing] = False

@@ -1,0 +1,91 @@
+"""The residual monitor on the committed demo ensemble: silent on normal plant data, the right alert for
+each injected fault, cleared after it; calibration recovers the plant's sensor lags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.ensemble import Ensemble
+from models.monitor import AlertThresholds, ResidualMonitor
+from models.monitor_calibration import calibrate, first_order_lag
+from models.plant import LAG_SAMPLES, TARGET_SIGNALS, Fault, simulate, steady_state
+
+FAULT_START, FAULT_END, RUN = 1000, 1600, 2600
+
+
+@pytest.fixture(scope="module")
+def ensemble(demo_repository, demo_ensemble_name) -> Ensemble:
+    ensemble = Ensemble(demo_repository.path(demo_ensemble_name))
+    assert ensemble.manifest.monitor is not None, "the demo ensemble ships a monitor calibration"
+    return ensemble
+
+
+def monitor_run(ensemble: Ensemble, faults: tuple[Fault, ...], samples: int, seed: int, **overrides):
+    data = simulate(samples, seed=seed, faults=faults)
+    calibration = ensemble.manifest.monitor
+    thresholds = {t: AlertThresholds.model_validate({**calibration.thresholds[t].model_dump(), **overrides})
+                  for t in TARGET_SIGNALS} if overrides else None
+    monitor = ResidualMonitor(TARGET_SIGNALS, calibration, thresholds)
+    events = monitor.update(ensemble.predict(data.boundary), data.target, data.timestamps)
+    return data, monitor, events
+
+
+def test_no_alert_on_ten_thousand_normal_samples(ensemble):
+    _, monitor, events = monitor_run(ensemble, (), 10_000, seed=4242)
+    assert events == [] and monitor.open_alerts == []
+
+
+@pytest.mark.parametrize("fault", [
+    Fault("drift", FAULT_START, FAULT_END, "Temperature_target_2", magnitude=6.0),
+    Fault("spike", FAULT_START, FAULT_END, "Pressure_target_1", magnitude=0.8),
+    Fault("stuck", FAULT_START, FAULT_END, "Temperature_target_1"),
+    Fault("dropout", FAULT_START, FAULT_END, "Power_target_2"),
+    Fault("fouling", FAULT_START, FAULT_END, magnitude=0.35),
+    Fault("leak", FAULT_START, FAULT_END, magnitude=0.3),
+], ids=lambda f: f.kind)
+def test_each_fault_raises_its_alert_and_clears_after(ensemble, fault):
+    data, monitor, events = monitor_run(ensemble, (fault,), RUN, seed=777)
+    opened = [(e.signal, e.kind) for e in events if e.opened]
+    assert set(opened) == set(fault.expected_alerts()), [(e.signal, e.kind, e.sample) for e in events]
+    assert len(opened) == len(set(opened)), "hysteresis: each alert opens once"
+    first = {(e.signal, e.kind): data.timestamps.index(e.sample) for e in events if e.opened}
+    assert all(FAULT_START <= i < FAULT_END for i in first.values()), first
+    cleared = {(e.signal, e.kind) for e in events if not e.opened}
+    assert cleared == set(opened) and monitor.open_alerts == []
+    assert all(data.timestamps.index(e.sample) >= FAULT_END for e in events if not e.opened)
+
+
+def test_alert_names_where_the_condition_began(ensemble):
+    fault = Fault("stuck", FAULT_START, FAULT_END, "Temperature_target_1")
+    data, _, events = monitor_run(ensemble, (fault,), RUN, seed=5)
+    stuck = next(e for e in events if e.opened)
+    assert stuck.first_sample == data.timestamps[FAULT_START]
+    assert stuck.sample == data.timestamps[FAULT_START + int(stuck.threshold)]
+    assert "Temperature_target_1" in stuck.message
+
+
+def test_session_thresholds_override_the_calibration(ensemble):
+    fault = Fault("dropout", FAULT_START, FAULT_START + 20, "Power_target_2")
+    _, _, default = monitor_run(ensemble, (fault,), 1200, seed=9)
+    _, _, patient = monitor_run(ensemble, (fault,), 1200, seed=9, missing_samples=50)
+    assert [(e.kind, e.opened) for e in default] == [("missing", True), ("missing", False)]
+    assert patient == []
+
+
+def test_calibration_recovers_the_plant_sensor_lags():
+    data = simulate(6000, seed=31)
+    truth = data.target.copy()
+    # a perfect steady-state twin: the plant's physics without lag or noise
+    calibration = calibrate(TARGET_SIGNALS, steady_state(data.boundary), truth)
+    expected = 1.0 - 1.0 / LAG_SAMPLES
+    fitted = np.array([calibration.signals[t].lag for t in TARGET_SIGNALS])
+    assert np.abs(fitted - expected).max() <= 0.05, fitted
+    lagged = first_order_lag(steady_state(data.boundary), fitted)
+    assert np.allclose([calibration.signals[t].residual_std for t in TARGET_SIGNALS], (truth - lagged).std(axis=0))
+
+
+def test_calibration_refuses_too_little_data():
+    data = simulate(50, seed=1)
+    with pytest.raises(ValueError, match="too few"):
+        calibrate(TARGET_SIGNALS, data.target, data.target)

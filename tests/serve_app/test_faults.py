@@ -1,0 +1,71 @@
+"""Fault injection while clients stream: kill the predictor replica, the ingress replica and the twin
+session shards; with the project's client (reconnect, resume, retry by request id) no request is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import numpy as np
+
+from models.plant import TARGET_SIGNALS
+from serve_app.client import TwinClient
+from tests.conftest import CLIENT_TOKEN
+from tests.serve_app.processes import ray_process_pids
+from tests.serve_app.test_twin_stream import run
+from tests.serve_app.wire import as_signals, rows
+
+REQUESTS, PIPELINE = 240, 8
+
+
+def kill(prefix: str) -> list[int]:
+    pids = ray_process_pids(prefix)
+    assert pids, f"no process {prefix}"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+async def stream_through_a_fault(server, prefix: str, kill_after: int) -> tuple[TwinClient, np.ndarray, list[int]]:
+    """Send REQUESTS predictions, PIPELINE at a time; kill `prefix` processes once `kill_after` are answered."""
+    x = rows(REQUESTS, seed=404)
+    answers: list[np.ndarray | None] = [None] * REQUESTS
+    killed: list[int] = []
+    async with TwinClient(server.ws, token=CLIENT_TOKEN, max_retries=20, max_backoff_s=3.0) as twin:
+        await twin.configure(server.demo.name)
+        for start in range(0, REQUESTS, PIPELINE):
+            if start >= kill_after and not killed:
+                killed = kill(prefix)
+            replies = await asyncio.gather(*(twin.predict(as_signals(x[i])) for i in range(start, start + PIPELINE)))
+            for i, reply in zip(range(start, start + PIPELINE), replies):
+                answers[i] = [reply["data"]["predictions"][t] for t in TARGET_SIGNALS]
+    return twin, np.array(answers), killed
+
+
+def check(server, twin: TwinClient, answers: np.ndarray, prefix: str, killed: list[int]) -> None:
+    """Every prediction answered and right (lost = 0), and the killed processes were replaced."""
+    np.testing.assert_allclose(answers, server.demo.predict(rows(REQUESTS, seed=404)), rtol=1e-5, atol=1e-5)
+    assert twin.stats.sent == twin.stats.answered == REQUESTS + 1  # the predictions and the config
+    assert killed and set(ray_process_pids(prefix)).isdisjoint(killed)
+
+
+PREDICTOR = "ray::ServeReplica:streamforge:EnsemblePredictor"
+INGRESS = "ray::ServeReplica:streamforge:StreamIngress"
+SHARDS = "ray::SessionShard"
+
+
+def test_predictor_replica_killed_mid_stream_loses_no_request(server):
+    twin, answers, killed = run(stream_through_a_fault(server, PREDICTOR, 64))
+    check(server, twin, answers, PREDICTOR, killed)
+
+
+def test_ingress_replica_killed_mid_stream_client_reconnects_and_resumes(server):
+    twin, answers, killed = run(stream_through_a_fault(server, INGRESS, 64))
+    check(server, twin, answers, INGRESS, killed)
+    assert twin.stats.reconnects >= 1 and twin.stats.resumed >= 1 and twin.stats.retried >= 1, twin.stats
+
+
+def test_session_shards_killed_mid_stream_client_carries_on(server):
+    twin, answers, killed = run(stream_through_a_fault(server, SHARDS, 64))
+    check(server, twin, answers, SHARDS, killed)

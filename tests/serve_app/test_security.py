@@ -1,0 +1,172 @@
+"""Authentication, authorisation and limits against the real server (which the tests run with auth on)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import websockets
+
+from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN, MAX_CONNECTIONS_PER_ADDRESS
+from tests.serve_app.store_frames import empty_frame
+from tests.serve_app.test_twin_stream import run
+from tests.serve_app.wire import Peer, connect
+
+WS_PATHS = ["/api/v1/inference/stream", "/ws/kiosk-a"]
+
+
+def every_http_route(server) -> list[tuple[str, str]]:
+    """(method, path) of every route in the OpenAPI spec, pages and a static file; path parameters filled."""
+    spec = server.api.get("/openapi.json").raise_for_status().json()
+    routes = [(m.upper(), path.replace("{", "").replace("}", ""))
+              for path, methods in spec["paths"].items() for m in methods]
+    return routes + [("GET", "/"), ("GET", "/twin"), ("GET", "/static/kiosk.js"), ("GET", "/docs")]
+
+
+def kiosk_token(server, session_id: str, ttl_s: int = 3600) -> str:
+    reply = server.api.post("/api/auth/kiosk-tokens", json={"session_id": session_id, "ttl_s": ttl_s})
+    assert reply.status_code == 201, reply.text
+    return reply.json()["token"]
+
+
+def ws_status(server, path: str, token: str | None) -> int:
+    """101 when the handshake is accepted, else the HTTP status it was refused with."""
+    async def attempt():
+        headers = server.headers(token) if token else {}
+        try:
+            async with websockets.connect(server.ws + path, additional_headers=headers):
+                return 101
+        except websockets.InvalidStatus as exc:
+            return exc.response.status_code
+    return run(attempt())
+
+
+def test_no_endpoint_answers_without_a_valid_token(server):
+    routes = every_http_route(server)
+    assert len(routes) >= 20
+    for token in (None, "wrong-token", ADMIN_TOKEN + "x"):
+        headers = server.headers(token) if token else {}
+        for method, path in routes:
+            if path == "/healthz":
+                continue
+            status = httpx.request(method, server.http + path, headers=headers, timeout=30).status_code
+            assert status == 401, (token, method, path, status)
+        for path in WS_PATHS:
+            assert ws_status(server, path, token) == 403, (token, path)
+    assert httpx.get(server.http + "/healthz").status_code == 200  # liveness probes stay open
+
+
+def test_twin_client_token_reaches_the_twin_api_only(server):
+    client = httpx.Client(base_url=server.http, headers=server.headers(CLIENT_TOKEN), timeout=30)
+    assert client.get("/api/v1/ensembles").status_code == 200
+    assert client.get("/twin").status_code == 200
+    assert ws_status(server, "/api/v1/inference/stream", CLIENT_TOKEN) == 101
+    assert client.get("/api/users").status_code == 403
+    assert client.put("/api/products/x", json={"name": "x", "price": 1, "yolo_class_id": 99}).status_code == 403
+    assert client.post("/api/checkout", json={"session_id": "kiosk-a"}).status_code == 403
+    assert client.post("/api/auth/kiosk-tokens", json={"session_id": "kiosk-a"}).status_code == 403
+    assert ws_status(server, "/ws/kiosk-a", CLIENT_TOKEN) == 403
+
+
+def test_kiosk_token_is_bound_to_its_own_session(server):
+    token = kiosk_token(server, "kiosk-a")
+    kiosk = httpx.Client(base_url=server.http, headers=server.headers(token), timeout=30)
+    assert ws_status(server, "/ws/kiosk-a", token) == 101
+    assert ws_status(server, "/ws/kiosk-b", token) == 403
+    assert kiosk.get("/api/store/sessions/kiosk-a").status_code == 200
+    assert kiosk.get("/api/store/sessions/kiosk-b").status_code == 403
+    assert kiosk.post("/api/checkout", json={"session_id": "kiosk-b"}).status_code == 403
+    refused = kiosk.post("/api/checkout", json={"session_id": "kiosk-a"})
+    assert refused.status_code == 400  # its own session: allowed, but nobody is logged in
+    assert kiosk.get("/api/products").status_code == 200
+    assert kiosk.get("/api/v1/ensembles").status_code == 403
+    assert kiosk.get("/api/users").status_code == 403
+    assert ws_status(server, "/api/v1/inference/stream", token) == 403
+
+
+def test_kiosk_tokens_cannot_be_forged_or_reused_after_expiry(server):
+    token = kiosk_token(server, "kiosk-a", ttl_s=60)
+    payload, _, signature = token.rpartition(".")
+    prefix, session, expires = payload.split(".")
+    forged = f"{prefix}.kiosk-b.{expires}.{signature}"  # someone else's session, same signature
+    assert ws_status(server, "/ws/kiosk-b", forged) == 403
+    longer = f"{prefix}.{session}.{int(expires) + 10**6}.{signature}"
+    assert httpx.get(server.http + "/api/store/sessions/kiosk-a", headers=server.headers(longer)).status_code == 401
+    expired = f"{prefix}.{session}.{int(time.time()) - 1}.{signature}"
+    assert httpx.get(server.http + "/api/products", headers=server.headers(expired)).status_code == 401
+
+
+def test_page_token_becomes_a_cookie_for_its_scripts_and_sockets(server):
+    token = kiosk_token(server, "kiosk-cookie")
+    with httpx.Client(base_url=server.http, timeout=30) as browser:
+        page = browser.get(f"/?session=kiosk-cookie&token={token}")
+        assert page.status_code == 200 and "httponly" in page.headers["set-cookie"].lower()
+        assert browser.get("/static/kiosk.js").status_code == 200  # the cookie now authorises it
+        assert browser.get("/api/store/sessions/kiosk-b").status_code == 403
+
+
+def test_admin_manages_products_and_users(server):
+    created = server.api.put("/api/products/TEST-SKU", json={"name": "Test tea", "price": 42, "yolo_class_id": 77})
+    assert created.status_code == 200 and created.json() == {"id": "TEST-SKU", "name": "Test tea", "price": 42,
+                                                             "yolo_class_id": 77}
+    clash = server.api.put("/api/products/OTHER-SKU", json={"name": "x", "price": 1, "yolo_class_id": 77})
+    assert clash.status_code == 409
+    assert server.api.put("/api/products/bad sku!", json={"name": "x", "price": 1, "yolo_class_id": 78}).status_code == 422
+    assert any(p["id"] == "TEST-SKU" for p in server.api.get("/api/products").json()["products"])
+    users = server.api.get("/api/users").json()["users"]
+    assert all("encodings" not in u for u in users)
+    assert server.api.delete("/api/users/no-such-user").status_code == 404
+
+
+def test_oversized_request_bodies_get_413(server):
+    body = b"x" * (12 * 1024 * 1024 + 1)
+    reply = server.api.post("/api/users", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 413
+
+
+def test_kiosk_frame_rate_limit_answers_with_an_error(server):
+    frame = empty_frame(1)
+
+    async def scenario():
+        async with websockets.connect(f"{server.ws}/ws/rate-kiosk", additional_headers=server.headers(ADMIN_TOKEN)) as ws:
+            for _ in range(150):  # far above 30 frames/s with a burst of 60
+                await ws.send(frame)
+            replies = []
+            while len(replies) < 150:
+                message = await asyncio.wait_for(ws.recv(), 60)
+                if '"frame_received"' in message or '"RATE_LIMITED"' in message:
+                    replies.append(message)
+            await ws.send('{"type": "ping"}')
+            while '"pong"' not in (message := await asyncio.wait_for(ws.recv(), 60)):
+                pass
+            return replies
+    replies = run(scenario())
+    limited = [r for r in replies if '"RATE_LIMITED"' in r]
+    assert 40 <= len(limited) <= 100, len(limited)  # ~60 pass at once, the rest refused, the socket stays up
+
+
+def test_connection_limit_per_address_answers_with_an_error(server):
+    async def scenario():
+        sockets, refused = [], []
+        try:
+            for _ in range(MAX_CONNECTIONS_PER_ADDRESS + 5):
+                ws = await connect(server).__aenter__()
+                sockets.append(ws)
+
+            async def first_message(ws):  # an accepted connection says nothing until asked
+                try:
+                    return await asyncio.wait_for(Peer(ws).recv(), 3)
+                except asyncio.TimeoutError:
+                    return None
+            messages = await asyncio.gather(*(first_message(ws) for ws in sockets))
+            refused = [m for m in messages if m is not None]
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
+        await asyncio.sleep(0.5)
+        async with connect(server) as ws:  # once the others close, connections are accepted again
+            after = await Peer(ws).ask({"type": "ping"})
+        return refused, after
+    refused, after = run(scenario())
+    assert len(refused) >= 5 and all(m["error_code"] == "TOO_MANY_CONNECTIONS" for m in refused), refused
+    assert after["type"] == "error" and after["error_code"] == "INVALID_MESSAGE"  # ping before config: a normal reply
