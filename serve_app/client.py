@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -210,10 +211,10 @@ class TwinClient:
         return await self.request("predict_batch", data)
 
 
-async def _pick_ensemble(http_url: str) -> str:
+async def _pick_ensemble(http_url: str, token: str | None) -> str:
     import httpx
 
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"} if token else {}) as http:
         ensembles = (await http.get(http_url + "/api/v1/ensembles")).raise_for_status().json()["ensembles"]
     demo = [e["ensemble_name"] for e in ensembles
             if e["boundary_signals"] == BOUNDARY_SIGNALS and e["target_signals"] == TARGET_SIGNALS]
@@ -222,13 +223,14 @@ async def _pick_ensemble(http_url: str) -> str:
     return demo[0]
 
 
-async def demo(url: str, samples: int, batch: int, binary: bool, seed: int, ensemble: str | None = None) -> np.ndarray:
+async def demo(url: str, samples: int, batch: int, binary: bool, seed: int, ensemble: str | None = None,
+               token: str | None = None) -> np.ndarray:
     """Stream `samples` demo-plant rows; print predicted vs actual; return mean absolute error per target."""
-    ensemble = ensemble or await _pick_ensemble(url.replace("ws://", "http://").replace("wss://", "https://"))
+    ensemble = ensemble or await _pick_ensemble(url.replace("ws://", "http://").replace("wss://", "https://"), token)
     plant = simulate(samples, seed=seed)
     rows = [dict(zip(BOUNDARY_SIGNALS, r)) for r in plant.boundary.tolist()]
     predicted = []
-    async with TwinClient(url, binary=binary) as twin:
+    async with TwinClient(url, binary=binary, token=token) as twin:
         ack = await twin.configure(ensemble, mode="batch" if batch > 1 else "single", batch_size=max(batch, 1))
         print(f"session {ack['session_id']} on {ensemble} (boost on {ack['ensemble_info']['boost_signals']})")
         for start in range(0, samples, batch):
@@ -256,9 +258,11 @@ def main() -> None:
     parser.add_argument("--msgpack", action="store_true", help="binary msgpack frames instead of JSON")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--ensemble", help="ensemble name (default: the newest demo-plant ensemble)")
+    parser.add_argument("--token", default=os.environ.get("STREAMFORGE_TOKEN"),
+                        help="API key when the server has auth on (default: $STREAMFORGE_TOKEN)")
     args = parser.parse_args()
     try:
-        asyncio.run(demo(args.url, args.samples, args.batch, args.msgpack, args.seed, args.ensemble))
+        asyncio.run(demo(args.url, args.samples, args.batch, args.msgpack, args.seed, args.ensemble, args.token))
     except (OSError, websockets.WebSocketException) as exc:
         sys.exit(f"cannot reach {args.url}: {exc} (is `serve run configs/serve.yaml` running?)")
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
-from tests.conftest import PROJECT_ROOT, SESSION_TTL_S
+from tests.conftest import CLIENT_TOKEN, PROJECT_ROOT, SESSION_TTL_S
 from tests.serve_app.wire import Peer, as_signals, connect, rows
 
 
@@ -128,7 +128,8 @@ def test_http_endpoints_list_ensembles_health_and_docs(server):
 
 
 def test_example_client_streams_the_demo_plant(server):
-    result = subprocess.run([sys.executable, "-m", "serve_app.client", "--url", server.ws, "--samples", "40"],
+    result = subprocess.run([sys.executable, "-m", "serve_app.client", "--url", server.ws, "--samples", "40",
+                             "--token", CLIENT_TOKEN],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "predicted/actual" in result.stdout
