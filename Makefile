@@ -19,7 +19,7 @@ setup-dev: $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps "face_recognition==1.3.0"
 
 serve: setup
-	$(BIN)/serve run configs/serve.yaml
+	set -a && . ./configs/serve.env && set +a && $(BIN)/serve run configs/serve.yaml
 
 # browser tests drive Debian's chromium (no browser download); a CJK font renders the catalogue's names
 browser:

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -31,7 +32,7 @@ from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import idle_sessions, run_load
 from models.ensemble import Ensemble
 from models.repository import ModelRepository
-from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
+from serve_app.settings import PROJECT_ROOT, AppSettings, project_path, ray_environment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -128,25 +129,30 @@ def plot(results: dict) -> None:
     plt.close(fig)
 
 
-HAPROXY_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-               "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}  # the 5 s default is too short on 2 busy cores
 
 
-def run_streamforge(ensemble: str, args, env: dict, full: bool) -> dict:
-    """Start `serve run` of configs/serve.yaml on free ports with `env`, measure, stop. `full` adds idle
-    sessions and the store to the twin matrix."""
+@contextmanager
+def streamforge_server(log_name: str, env: dict | None = None):
+    """`serve run` of configs/serve.yaml on free loopback ports (own embedded database); yields its ws:// URL."""
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
-    config["applications"][0]["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "bench-db"))
+    config["applications"][0]["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "bench-db"),
+                                             max_connections_per_address=5000)  # every load comes from loopback
     config_path = RESULTS / "serve.bench.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    log = RESULTS / ("streamforge.log" if not env else "streamforge-haproxy.log")
-    server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], log,
-                     env={"RAY_USAGE_STATS_ENABLED": "0", **env})
+    server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], RESULTS / log_name,
+                     env={"RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=300)
-        url = f"ws://127.0.0.1:{port}"
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def run_streamforge(ensemble: str, args, env: dict, full: bool) -> dict:
+    """Measure StreamForge started with `env`; `full` adds idle sessions and the store to the twin matrix."""
+    with streamforge_server("streamforge-haproxy.log" if env else "streamforge.log", env) as url:
         ours = {"twin": twin_matrix(url, ensemble, args.seconds, args.connections, True)}
         if full:
             ours["idle_sessions"] = asyncio.run(idle_sessions(url, ensemble, 1000))
@@ -157,8 +163,6 @@ def run_streamforge(ensemble: str, args, env: dict, full: bool) -> dict:
             for run in ours["store"]:
                 print("   ", run, flush=True)
         return ours
-    finally:
-        server.stop()
 
 
 def main() -> None:
@@ -166,7 +170,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--store-seconds", type=float, default=20.0)
-    parser.add_argument("--haproxy", action="store_true", help="also measure the twin with Ray Serve's HAProxy ingress")
+    parser.add_argument("--haproxy", action="store_true",
+                        help="also measure the twin with configs/serve.env (HAProxy ingress, as `make serve` runs)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     repository = ModelRepository(project_path(AppSettings().model_repository))
@@ -190,8 +195,8 @@ def main() -> None:
     print("StreamForge: serve run (Ray Serve's default proxy)", flush=True)
     results["streamforge"] = run_streamforge(name, args, {}, full=True)
     if args.haproxy:
-        print("StreamForge: serve run with HAProxy ingress + throughput-optimized mode", flush=True)
-        results["streamforge_haproxy"] = run_streamforge(name, args, HAPROXY_ENV, full=False)
+        print("StreamForge: serve run with configs/serve.env (HAProxy ingress + throughput-optimized mode)", flush=True)
+        results["streamforge_haproxy"] = run_streamforge(name, args, ray_environment(), full=False)
     results["raw_detector"] = raw_detector(frames(24))
     print("    raw detector", results["raw_detector"], flush=True)
     (RESULTS / "suite.json").write_text(json.dumps(results, indent=2))

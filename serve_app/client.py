@@ -62,12 +62,15 @@ class TwinClient:
     """
 
     def __init__(self, base_url: str, binary: bool = False, session_id: str | None = None, token: str | None = None,
-                 max_retries: int = 8, backoff_s: float = 0.2, max_backoff_s: float = 5.0):
+                 max_retries: int = 8, backoff_s: float = 0.2, max_backoff_s: float = 5.0,
+                 reply_timeout_s: float = 30.0):
         self.url = base_url.rstrip("/") + "/api/v1/inference/stream"
         self.binary = binary
         self.session_id = session_id
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
+        self.reply_timeout_s = reply_timeout_s
+        self._broken = None  # a connection that stopped answering
         self.stats = ClientStats()
         self._config: dict | None = None
         self._ids = itertools.count(1)
@@ -95,21 +98,17 @@ class TwinClient:
         self._ws = await websockets.connect(url, max_size=64 * 1024 * 1024, additional_headers=self.headers)
         self._reader = asyncio.create_task(self._read(self._ws))
 
-    async def _reconnect(self, broken) -> None:
-        """Open a new connection (unless another request already did) and resume the session."""
+    def _healthy(self) -> bool:
+        return self._ws is not None and self._ws.close_code is None and self._ws is not self._broken
+
+    async def _reconnect(self) -> None:
+        """Open a new connection and resume the session, unless another request already did."""
         async with self._connecting:
-            if self._ws is not broken:
+            if self._healthy():
                 return
-            delay = self.backoff_s
-            for attempt in range(self.max_retries + 1):
-                try:
-                    await self._connect()
-                    break
-                except (OSError, websockets.WebSocketException):
-                    if attempt == self.max_retries:
-                        raise
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.max_backoff_s)
+            if self._ws is not None:
+                await self._ws.close()
+            await self._connect()
             self.stats.reconnects += 1
             if self._config is not None:
                 await self._resume()
@@ -144,35 +143,41 @@ class TwinClient:
                         future.set_exception(ConnectionError("connection closed"))
 
     async def _exchange(self, type_: str, data: dict, request_id: int | None = None) -> dict:
-        """Send once on the current connection and wait for the reply (ConnectionError if it drops)."""
+        """Send once on the current connection and wait for the reply; ConnectionError if the connection
+        drops or stays silent for `reply_timeout_s` (it is then closed and replaced by the next request)."""
         request_id = request_id or next(self._ids)
+        ws = self._ws
         future = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = (future, self._ws)
+        self._waiting[request_id] = (future, ws)
         message = {"type": type_, "data": data, "id": request_id}
         try:
-            await self._ws.send(msgpack.packb(message) if self.binary else json.dumps(message))
+            await ws.send(msgpack.packb(message) if self.binary else json.dumps(message))
+            return await asyncio.wait_for(future, self.reply_timeout_s)
+        except asyncio.TimeoutError:
+            self._broken = ws
+            raise ConnectionError(f"no reply within {self.reply_timeout_s} s") from None
         except websockets.ConnectionClosed as exc:
-            self._waiting.pop(request_id, None)
             raise ConnectionError("connection closed") from exc
-        return await future
+        finally:
+            self._waiting.pop(request_id, None)
 
     async def request(self, type_: str, data: dict | None = None) -> dict:
-        """Send one message and return its reply, retrying lost connections and retryable errors;
-        raises TwinError for other `error` replies."""
+        """Send one message and return its reply, retrying lost connections and retryable errors with
+        exponential back-off; raises TwinError for other `error` replies."""
         request_id = next(self._ids)
         self.stats.sent += 1
         delay = self.backoff_s
         for attempt in range(self.max_retries + 1):
-            ws = self._ws
             try:
+                if not self._healthy():
+                    await self._reconnect()
                 reply = await self._exchange(type_, data or {}, request_id)
-            except ConnectionError:
+            except (ConnectionError, OSError, websockets.WebSocketException) as exc:
                 if attempt == self.max_retries:
-                    raise
-                self.stats.retried += 1
-                await self._reconnect(ws)
-                continue
-            if reply.get("type") != "error" or reply.get("error_code") not in RETRYABLE or attempt == self.max_retries:
+                    raise ConnectionError(f"gave up after {attempt + 1} tries: {exc}") from exc
+                reply = None
+            if reply is not None and (reply.get("type") != "error" or reply.get("error_code") not in RETRYABLE
+                                      or attempt == self.max_retries):
                 break
             self.stats.retried += 1
             await asyncio.sleep(delay)

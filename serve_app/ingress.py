@@ -108,7 +108,7 @@ class StreamIngress:
         app_name = serve.get_replica_context().app_name
         self.sessions = SessionStore(f"streamforge-{app_name}", self.settings.session_shards,
                                      self.settings.history_limit, self.settings.session_ttl_s,
-                                     self.settings.session_flush_interval_s)
+                                     self.settings.session_flush_interval_s, mongo_uri)
         self.coalescer = PredictionCoalescer(predictor, self.settings.coalesce_max_rows, self.settings.coalesce_wait_s)
         self.twin = TwinServices(describe=self._describe, predict=self.coalescer.predict, sessions=self.sessions,
                                  record_alerts=self.alert_log.record,

@@ -3,15 +3,26 @@
 A Ray actor is a process, so one actor per session would not scale; each shard holds every session
 whose id hashes to it. The ingress sends it batched events (rows predicted, disconnects) a few times a
 second, so the shard is off the per-message path. Sessions are dropped `ttl_s` after their disconnect.
+
+With a MongoDB URI each session's config and counters are also kept in the `twin_sessions` collection:
+opened, reconfigured and closed sessions are written (one bulk write) every `persist_interval_s`,
+sessions that only streamed every `counters_interval_s`. A shard that Ray restarts can so resume its
+sessions (all but those opened within the last interval); their history (the last samples) is not
+persisted.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+from pymongo import UpdateOne
+from pymongo.errors import PyMongoError
+
+from serve_app.database import connect
 
 ALERTS_KEPT = 1000  # alerts kept per session (all of them also go to MongoDB)
 
@@ -85,30 +96,100 @@ class TwinSession:
         }
 
 
+logger = logging.getLogger("streamforge.sessions")
+STALE_RECORD_S = 3600.0  # persisted sessions untouched this long (and past their TTL) are deleted
+PERSISTED = ("session_id", "config", "connected_at", "connected", "disconnected_at", "predictions_count",
+             "latency_sum_ms")
+
+
 class SessionShard:
     """Plain class; the ingress runs it as a named, restartable Ray actor (see session_store)."""
 
-    def __init__(self, history_limit: int, ttl_s: float):
+    def __init__(self, history_limit: int, ttl_s: float, mongo_uri: str | None = None,
+                 persist_interval_s: float = 1.0, counters_interval_s: float = 30.0):
         self.history_limit = history_limit
         self.ttl_s = ttl_s
         self.sessions: dict[str, TwinSession] = {}
+        self.records = None
+        if mongo_uri:
+            self.records = connect(mongo_uri)["streamforge"].twin_sessions
+            self.records.create_index("session_id", unique=True)
+        self.persist_interval_s, self.counters_interval_s = persist_interval_s, counters_interval_s
+        self._dirty: set[str] = set()  # opened, reconfigured or closed since the last write
+        self._streamed: set[str] = set()  # only new rows since the last write of their counters
+        self._persisted_at = self._counted_at = time.monotonic()
+        self._cleaned_at = 0.0
 
     def _reap(self) -> None:
-        cutoff = time.time() - self.ttl_s
-        expired = [s for s, v in self.sessions.items() if not v.connected and v.disconnected_at < cutoff]
+        now = time.time()
+        expired = [s for s, v in self.sessions.items() if not v.connected and v.disconnected_at < now - self.ttl_s]
         for sid in expired:
             del self.sessions[sid]
+        if self.records is None:
+            return
+        try:
+            if expired:
+                self.records.delete_many({"session_id": {"$in": expired}})
+            if now - self._cleaned_at > 60:  # records of sessions no shard holds any more (e.g. lost in a crash)
+                self.records.delete_many({"persisted_at": {"$lt": now - max(self.ttl_s, STALE_RECORD_S)}})
+                self._cleaned_at = now
+        except PyMongoError as exc:
+            logger.warning("twin session records not cleaned up: %s", exc)
+
+    def _persist_changed(self) -> None:
+        """Write the changed sessions to MongoDB in one bulk write, at most every `persist_interval_s`;
+        while MongoDB is unreachable they stay marked and are written later."""
+        if self.records is None:
+            self._dirty.clear()
+            self._streamed.clear()
+            return
+        clock = time.monotonic()
+        due = set()
+        if self._dirty and clock - self._persisted_at >= self.persist_interval_s:
+            due |= self._dirty
+            self._persisted_at = clock
+        if self._streamed and clock - self._counted_at >= self.counters_interval_s:
+            due |= self._streamed
+            self._counted_at = clock
+        if not due:
+            return
+        now = time.time()
+        writes = [UpdateOne({"session_id": sid},
+                            {"$set": {**{k: getattr(self.sessions[sid], k) for k in PERSISTED}, "persisted_at": now}},
+                            upsert=True) for sid in due if sid in self.sessions]
+        try:
+            if writes:
+                self.records.bulk_write(writes, ordered=False)
+        except PyMongoError as exc:
+            logger.warning("twin sessions not persisted, will retry: %s", exc)
+            return
+        self._dirty -= due
+        self._streamed -= due
+
+    def _restore(self, session_id: str) -> TwinSession | None:
+        """A session this shard lost (a restart) back from MongoDB, if it has not expired."""
+        if self.records is None:
+            return None
+        doc = self.records.find_one({"session_id": session_id}, {"_id": 0})
+        if doc is None or (not doc["connected"] and doc["disconnected_at"] < time.time() - self.ttl_s):
+            return None
+        session = TwinSession(**{k: doc[k] for k in PERSISTED})
+        self.sessions[session_id] = session
+        return session
 
     def open(self, session_id: str, config: dict, resume: bool) -> dict | None:
         """Create (resume=False) or take back (resume=True) a session; None when there is none to resume."""
         self._reap()
         session = self.sessions.get(session_id)
         if resume:
+            session = session or self._restore(session_id)
             if session is None:
                 return None
             session.config, session.connected, session.disconnected_at = config, True, None
         else:
             session = self.sessions[session_id] = TwinSession(session_id, config, time.time())
+        self._dirty.add(session_id)
+        self._persist_changed()
         return session.summary()
 
     def apply(self, events: list[tuple]) -> None:
@@ -121,12 +202,16 @@ class SessionShard:
             kind = event[0]
             if kind == "rows":
                 self._append(session, event[2])
+                self._streamed.add(session.session_id)
             elif kind == "config":
                 session.config = event[2]
+                self._dirty.add(session.session_id)
             elif kind == "alerts":
                 session.alerts.extend(event[2])
             elif kind == "close":
                 session.connected, session.disconnected_at = False, time.time()
+                self._dirty.add(session.session_id)
+        self._persist_changed()
         self._reap()
 
     def _append(self, session: TwinSession, chunk: HistoryChunk) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from serve_app.session_shard import HistoryChunk, SessionShard
 from serve_app.sharding import shard_actors, shard_index
 
 logger = logging.getLogger("streamforge.sessions")
+TICK_S = 1.0  # shards hear from the ingress at least this often
 
 
 class SessionStore:
@@ -20,8 +22,8 @@ class SessionStore:
     """
 
     def __init__(self, name_prefix: str, shards: int, history_limit: int, ttl_s: float,
-                 flush_interval_s: float, flush_rows: int = 4096):
-        self._actors = shard_actors(SessionShard, f"{name_prefix}-sessions", shards, history_limit, ttl_s)
+                 flush_interval_s: float, mongo_uri: str | None = None, flush_rows: int = 4096):
+        self._actors = shard_actors(SessionShard, f"{name_prefix}-sessions", shards, history_limit, ttl_s, mongo_uri)
         self._pending: list[list[tuple]] = [[] for _ in range(shards)]
         self._pending_rows = [0] * shards
         self._locks = [asyncio.Lock() for _ in range(shards)]
@@ -37,18 +39,22 @@ class SessionStore:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
 
     async def _flush_periodically(self) -> None:
+        last_tick = time.monotonic()
         while True:
             await asyncio.sleep(self._flush_interval_s)
+            tick = time.monotonic() - last_tick >= TICK_S  # also when idle: lets shards persist and expire
+            if tick:
+                last_tick = time.monotonic()
             try:
-                await self.flush()
+                await asyncio.gather(*(self._flush_shard(i, tick) for i in range(len(self._actors))))
             except Exception:  # a shard restarting must not stop the flusher
                 logger.exception("session flush failed")
 
-    async def _flush_shard(self, index: int) -> None:
+    async def _flush_shard(self, index: int, even_if_empty: bool = False) -> None:
         async with self._locks[index]:
             events, self._pending[index] = self._pending[index], []
             self._pending_rows[index] = 0
-            if events:
+            if events or even_if_empty:
                 await self._actors[index].apply.remote(events)
 
     async def flush(self) -> None:

@@ -11,6 +11,12 @@ from serve_app.auth import AuthSettings
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
+def ray_environment(path: Path = PROJECT_ROOT / "configs" / "serve.env") -> dict[str, str]:
+    """The NAME=value lines of configs/serve.env: Ray Serve settings that must be set before Ray starts."""
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
 def project_path(path: str) -> Path:
     """Relative paths in settings are relative to the project folder, wherever Ray starts a replica."""
     p = Path(path).expanduser()

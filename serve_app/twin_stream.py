@@ -117,10 +117,17 @@ class TwinConnection:
             if reply["type"] == "error":
                 self.services.metrics.errors.inc(tags={"stream": "twin", "code": reply["error_code"]})
             for message in (reply, *alerts):
+                try:
+                    frame = codec.encode(message, binary)
+                except (ValueError, TypeError, OverflowError) as exc:  # never drop the connection over one reply
+                    logger.exception("could not encode a reply in session %s", self.session_id)
+                    frame = codec.encode(_with_id(WireError(ErrorCode.INTERNAL_ERROR, "reply could not be encoded",
+                                                            {"reason": str(exc)[:200]}).to_message(),
+                                                  message.get("id")), binary)
                 if binary:
-                    await self.ws.send_bytes(codec.encode(message, True))
+                    await self.ws.send_bytes(frame)
                 else:
-                    await self.ws.send_text(codec.encode(message, False))
+                    await self.ws.send_text(frame)
 
     def _observe(self, measured: Measured) -> list[dict]:
         """Run the residual monitor over the samples, in request order; the alert messages to push."""
@@ -232,6 +239,9 @@ class TwinConnection:
         """Predict rows with the given config, record them in the session, return (predictions, latency_ms)."""
         mask = np.broadcast_to(active.boost_mask, (len(rows), len(active.targets)))
         out = await self.services.predict(active.config.ensemble_name, RowBatch(rows, mask))
+        if not np.isfinite(out).all():
+            raise WireError(ErrorCode.PREDICTION_ERROR, "the model gave non-finite values: inputs far outside its range?",
+                            {"rows": np.flatnonzero(~np.isfinite(out).all(axis=1))[:20].tolist()})
         latency_ms = (time.perf_counter() - received) * 1000.0
         self.services.metrics.predictions.inc(len(rows), tags={"ensemble": active.config.ensemble_name})
         self.services.metrics.twin_latency_ms.observe(latency_ms, tags={"type": "predict" if len(rows) == 1 else "predict_batch"})

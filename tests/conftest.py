@@ -28,6 +28,7 @@ from models.ensemble import Ensemble
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from models.repository import ModelRepository
 from models.train import train_ensemble
+from serve_app.settings import ray_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_REPOSITORY = PROJECT_ROOT / "data" / "model_repository"
@@ -35,6 +36,7 @@ SESSION_TTL_S = 4.0
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_FRAME_BYTES = 512 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 220
+HTTP_REQUESTS_PER_S, HTTP_BURST = 100.0, 400.0  # every test client comes from loopback
 # the test server runs with auth on: every client presents one of these
 ADMIN_TOKEN = "test-admin-token-0123456789"
 CLIENT_TOKEN = "test-twin-client-token-0123456789"
@@ -53,6 +55,34 @@ def demo_ensemble_name(demo_repository: ModelRepository) -> str:
     return names[0]
 
 
+class ServeProcess:
+    """`serve run <config>` in its own process group (and so its own local Ray cluster)."""
+
+    def __init__(self, config_path: Path, log: Path, url: str):
+        self.config_path, self.log, self.url = config_path, log, url
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"} | {"RAY_USAGE_STATS_ENABLED": "0"}
+        env |= ray_environment()  # as `make serve` runs it: HAProxy ingress
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run", str(self.config_path)],
+                                            cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True)
+        _wait_ready(self.url, self.process, self.log)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+
 @dataclass
 class Server:
     http: str
@@ -61,6 +91,12 @@ class Server:
     demo: Ensemble
     tiny: Ensemble
     mongo_uri: str
+    process: ServeProcess
+
+    def restart(self) -> None:
+        """Stop the whole server (Ray cluster, embedded database) and start it again on the same data."""
+        self.process.stop()
+        self.process.start()
 
     def __post_init__(self):
         self.api = httpx.Client(base_url=self.http, headers=self.headers(ADMIN_TOKEN), timeout=60)
@@ -94,6 +130,11 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float
     raise RuntimeError(f"server not ready after {timeout_s}s:\n{log.read_text()[-4000:]}")
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that restart the shared server run last, so they cost one restart and disturb no other test."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_server") is not None)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
     work = tmp_path_factory.mktemp("server")
@@ -113,25 +154,15 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
                        embedded_mongo_port=mongo_port, db_dir=str(work / "db"), face_interval_s=0.2,
                        max_frame_bytes=MAX_FRAME_BYTES,
                        max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
+                       http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
                        auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
                              "secret": AUTH_SECRET})
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    log = work / "serve.log"
-    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"} | {"RAY_USAGE_STATS_ENABLED": "0"}
-    with log.open("w") as out:
-        process = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run", str(config_path)],
-                                   cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    process = ServeProcess(config_path, work / "serve.log", f"http://127.0.0.1:{port}")
     try:
-        _wait_ready(url, process, log)
-        yield Server(url, f"ws://127.0.0.1:{port}", work / "results",
-                     Ensemble(repository / demo_ensemble_name), Ensemble(tiny_folder), f"mongodb://127.0.0.1:{mongo_port}")
+        process.start()
+        yield Server(process.url, f"ws://127.0.0.1:{port}", work / "results", Ensemble(repository / demo_ensemble_name),
+                     Ensemble(tiny_folder), f"mongodb://127.0.0.1:{mongo_port}", process)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.stop()

@@ -1,4 +1,4 @@
-"""Fault injection while clients stream: kill the predictor replica, the ingress replica and the twin
+"""Fault injection while clients stream: kill the predictor, ingress and detector replicas and the twin
 session shards; with the project's client (reconnect, resume, retry by request id) no request is lost."""
 
 from __future__ import annotations
@@ -8,11 +8,14 @@ import os
 import signal
 
 import numpy as np
+import websockets
 
 from models.plant import TARGET_SIGNALS
 from serve_app.client import TwinClient
-from tests.conftest import CLIENT_TOKEN
+from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN
 from tests.serve_app.processes import ray_process_pids
+from tests.serve_app.store_frames import product_frame
+from tests.serve_app.test_store import Kiosk
 from tests.serve_app.test_twin_stream import run
 from tests.serve_app.wire import as_signals, rows
 
@@ -66,6 +69,40 @@ def test_ingress_replica_killed_mid_stream_client_reconnects_and_resumes(server)
     assert twin.stats.reconnects >= 1 and twin.stats.resumed >= 1 and twin.stats.retried >= 1, twin.stats
 
 
-def test_session_shards_killed_mid_stream_client_carries_on(server):
-    twin, answers, killed = run(stream_through_a_fault(server, SHARDS, 64))
+def test_session_shards_killed_mid_stream_client_carries_on_and_the_session_resumes(server):
+    twin, answers, killed = run(stream_through_a_fault(server, SHARDS, 160))  # the session is persisted by then
     check(server, twin, answers, SHARDS, killed)
+
+    async def resume():  # the restarted shard finds the session in MongoDB
+        async with TwinClient(server.ws, session_id=twin.session_id, token=CLIENT_TOKEN) as again:
+            return await again.configure(server.demo.name)
+    ack = run(resume())
+    assert ack["resumed"] is True and ack["session_id"] == twin.session_id
+
+
+DETECTOR = "ray::ServeReplica:streamforge:YOLODetector"
+
+
+def test_detector_replica_killed_mid_stream_the_kiosk_carries_on(server):
+    """Frames in flight may get DETECTION_ERROR; the kiosk keeps its connection and detections resume."""
+    frame = product_frame([2], seed=31)
+
+    async def scenario():
+        async with websockets.connect(f"{server.ws}/ws/fault-kiosk", max_size=2**24,
+                                      additional_headers=server.headers(ADMIN_TOKEN)) as ws:
+            kiosk = Kiosk(ws)
+            before = await kiosk.show(frame, binary=True)
+            killed = kill(DETECTOR)
+            deadline = asyncio.get_running_loop().time() + 120
+            while True:  # keep streaming until the restarted replica answers again
+                await ws.send(frame)
+                message = await kiosk.recv_until_any({"detections", "error"}, timeout=60)
+                if message["type"] == "detections" or asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            return before, message, killed, kiosk
+    before, after, killed, kiosk = run(scenario())
+    assert [d["class_id"] for d in before["detections"]] == [2]
+    assert after["type"] == "detections" and [d["class_id"] for d in after["detections"]] == [2]
+    assert all(m["error_code"] == "DETECTION_ERROR" for m in kiosk.of("error"))
+    assert set(ray_process_pids(DETECTOR)).isdisjoint(killed)

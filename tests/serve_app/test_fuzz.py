@@ -88,6 +88,21 @@ class Fuzzer:
         self.sent += len(frames_)
         return replies
 
+    def fuzz(self, ws, messages: st.SearchStrategy, reply_types: set[str]) -> None:
+        """EXAMPLES hypothesis examples of MESSAGES_PER_EXAMPLE frames each; every reply of an allowed type,
+        errors with a code and a message."""
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @given(st.lists(frames(messages), min_size=MESSAGES_PER_EXAMPLE, max_size=MESSAGES_PER_EXAMPLE))
+        def run_examples(batch):
+            replies = self.run(self.exchange(ws, batch))
+            for frame, reply in zip(batch, replies):
+                assert reply["type"] in reply_types, (frame, reply)
+                if reply["type"] == "error":
+                    assert isinstance(reply["error_code"], str) and isinstance(reply["message"], str)
+
+        run_examples()
+
     def close(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
@@ -108,17 +123,7 @@ def test_fuzzed_twin_messages_all_get_error_replies(server, fuzzer):
         return ws
     ws = fuzzer.run(open_session())
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.lists(frames(twin_messages), min_size=MESSAGES_PER_EXAMPLE, max_size=MESSAGES_PER_EXAMPLE))
-    def fuzz(batch):
-        replies = fuzzer.run(fuzzer.exchange(ws, batch))
-        for frame, reply in zip(batch, replies):
-            assert reply["type"] in ("error", "pong", "config_ack", "prediction", "prediction_batch"), (frame, reply)
-            if reply["type"] == "error":
-                assert isinstance(reply["error_code"], str) and isinstance(reply["message"], str)
-
-    fuzz()
+    fuzzer.fuzz(ws, twin_messages, {"error", "pong", "config_ack", "prediction", "prediction_batch"})
     x = rows(3, seed=99)  # the fuzzed connection itself still works
     reply = fuzzer.run(Peer(ws).ask({"type": "predict_batch", "data": {"batch": [as_signals(r) for r in x]}}))
     if reply["type"] == "error":  # a fuzzed config may have switched the mode or batch size: configure again
@@ -137,15 +142,7 @@ def test_fuzzed_kiosk_messages_all_get_replies_and_the_store_carries_on(server, 
     ws = fuzzer.run(open_kiosk())
     before = fuzzer.sent
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.lists(frames(kiosk_messages), min_size=MESSAGES_PER_EXAMPLE, max_size=MESSAGES_PER_EXAMPLE))
-    def fuzz(batch):
-        replies = fuzzer.run(fuzzer.exchange(ws, batch))
-        for frame, reply in zip(batch, replies):
-            assert reply["type"] in ("error", "pong", "frame_received"), (frame, reply)
-
-    fuzz()
+    fuzzer.fuzz(ws, kiosk_messages, {"error", "pong", "frame_received"})
     pong = fuzzer.run(Peer(ws).ask({"type": "ping"}))
     fuzzer.run(ws.close())
     assert pong["type"] == "pong" and fuzzer.sent - before >= EXAMPLES * MESSAGES_PER_EXAMPLE

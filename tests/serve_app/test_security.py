@@ -8,7 +8,7 @@ import time
 import httpx
 import websockets
 
-from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN, MAX_CONNECTIONS_PER_ADDRESS
+from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN, HTTP_BURST, HTTP_REQUESTS_PER_S, MAX_CONNECTIONS_PER_ADDRESS
 from tests.serve_app.store_frames import empty_frame
 from tests.serve_app.test_twin_stream import run
 from tests.serve_app.wire import Peer, connect
@@ -151,7 +151,7 @@ def test_connection_limit_per_address_answers_with_an_error(server):
         sockets, refused = [], []
         try:
             for _ in range(MAX_CONNECTIONS_PER_ADDRESS + 5):
-                ws = await connect(server).__aenter__()
+                ws = await asyncio.wait_for(connect(server).__aenter__(), 30)
                 sockets.append(ws)
 
             async def first_message(ws):  # an accepted connection says nothing until asked
@@ -170,3 +170,19 @@ def test_connection_limit_per_address_answers_with_an_error(server):
     refused, after = run(scenario())
     assert len(refused) >= 5 and all(m["error_code"] == "TOO_MANY_CONNECTIONS" for m in refused), refused
     assert after["type"] == "error" and after["error_code"] == "INVALID_MESSAGE"  # ping before config: a normal reply
+
+
+def test_http_flood_from_one_address_gets_429_then_recovers(server):
+    async def flood() -> list[int]:
+        """Waves of concurrent requests until the address is over its limit (bounded: 40 waves)."""
+        statuses: list[int] = []
+        async with server.async_api() as http:
+            for _ in range(40):
+                statuses += [r.status_code for r in await asyncio.gather(*(http.get("/healthz") for _ in range(200)))]
+                if 429 in statuses:
+                    break
+        return statuses
+    statuses = run(flood())
+    assert set(statuses) <= {200, 429} and 429 in statuses and statuses.count(200) >= HTTP_BURST
+    time.sleep(HTTP_BURST / HTTP_REQUESTS_PER_S + 0.5)  # the bucket refills
+    assert server.api.get("/api/products").status_code == 200

@@ -42,3 +42,25 @@ def test_events_for_unknown_sessions_are_ignored():
     shard = SessionShard(history_limit=10, ttl_s=60)
     shard.apply([("rows", "ghost", chunk(0, 2)), ("close", "ghost"), ("config", "ghost", {})])
     assert shard.summaries() == []
+
+
+def test_a_restarted_shard_resumes_sessions_from_mongodb(server):
+    """A new shard object on the same database stands for the actor Ray restarts after a crash."""
+    first = SessionShard(history_limit=100, ttl_s=60, mongo_uri=server.mongo_uri, persist_interval_s=0.0,
+                         counters_interval_s=0.0)
+    first.open("persisted-1", {"ensemble_name": "E", "mode": "batch"}, resume=False)
+    first.apply([("rows", "persisted-1", chunk(0, 7))])
+    restarted = SessionShard(history_limit=100, ttl_s=60, mongo_uri=server.mongo_uri)
+    summary = restarted.open("persisted-1", {"ensemble_name": "E", "mode": "single"}, resume=True)
+    assert summary["predictions_count"] == 7 and summary["connected"] and summary["mode"] == "single"
+    assert restarted.history("persisted-1") == []  # samples are not persisted, only the session
+    assert restarted.open("never-opened", {"ensemble_name": "E"}, resume=True) is None
+
+
+def test_persisted_sessions_expire_like_live_ones(server):
+    shard = SessionShard(history_limit=10, ttl_s=0.2, mongo_uri=server.mongo_uri, persist_interval_s=0.0)
+    shard.open("persisted-2", {"ensemble_name": "E"}, resume=False)
+    shard.apply([("close", "persisted-2")])
+    time.sleep(0.3)
+    assert SessionShard(history_limit=10, ttl_s=0.2, mongo_uri=server.mongo_uri).open(
+        "persisted-2", {"ensemble_name": "E"}, resume=True) is None

@@ -30,11 +30,15 @@ class Kiosk:
         self.ws, self.messages = ws, []
 
     async def recv_until(self, kind: str, timeout: float = 20) -> dict:
+        return await self.recv_until_any({kind}, timeout)
+
+    async def recv_until_any(self, kinds: set[str], timeout: float = 20) -> dict:
+        """Collect messages until one of `kinds` arrives; returns it."""
         deadline = time.monotonic() + timeout
         while True:
             message = json.loads(await asyncio.wait_for(self.ws.recv(), max(0.01, deadline - time.monotonic())))
             self.messages.append(message)
-            if message["type"] == kind:
+            if message["type"] in kinds:
                 return message
 
     async def show(self, jpeg: bytes, binary: bool = False) -> dict:

@@ -233,3 +233,22 @@ def test_two_hundred_concurrent_connections_each_get_their_own_answers(server):
     reference = expected(server.demo, x)
     got = np.array([r for pair in results for r in pair])
     np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "msgpack"])
+def test_extreme_finite_inputs_get_an_answer_not_a_dropped_connection(server, binary):
+    x = rows(1, seed=5)[0]
+    x[0] = 1e308  # finite, but far outside anything the model has seen
+
+    async def scenario():
+        peer, _ = await configured(server, binary)
+        reply = await peer.ask({"type": "predict", "id": 1, "data": {"boundary_signals": as_signals(x)}}, binary)
+        alive = await peer.ask({"type": "ping"}, binary)
+        await peer.ws.close()
+        return reply, alive
+    reply, alive = run(scenario())
+    assert reply["id"] == 1 and alive["type"] == "pong"
+    if reply["type"] == "error":
+        assert reply["error_code"] == "PREDICTION_ERROR" and "non-finite" in reply["message"]
+    else:
+        assert all(np.isfinite(list(reply["data"]["predictions"].values())))
