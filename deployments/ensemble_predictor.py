@@ -64,6 +64,15 @@ class EnsemblePredictor:
             return None
         return (await self.load_ensemble(name)).describe()
 
+    def retire(self, name: str) -> bool:
+        """Take an ensemble out of service (repository folder moved aside); False when there is none.
+        Sessions that already use it keep it until they reconfigure."""
+        try:
+            self.repository.retire(name)
+        except EnsembleNotFound:
+            return False
+        return True
+
     def list_ensembles(self) -> list[dict]:
         """Manifest summaries of every ensemble in the repository."""
         return [{**self.repository.manifest(name).summary(), "ensemble_name": name} for name in self.repository.names()]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from models.ensemble import MANIFEST_FILE, EnsembleManifest
 
 ENSEMBLE_NAME = re.compile(r"^Ensemble_[A-Za-z0-9_.-]{1,120}$")
+RETIRED = ".retired"
 
 
 class EnsembleNotFound(LookupError):
@@ -35,6 +37,13 @@ class ModelRepository:
             return []
         found = [p.name for p in self.root.iterdir() if ENSEMBLE_NAME.match(p.name) and (p / MANIFEST_FILE).is_file()]
         return sorted(found, key=lambda n: n.rsplit("_", 2)[-2:], reverse=True)
+
+    def retire(self, name: str) -> Path:
+        """Move ensemble `name` out of service into `<root>/.retired/` (kept, not deleted); its new path."""
+        folder = self.path(name)
+        target = self.root / RETIRED / f"{name}.{int(time.time())}"
+        target.parent.mkdir(exist_ok=True)
+        return folder.rename(target)
 
     def manifest(self, name: str) -> EnsembleManifest:
         return EnsembleManifest.model_validate_json((self.path(name) / MANIFEST_FILE).read_text())

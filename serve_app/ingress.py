@@ -353,6 +353,14 @@ class StreamIngress:
         self.catalogue = (0.0, {})
         return saved
 
+    @app.delete("/api/admin/ensembles/{name}", status_code=204)
+    async def retire_ensemble(self, name: str) -> Response:
+        """Take an ensemble out of service: new `config`s naming it get ENSEMBLE_NOT_FOUND (the folder is kept
+        under the repository's .retired/)."""
+        if not await self.predictor.retire.remote(name):
+            raise HTTPException(404, f"ensemble {name!r} not found")
+        return Response(status_code=204)
+
     @app.get("/api/users")
     async def list_users(self) -> dict:
         """Registered shoppers (without their face encodings)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 
 import httpx
@@ -117,6 +118,24 @@ def test_admin_manages_products_and_users(server):
     users = server.api.get("/api/users").json()["users"]
     assert all("encodings" not in u for u in users)
     assert server.api.delete("/api/users/no-such-user").status_code == 404
+
+
+def test_admin_retires_an_ensemble(server):
+    name = "Ensemble_Retire_20260101_000000"
+    shutil.copytree(server.tiny.folder, server.tiny.folder.parent / name)
+    assert any(e["ensemble_name"] == name for e in server.api.get("/api/v1/ensembles").json()["ensembles"])
+    twin = httpx.Client(base_url=server.http, headers=server.headers(CLIENT_TOKEN), timeout=30)
+    assert twin.delete(f"/api/admin/ensembles/{name}").status_code == 403
+    assert server.api.delete(f"/api/admin/ensembles/{name}").status_code == 204
+    assert server.api.delete(f"/api/admin/ensembles/{name}").status_code == 404
+    assert server.api.delete("/api/admin/ensembles/..%2Fresults").status_code in (404, 422)
+    assert all(e["ensemble_name"] != name for e in server.api.get("/api/v1/ensembles").json()["ensembles"])
+
+    async def configure():
+        async with connect(server) as ws:
+            return await Peer(ws).ask({"type": "config", "data": {"ensemble_name": name}})
+    assert run(configure())["error_code"] == "ENSEMBLE_NOT_FOUND"
+    assert (server.tiny.folder.parent / ".retired").is_dir()
 
 
 def test_oversized_request_bodies_get_413(server):
