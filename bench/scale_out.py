@@ -29,11 +29,13 @@ from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
 RAY = str(Path(sys.executable).with_name("ray"))
 SERVE = str(Path(sys.executable).with_name("serve"))
 PREDICTOR = "EnsemblePredictor"
+# a throw-away loopback cluster: no usage stats, and no Ray token auth between its two nodes
+ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 def ray_cluster(head_port: int) -> None:
     """A head node and one worker node on this machine, one CPU each, with node-name resources."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **ENV}
     subprocess.run([RAY, "start", "--head", f"--port={head_port}", "--num-cpus=1", "--resources={\"node_head\": 1}",
                     "--include-dashboard=true", "--dashboard-port=0", "--disable-usage-stats"], check=True, env=env)
     subprocess.run([RAY, "start", f"--address=127.0.0.1:{head_port}", "--num-cpus=1",
@@ -76,11 +78,12 @@ def main() -> None:
     head_port, http_port = free_port(), free_port()
     results: dict = {"nodes": 2, "workload": "16 sessions x 256 samples/msg, msgpack", "runs": []}
     ray_cluster(head_port)
-    env = {"RAY_ADDRESS": f"127.0.0.1:{head_port}", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {"RAY_ADDRESS": f"127.0.0.1:{head_port}", **ENV}
     server = None
     try:
         import ray
 
+        os.environ.update(ENV)
         ray.init(address=f"127.0.0.1:{head_port}", logging_level="ERROR")
         results["cluster_nodes"] = len([n for n in ray.nodes() if n["Alive"]])
         for replicas in (1, 2):
