@@ -132,13 +132,15 @@ def plot(results: dict) -> None:
 
 
 @contextmanager
-def streamforge_server(log_name: str, env: dict | None = None):
-    """`serve run` of configs/serve.yaml on free loopback ports (own embedded database); yields its ws:// URL."""
+def streamforge_server(log_name: str, env: dict | None = None, args: dict | None = None):
+    """`serve run` of configs/serve.yaml (application `args` overridden by `args`) on free loopback ports with
+    its own embedded database; yields its ws:// URL."""
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
     config["applications"][0]["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "bench-db"),
-                                             max_connections_per_address=5000)  # every load comes from loopback
+                                             max_connections_per_address=5000,  # every load comes from loopback
+                                             **(args or {}))
     config_path = RESULTS / "serve.bench.yaml"
     config_path.write_text(yaml.safe_dump(config))
     server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], RESULTS / log_name,
