@@ -17,16 +17,16 @@ from pydantic import BaseModel, Field
 from pymongo.errors import PyMongoError
 from ray import serve
 
+from models.monitor import ALERT_KINDS
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from serve_app import codec
-from models.monitor import ALERT_KINDS
 from serve_app.access import AccessControl, AccessPolicy
 from serve_app.alert_log import AlertLog
 from serve_app.auth import Authenticator
 from serve_app.coalescer import PredictionCoalescer
+from serve_app.history_export import history_csv, history_json
 from serve_app.limits import ConnectionLimiter
 from serve_app.metrics import StreamMetrics
-from serve_app.history_export import history_csv, history_json
 from serve_app.session_store import SessionStore
 from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
 from serve_app.store_db import StoreDatabase

@@ -110,14 +110,18 @@ def signal_row(values: Any, names: list[str], where: str = "boundary_signals") -
     if len(values) != len(names):
         unknown = [str(k) for k in values if k not in names][:50]
         raise WireError(ErrorCode.UNKNOWN_SIGNALS, f"unknown signals in `{where}`", {"unknown_signals": unknown})
-    row = []
-    for name in names:
-        v = values[name]
-        if type(v) not in (int, float) or not math.isfinite(v):
-            raise WireError(ErrorCode.INVALID_SIGNAL_VALUE, f"`{where}.{name}` must be a finite number",
-                            {"signal": name, "value": repr(v)[:64]})
-        row.append(float(v))
-    return row
+    return [finite_value(values[name], f"{where}.{name}", name) for name in names]
+
+
+def finite_value(value: Any, where: str, signal: str, nullable: bool = False) -> float:
+    """One signal value as a float (NaN for an allowed null); INVALID_SIGNAL_VALUE for anything else."""
+    if nullable and value is None:
+        return math.nan
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise WireError(ErrorCode.INVALID_SIGNAL_VALUE,
+                        f"`{where}` must be a finite number" + (" or null" if nullable else ""),
+                        {"signal": signal, "value": repr(value)[:64]})
+    return float(value)
 
 
 def actual_row(values: Any, targets: list[str], where: str = "actual_signals") -> list[float]:
@@ -130,14 +134,7 @@ def actual_row(values: Any, targets: list[str], where: str = "actual_signals") -
     if unknown:
         raise WireError(ErrorCode.UNKNOWN_SIGNALS, f"unknown target signals in `{where}`",
                         {"unknown_signals": unknown, "target_signals": targets})
-    row = []
-    for name in targets:
-        v = values.get(name)
-        if v is not None and (type(v) not in (int, float) or not math.isfinite(v)):
-            raise WireError(ErrorCode.INVALID_SIGNAL_VALUE, f"`{where}.{name}` must be a finite number or null",
-                            {"signal": name, "value": repr(v)[:64]})
-        row.append(math.nan if v is None else float(v))
-    return row
+    return [finite_value(values.get(name), f"{where}.{name}", name, nullable=True) for name in targets]
 
 
 def batch_actuals(data: dict, targets: list[str], count: int) -> np.ndarray | None:
@@ -179,10 +176,9 @@ def residuals(targets: list[str], values: np.ndarray) -> dict[str, float | None]
     return {t: (None if math.isnan(v) else v) for t, v in zip(targets, values.tolist())}
 
 
-def alert_message(event: AlertEvent, session_id: str) -> dict:
-    """`alert` (opened) or `alert_cleared` push message."""
-    return {"type": "alert" if event.opened else "alert_cleared",
-            "data": alert_record(event, session_id)}
+def alert_message(record: dict) -> dict:
+    """The `alert` (opened) or `alert_cleared` push message of an alert record."""
+    return {"type": "alert" if record["opened"] else "alert_cleared", "data": record}
 
 
 def alert_record(event: AlertEvent, session_id: str) -> dict:

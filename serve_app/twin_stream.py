@@ -18,12 +18,12 @@ import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from deployments.ensemble_predictor import RowBatch
+from models.monitor import MonitorCalibration, ResidualMonitor
 from serve_app import codec
 from serve_app.limits import TokenBucket
 from serve_app.metrics import StreamMetrics
 from serve_app.session_shard import HistoryChunk
 from serve_app.session_store import SessionStore
-from models.monitor import MonitorCalibration, ResidualMonitor
 from serve_app.twin_protocol import (
     MAX_BATCH, ConfigData, ErrorCode, WireError, actual_row, alert_message, alert_overrides, alert_record,
     batch_actuals, batch_rows, config_ack, now_iso, parse_config, parse_envelope, prediction, prediction_batch,
@@ -143,7 +143,7 @@ class TwinConnection:
             logger.info("twin session %s: %s", self.session_id, e.message)
             if e.opened:
                 self.services.metrics.alerts.inc(tags={"kind": e.kind})
-        return [alert_message(e, self.session_id) for e in events]
+        return [alert_message(r) for r in records]
 
     async def _handle(self, frame: str | bytes, binary: bool) -> dict | asyncio.Task:
         """Answer one frame: a reply dict now, or a task that will produce it."""
@@ -239,9 +239,10 @@ class TwinConnection:
         """Predict rows with the given config, record them in the session, return (predictions, latency_ms)."""
         mask = np.broadcast_to(active.boost_mask, (len(rows), len(active.targets)))
         out = await self.services.predict(active.config.ensemble_name, RowBatch(rows, mask))
-        if not np.isfinite(out).all():
+        finite = np.isfinite(out).all(axis=1)
+        if not finite.all():
             raise WireError(ErrorCode.PREDICTION_ERROR, "the model gave non-finite values: inputs far outside its range?",
-                            {"rows": np.flatnonzero(~np.isfinite(out).all(axis=1))[:20].tolist()})
+                            {"rows": np.flatnonzero(~finite)[:20].tolist()})
         latency_ms = (time.perf_counter() - received) * 1000.0
         self.services.metrics.predictions.inc(len(rows), tags={"ensemble": active.config.ensemble_name})
         self.services.metrics.twin_latency_ms.observe(latency_ms, tags={"type": "predict" if len(rows) == 1 else "predict_batch"})
