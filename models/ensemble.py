@@ -49,6 +49,7 @@ class EnsembleManifest(BaseModel):
     stage1_config: dict
     boost_config: dict
     training: dict = {}
+    sensor_lag: dict[str, float] = {}  # learned first-order lag per target (models.sensor_lag); {}: none
     monitor: MonitorCalibration | None = None  # residual monitor calibration (models.monitor)
 
     def summary(self) -> dict:

@@ -60,6 +60,7 @@ class MonitorCalibration(BaseModel):
     thresholds: dict[str, AlertThresholds]
     validation_samples: int
     threshold_margin: float
+    alarm_budget: float = 0.0  # calibration alarms per 10k samples allowed to each detector
 
 
 @dataclass
@@ -102,6 +103,7 @@ class ResidualMonitor:
         self._lambda = np.array([t.drift_lambda for t in th])
         self._drift_th = np.array([t.drift_threshold for t in th])
         self._spike_th = np.array([t.spike_threshold for t in th])
+        self._clip = self._spike_th + self._drift_th  # one outlier moves the EWMA by at most lambda * this
         self._stuck_n = np.array([t.stuck_samples for t in th])
         self._missing_n = np.array([t.missing_samples for t in th])
         self._clear_n = np.array([t.clear_samples for t in th])
@@ -159,7 +161,7 @@ class ResidualMonitor:
                      self._spike_th, ts)
         self._z_before2, self._z_before, self._active_before, self._ts_before = self._z_before, z, active, ts
 
-        clipped = np.clip(z, -self._spike_th, self._spike_th)  # one spike alone must not drag the EWMA
+        clipped = np.clip(z, -self._clip, self._clip)  # one spike alone must not drag the EWMA
         self._ewma = np.where(active, self._ewma + self._lambda * (clipped - self._ewma), self._ewma)
         level = np.abs(self._ewma)
         calm = level < self._drift_th / 2

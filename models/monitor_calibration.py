@@ -5,8 +5,9 @@ CSV of normal operation:
 
     python -m models.monitor_calibration --ensemble data/model_repository/Ensemble_X --csv normal.csv
 
-Thresholds are set `margin` times above the largest detector statistic seen on the normal data, so
-on data like it the monitor stays silent (measured in bench/alert_detection.py).
+Thresholds are set `margin` times above the level each detector reaches on the normal data, allowing a
+small alarm budget so that a few rare twin errors in a long calibration run do not set it alone
+(false alarms and detection delays are measured in bench/alert_detection.py).
 """
 
 from __future__ import annotations
@@ -19,20 +20,12 @@ import numpy as np
 from models.dataset import load_csv
 from models.ensemble import MANIFEST_FILE, Ensemble
 from models.monitor import AlertThresholds, MonitorCalibration, SignalCalibration
+from models.sensor_lag import first_order_lag, fitted_lags
 
-LAG_GRID = np.round(np.arange(0.0, 0.96, 0.05), 2)
 DEFAULT_MARGIN = 1.25
 DEFAULT_DRIFT_LAMBDA = 0.05
-
-
-def first_order_lag(values: np.ndarray, lag: np.ndarray | float) -> np.ndarray:
-    """y[t] = lag * y[t-1] + (1 - lag) * x[t], starting at x[0]; values [n, k], lag scalar or [k]."""
-    out = np.empty_like(values, dtype=np.float64)
-    state = values[0].astype(np.float64)
-    for i, row in enumerate(values):
-        state = lag * state + (1.0 - lag) * row
-        out[i] = state
-    return out
+DEFAULT_ALARM_BUDGET = 0.1  # alarms per 10,000 calibration samples each detector of each target may raise
+MIN_SPIKE_SD = 4.0  # a spike threshold never goes below this many residual standard deviations
 
 
 def ewma(values: np.ndarray, weight: float) -> np.ndarray:
@@ -45,26 +38,57 @@ def ewma(values: np.ndarray, weight: float) -> np.ndarray:
     return out
 
 
+def drift_alarms(level: np.ndarray, threshold: float) -> int:
+    """How many drift alarms a |EWMA| series [n] opens: above `threshold`, cleared under half of it."""
+    state = np.where(level > threshold, 1, np.where(level < threshold / 2, -1, 0))
+    changes = state[state != 0]
+    if len(changes) == 0:
+        return 0
+    return int(((changes[1:] == 1) & (changes[:-1] == -1)).sum() + (changes[0] == 1))
+
+
+def spike_alarms(size: np.ndarray, threshold: float) -> int:
+    """How many isolated spikes a |z| series [n] holds: above `threshold`, both neighbours under half."""
+    calm = size < threshold / 2
+    return int(((size[1:-1] > threshold) & calm[:-2] & calm[2:]).sum())
+
+
+def lowest_threshold(alarms, statistic: np.ndarray, allowed: int) -> float:
+    """The lowest threshold (to 0.1%) at which `alarms(statistic, threshold)` stays within `allowed`."""
+    low, high = 0.0, float(statistic.max()) * 1.001 + 1e-12
+    while high - low > 1e-3 * high:
+        middle = (low + high) / 2
+        low, high = (low, middle) if alarms(statistic, middle) <= allowed else (middle, high)
+    return high
+
+
 def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, margin: float = DEFAULT_MARGIN,
-              drift_lambda: float = DEFAULT_DRIFT_LAMBDA) -> MonitorCalibration:
-    """Fit lag, residual scale and thresholds per target from time-ordered normal data [n, n_target]."""
+              drift_lambda: float = DEFAULT_DRIFT_LAMBDA, lags: np.ndarray | None = None,
+              alarm_budget: float = DEFAULT_ALARM_BUDGET) -> MonitorCalibration:
+    """Residual scale and thresholds per target from time-ordered normal data [n, n_target].
+
+    Each threshold is `margin` times the lowest level at which its detector raises at most `alarm_budget`
+    alarms per 10,000 of these samples (with little data: none at all). A twin's rare large errors then
+    set no threshold alone. `lags`: the sensor lag per target learned in training; None fits them here.
+    """
     if len(predictions) < 100:
         raise ValueError(f"{len(predictions)} samples are too few to calibrate the monitor (need >= 100)")
-    lagged = {lag: first_order_lag(predictions, lag) for lag in LAG_GRID}
-    variance = np.stack([(actual - lagged[lag]).var(axis=0) for lag in LAG_GRID])  # [grid, n_target]
-    best = LAG_GRID[variance.argmin(axis=0)]
+    best = fitted_lags(predictions, actual) if lags is None else np.asarray(lags, dtype=np.float64)
     residual = actual - first_order_lag(predictions, best)
     mean, std = residual.mean(axis=0), np.maximum(residual.std(axis=0), 1e-12)
     z = (residual - mean) / std
-    spike = margin * np.abs(z).max(axis=0)
-    drift = margin * np.abs(ewma(z, drift_lambda)).max(axis=0)
+    allowed = int(alarm_budget * len(z) / 10_000)
+    level = np.abs(ewma(z, drift_lambda))
+    spike = [margin * max(MIN_SPIKE_SD, lowest_threshold(spike_alarms, np.abs(z[:, j]), allowed))
+             for j in range(len(targets))]
+    drift = [margin * lowest_threshold(drift_alarms, level[:, j], allowed) for j in range(len(targets))]
     step_std = np.diff(actual, axis=0).std(axis=0)
     return MonitorCalibration(
         signals={t: SignalCalibration(lag=float(best[j]), residual_mean=float(mean[j]), residual_std=float(std[j]),
                                       step_std=float(step_std[j])) for j, t in enumerate(targets)},
         thresholds={t: AlertThresholds(drift_lambda=drift_lambda, drift_threshold=float(drift[j]),
                                        spike_threshold=float(spike[j])) for j, t in enumerate(targets)},
-        validation_samples=len(predictions), threshold_margin=margin,
+        validation_samples=len(predictions), threshold_margin=margin, alarm_budget=alarm_budget,
     )
 
 
@@ -74,12 +98,15 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, required=True, help="normal operation with boundary and target columns")
     parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     parser.add_argument("--drift-lambda", type=float, default=DEFAULT_DRIFT_LAMBDA)
+    parser.add_argument("--alarm-budget", type=float, default=DEFAULT_ALARM_BUDGET,
+                        help="calibration alarms per 10,000 samples each detector may raise")
     args = parser.parse_args()
     ensemble = Ensemble(args.ensemble)
     manifest = ensemble.manifest
     table = load_csv(args.csv, manifest.boundary_signals, manifest.target_signals)
+    lags = np.array([manifest.sensor_lag[t] for t in manifest.target_signals]) if manifest.sensor_lag else None
     manifest.monitor = calibrate(manifest.target_signals, ensemble.predict(table.boundary), table.target,
-                                 args.margin, args.drift_lambda)
+                                 args.margin, args.drift_lambda, lags, args.alarm_budget)
     (args.ensemble / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     for t, th in manifest.monitor.thresholds.items():
         print(f"  {t:28s} lag {manifest.monitor.signals[t].lag:.2f}  drift > {th.drift_threshold:.2f}  "

@@ -24,21 +24,23 @@ from models.dataset import SignalTable, load_csv, r2_per_column
 from models.ensemble import MANIFEST_FILE, ONNX_FILE, SCALERS_FILE, EnsembleManifest, SignalMetrics
 from models.monitor_calibration import calibrate
 from models.scaling import StandardScaler
+from models.sensor_lag import first_order_lag, fitted_lags, remove_lag
 from models.sst import EnsembleGraph, SSTConfig, StaticSensorTransformer
 
 
 def fit(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch_size: int,
-        desc: str, seed: int) -> None:
-    """Minimise MSE with AdamW and a cosine schedule, with a tqdm bar per run."""
+        desc: str, seed: int, device: str = "cpu") -> None:
+    """Minimise MSE with AdamW and a one-cycle schedule on `device`, with a tqdm bar per run."""
     generator = torch.Generator().manual_seed(seed)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    model.to(device)
+    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
     with tqdm(total=epochs, desc=desc, unit="epoch") as bar:
         for _ in range(epochs):
-            order = torch.randperm(len(x), generator=generator)
+            order = torch.randperm(len(x), generator=generator).to(device)
             total = 0.0
             for start in range(0, len(x), batch_size):
                 idx = order[start:start + batch_size]
@@ -55,12 +57,15 @@ def fit(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: f
 
 @torch.inference_mode()
 def infer(model: torch.nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    return np.concatenate([model(torch.from_numpy(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
+    """Run `model` over rows of x in batches on the device it lives on."""
+    device = next(model.parameters()).device
+    return np.concatenate([model(torch.from_numpy(x[i:i + batch_size]).to(device)).cpu().numpy()
+                           for i in range(0, len(x), batch_size)])
 
 
 def export_onnx(graph: EnsembleGraph, n_boundary: int, path: Path) -> None:
     """Export both stages as one ONNX graph with a dynamic batch dimension."""
-    graph.eval()
+    graph.eval().cpu()
     example = torch.zeros(2, n_boundary)
     torch.onnx.export(
         graph, (example,), str(path), input_names=["boundary"], output_names=["stage1", "residual"],
@@ -82,8 +87,13 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
                    repository: Path, model_name: str, *, epochs: int = 30, boost_epochs: int = 20,
                    d_model: int = 128, num_layers: int = 3, nhead: int = 8, boost_d_model: int = 64,
                    boost_layers: int = 2, dropout: float = 0.1, lr: float = 1e-3, batch_size: int = 256, delta_r2: float = 0.002,
-                   val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0) -> Path:
-    """Train both stages, choose the boost per target, and write the ensemble folder; returns its path."""
+                   val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0, sensor_lag: bool = True,
+                   device: str = "cpu") -> Path:
+    """Train both stages, choose the boost per target, and write the ensemble folder; returns its path.
+
+    With `sensor_lag` (rows must be consecutive samples in time) a first-order lag per target is estimated
+    after a quarter of the stage-1 epochs, and the rest fit the readings with it removed (models.sensor_lag).
+    """
     torch.manual_seed(seed)
     train, val, test = split(len(table.boundary), val_fraction, test_fraction)
     x_scaler = StandardScaler.fit(table.boundary[train])
@@ -92,18 +102,29 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
 
     stage1_config = SSTConfig(len(boundary_signals), len(target_signals), d_model, nhead, num_layers, dropout=dropout)
     stage1 = StaticSensorTransformer(stage1_config)
-    fit(stage1, x[train], y[train], epochs, lr, batch_size, "stage 1", seed)
+    lags = np.zeros(len(target_signals))
+    if sensor_lag:  # fit the readings first, estimate each sensor's lag, then fit the steady state
+        first = max(1, epochs // 4)
+        fit(stage1, x[train], y[train], first, lr, batch_size, "stage 1 (readings)", seed, device)
+        lags = fitted_lags(infer(stage1, x[train]), y[train])
+        y_steady = remove_lag(y, lags).astype(np.float32)
+        fit(stage1, x[train], y_steady[train], max(1, epochs - first), lr, batch_size, "stage 1 (steady state)",
+            seed, device)
+    else:
+        y_steady = y
+        fit(stage1, x[train], y[train], epochs, lr, batch_size, "stage 1", seed, device)
     stage1_pred = infer(stage1, x)
-    residual = (y - stage1_pred).astype(np.float32)
+    residual = (y_steady - stage1_pred).astype(np.float32)
 
     boost_config = SSTConfig(len(boundary_signals), len(target_signals), boost_d_model, max(1, nhead // 2), boost_layers,
                            dropout=dropout)
     boost = StaticSensorTransformer(boost_config)
-    fit(boost, x[train], residual[train], boost_epochs, lr, batch_size, "stage 2 (residual boost)", seed + 1)
+    fit(boost, x[train], residual[train], boost_epochs, lr, batch_size, "stage 2 (residual boost)", seed + 1, device)
     boosted_pred = stage1_pred + infer(boost, x)
 
     def r2(part: slice, pred: np.ndarray) -> np.ndarray:
-        return r2_per_column(table.target[part], y_scaler.inverse(pred[part]))
+        """R² of the predictions as the sensors see them (through their lag)."""
+        return r2_per_column(table.target[part], y_scaler.inverse(first_order_lag(pred, lags)[part]))
 
     r2_val_s1, r2_val_boost = r2(val, stage1_pred), r2(val, boosted_pred)
     use_boost = (r2_val_boost - r2_val_s1) > delta_r2
@@ -131,8 +152,11 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
         boost_signals=[t for t, u in zip(target_signals, use_boost) if u], delta_r2_threshold=delta_r2,
         metrics=metrics, stage1_config=stage1_config.to_dict(), boost_config=boost_config.to_dict(),
         training={"rows": len(table.boundary), "train_rows": train.stop - train.start, "epochs": epochs,
-                  "boost_epochs": boost_epochs, "lr": lr, "batch_size": batch_size, "seed": seed},
-        monitor=calibrate(target_signals, y_scaler.inverse(ensemble_pred[val]), table.target[val]),
+                  "boost_epochs": boost_epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+                  "sensor_lag": sensor_lag},
+        sensor_lag=dict(zip(target_signals, lags.tolist())) if sensor_lag else {},
+        monitor=calibrate(target_signals, y_scaler.inverse(ensemble_pred[val]), table.target[val],
+                          lags=lags if sensor_lag else None),
     )
     (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     return folder
@@ -155,17 +179,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--delta-r2", type=float, default=0.002, help="minimum validation R² gain to use the boost")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--static", action="store_true",
+                        help="fit the readings as they are, without estimating sensor lags (rows need not be consecutive)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     boundary, target = args.boundary.split(","), args.target.split(",")
     table = load_csv(args.csv, boundary, target)
     folder = train_ensemble(table, boundary, target, args.repository, args.model, epochs=args.epochs,
                             boost_epochs=args.boost_epochs, d_model=args.d_model, num_layers=args.layers,
                             nhead=args.heads, dropout=args.dropout, lr=args.lr, batch_size=args.batch_size, delta_r2=args.delta_r2,
-                            seed=args.seed)
+                            seed=args.seed, sensor_lag=not args.static, device=args.device)
     manifest = EnsembleManifest.model_validate_json((folder / MANIFEST_FILE).read_text())
     print(f"wrote {folder}")
     for t, m in manifest.metrics.items():
-        print(f"  {t:28s} R² stage1 {m.r2_stage1:.4f}  ensemble {m.r2_ensemble:.4f}  boost {'yes' if m.boost_used else 'no'}")
+        print(f"  {t:28s} R² stage1 {m.r2_stage1:.4f}  ensemble {m.r2_ensemble:.4f}  boost {'yes' if m.boost_used else 'no'}"
+              f"  sensor lag {manifest.sensor_lag.get(t, 0.0):.3f}")
 
 
 if __name__ == "__main__":

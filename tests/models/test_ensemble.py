@@ -6,8 +6,9 @@ import torch
 
 from models.dataset import SignalTable, r2_per_column
 from models.ensemble import Ensemble
-from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
+from models.plant import BOUNDARY_SIGNALS, LAG_SAMPLES, TARGET_SIGNALS, simulate, steady_state
 from models.repository import EnsembleNotFound, ModelRepository
+from models.sensor_lag import first_order_lag
 from models.sst import SSTConfig, StaticSensorTransformer
 from models.train import train_ensemble
 
@@ -49,6 +50,8 @@ def test_training_writes_a_complete_ensemble_folder(small_ensemble):
     m = small_ensemble.manifest
     assert m.boundary_signals == BOUNDARY_SIGNALS and m.target_signals == TARGET_SIGNALS
     assert set(m.metrics) == set(TARGET_SIGNALS)
+    assert set(m.sensor_lag) == set(TARGET_SIGNALS) and all(0.0 <= a < 1.0 for a in m.sensor_lag.values())
+    assert [m.monitor.signals[t].lag for t in TARGET_SIGNALS] == [m.sensor_lag[t] for t in TARGET_SIGNALS]
     for target, metrics in m.metrics.items():
         assert metrics.boost_used == (target in m.boost_signals)
         assert metrics.boost_used == (metrics.delta_r2 > m.delta_r2_threshold)
@@ -74,10 +77,20 @@ def test_boost_mask_changes_only_boosted_columns(small_ensemble):
 def test_committed_ensemble_is_accurate_on_held_out_data(demo_repository, demo_ensemble_name):
     ensemble = Ensemble(demo_repository.path(demo_ensemble_name))
     held_out = simulate(6000, seed=2024)  # the committed ensemble was trained on seed 1
-    r2_stage1 = r2_per_column(held_out.target, ensemble.predict(held_out.boundary, np.zeros(len(TARGET_SIGNALS), bool)))
-    r2_ensemble = r2_per_column(held_out.target, ensemble.predict(held_out.boundary))
-    assert (r2_ensemble >= 0.95).all(), dict(zip(TARGET_SIGNALS, r2_ensemble))
+    lags = np.array([ensemble.manifest.sensor_lag[t] for t in TARGET_SIGNALS])
+    np.testing.assert_allclose(lags, 1.0 - 1.0 / LAG_SAMPLES, atol=0.02)  # it learned the plant's sensor lags
+
+    def as_measured(boost: np.ndarray | None) -> np.ndarray:
+        return first_order_lag(ensemble.predict(held_out.boundary, boost), lags)
+
+    r2_stage1 = r2_per_column(held_out.target, as_measured(np.zeros(len(TARGET_SIGNALS), bool)))
+    r2_ensemble = r2_per_column(held_out.target, as_measured(None))
+    assert (r2_ensemble >= 0.99).all(), dict(zip(TARGET_SIGNALS, r2_ensemble))
     assert (r2_ensemble >= r2_stage1).all(), dict(zip(TARGET_SIGNALS, r2_ensemble - r2_stage1))
+    # its residual comes close to the sensors' own noise (what a perfect twin would leave)
+    noise = (held_out.target - first_order_lag(steady_state(held_out.boundary), 1.0 - 1.0 / LAG_SAMPLES)).std(axis=0)
+    residual = (held_out.target - as_measured(None)).std(axis=0)
+    assert (residual <= 2.5 * noise).all(), dict(zip(TARGET_SIGNALS, residual / noise))
 
 
 def test_committed_ensemble_onnx_matches_pytorch(demo_repository, demo_ensemble_name):

@@ -8,7 +8,8 @@ import pytest
 
 from models.ensemble import Ensemble
 from models.monitor import AlertThresholds, ResidualMonitor
-from models.monitor_calibration import calibrate, first_order_lag
+from models.monitor_calibration import calibrate
+from models.sensor_lag import first_order_lag
 from models.plant import LAG_SAMPLES, TARGET_SIGNALS, Fault, simulate, steady_state
 
 FAULT_START, FAULT_END, RUN = 1000, 1600, 2600
