@@ -112,8 +112,6 @@ def twin_matrix(url: str, ensemble: str, seconds: float, connections: list[int],
 def plot(results: dict) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     series = [("StreamForge", results["streamforge"]["twin"]), ("baseline A", results["baseline_a"]["twin"])]
-    if "streamforge_haproxy" in results:
-        series.insert(1, ("StreamForge + HAProxy", results["streamforge_haproxy"]["twin"]))
     for label, runs in series:
         single = [r for r in runs if r["batch"] == 1 and r["encoding"] == "json"]
         axes[0].plot([r["connections"] for r in single], [r["predictions_per_s"] for r in single], "o-", label=label)
@@ -152,19 +150,43 @@ def streamforge_server(log_name: str, env: dict | None = None, args: dict | None
         server.stop()
 
 
-def run_streamforge(ensemble: str, args, env: dict, full: bool) -> dict:
-    """Measure StreamForge started with `env`; `full` adds idle sessions and the store to the twin matrix."""
-    with streamforge_server("streamforge-haproxy.log" if env else "streamforge.log", env) as url:
-        ours = {"twin": twin_matrix(url, ensemble, args.seconds, args.connections, True)}
-        if full:
-            ours["idle_sessions"] = asyncio.run(idle_sessions(url, ensemble, 1000))
-            print("   ", ours["idle_sessions"], flush=True)
-            jpegs = frames(24)
-            ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs))
-                             for fps in (10.0, 30.0) for k in (1, 4, 8)]
-            for run in ours["store"]:
-                print("   ", run, flush=True)
+def paced(url: str, ensemble: str, rate: float, seconds: float, server: ServerProcesses = ServerProcesses()) -> dict:
+    """64 sessions offering `rate` single predictions/s in all: latency at that load."""
+    run = asyncio.run(run_load(url, ensemble, 64, 1, False, seconds, server, rate=rate))
+    print("    paced", run, flush=True)
+    return run
+
+
+def run_streamforge(ensemble: str, args, target_rate: float) -> dict:
+    """StreamForge as `make serve` runs it: the twin matrix, latency at the target load, idle sessions, store."""
+    with streamforge_server("streamforge.log", ray_environment()) as url:
+        ours = {"twin": twin_matrix(url, ensemble, args.seconds, args.connections, True),
+                "paced": paced(url, ensemble, target_rate, args.seconds)}
+        ours["idle_sessions"] = asyncio.run(idle_sessions(url, ensemble, 1000))
+        print("   ", ours["idle_sessions"], flush=True)
+        jpegs = frames(24)
+        ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs))
+                         for fps in (10.0, 30.0) for k in (1, 4, 8)]
+        for run in ours["store"]:
+            print("   ", run, flush=True)
         return ours
+
+
+VARIANTS = {  # what each lever is worth: StreamForge with one setting changed back
+    "predictor_pool": ({}, {"twin_inference": "pool"}),  # predictions through the EnsemblePredictor pool
+    "default_proxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"},
+                      {"twin_inference": "pool"}),  # Ray Serve's Python proxy, as in the first release
+}
+
+
+def run_variant(ensemble: str, args, target_rate: float, env: dict, overrides: dict) -> dict:
+    """Single mode (64 sessions, closed loop and paced) and batch 256 msgpack (16 sessions) of one variant."""
+    with streamforge_server("variant.log", {**ray_environment(), **env}, overrides) as url:
+        runs = [asyncio.run(run_load(url, ensemble, 64, 1, False, args.seconds)),
+                asyncio.run(run_load(url, ensemble, 16, 256, True, args.seconds))]
+        for run in runs:
+            print("   ", run, flush=True)
+        return {"twin": runs, "paced": paced(url, ensemble, target_rate, args.seconds)}
 
 
 def main() -> None:
@@ -172,8 +194,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--store-seconds", type=float, default=20.0)
-    parser.add_argument("--haproxy", action="store_true",
-                        help="also measure the twin with configs/serve.env (HAProxy ingress, as `make serve` runs)")
+    parser.add_argument("--variants", action="store_true",
+                        help="also measure StreamForge with single levers turned back (predictor pool, default proxy)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     repository = ModelRepository(project_path(AppSettings().model_repository))
@@ -194,11 +216,25 @@ def main() -> None:
     finally:
         baseline.stop()
 
-    print("StreamForge: serve run (Ray Serve's default proxy)", flush=True)
-    results["streamforge"] = run_streamforge(name, args, {}, full=True)
-    if args.haproxy:
-        print("StreamForge: serve run with configs/serve.env (HAProxy ingress + throughput-optimized mode)", flush=True)
-        results["streamforge_haproxy"] = run_streamforge(name, args, ray_environment(), full=False)
+    single = next(r for r in results["baseline_a"]["twin"] if r["batch"] == 1 and r["connections"] == 64)
+    target_rate = round(3 * single["predictions_per_s"])
+    results["target_rate"] = target_rate
+    port = free_port()
+    baseline = Process([sys.executable, "-m", "bench.baseline_original", "--port", str(port)], RESULTS / "baseline_a.log")
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/v1/ensembles")
+        results["baseline_a"]["paced"] = paced(f"ws://127.0.0.1:{port}", name, target_rate, args.seconds,
+                                               ServerProcesses(markers=("bench.baseline_original",)))
+    finally:
+        baseline.stop()
+
+    print("StreamForge as shipped: configs/serve.yaml + configs/serve.env", flush=True)
+    results["streamforge"] = run_streamforge(name, args, target_rate)
+    if args.variants:
+        results["variants"] = {}
+        for label, (env, overrides) in VARIANTS.items():
+            print(f"StreamForge variant: {label}", flush=True)
+            results["variants"][label] = run_variant(name, args, target_rate, env, overrides)
     results["raw_detector"] = raw_detector(frames(24))
     print("    raw detector", results["raw_detector"], flush=True)
     (RESULTS / "suite.json").write_text(json.dumps(results, indent=2))

@@ -4,7 +4,9 @@
     python -m bench.twin_load --url ws://127.0.0.1:8000 --idle-sessions 1000
 
 Each session configures the newest demo ensemble, then sends one message (`predict`, or `predict_batch`
-of --batch rows) and waits for its reply before the next, as the original clients do. Reports
+of --batch rows) and waits for its reply before the next, as the original clients do - back to back,
+or with --rate on a schedule (a sensor's pace: latency at a given load, counted from each message's
+scheduled time so a server that falls behind is charged for it). Reports
 predictions/s and message latency percentiles; --idle-sessions opens that many configured sessions,
 keeps them open and idle, and reports how much the server's resident memory grew.
 """
@@ -43,13 +45,16 @@ def _loopback_only(url: str) -> None:
 
 
 async def _session(url: str, ensemble: str, rows: list[dict], batch: int, binary: bool, deadline: float,
-                   latencies: list[float]) -> int:
+                   latencies: list[float], interval_s: float | None = None, offset_s: float = 0.0) -> int:
+    """One session until `deadline`: back to back (closed loop), or with `interval_s` one message on each
+    tick of its own schedule, latency then counted from the tick (a late send counts as waiting)."""
     pack = msgpack.packb if binary else json.dumps
     async with websockets.connect(url + STREAM, max_size=2**26, additional_headers=auth_headers()) as ws:
         await ws.send(pack({"type": "config", "data": {"ensemble_name": ensemble, "mode": "batch" if batch > 1 else "single",
                                                         "batch_size": max(batch, 1)}}))
         await ws.recv()
         done, i = 0, 0
+        first_tick = time.perf_counter() + offset_s
         while time.perf_counter() < deadline:
             if batch > 1:
                 message = {"type": "predict_batch", "data": {"batch": rows[i:i + batch]}}
@@ -57,6 +62,11 @@ async def _session(url: str, ensemble: str, rows: list[dict], batch: int, binary
                 message = {"type": "predict", "data": {"boundary_signals": rows[i]}}
             i = (i + batch) % (len(rows) - batch)
             start = time.perf_counter()
+            if interval_s is not None:
+                start = first_tick + done // batch * interval_s
+                if start >= deadline:
+                    break
+                await asyncio.sleep(max(0.0, start - time.perf_counter()))
             await ws.send(pack(message))
             reply = await ws.recv()
             latencies.append((time.perf_counter() - start) * 1000)
@@ -68,21 +78,24 @@ async def _session(url: str, ensemble: str, rows: list[dict], batch: int, binary
 
 
 async def run_load(url: str, ensemble: str, connections: int, batch: int, binary: bool, seconds: float,
-                   server: ServerProcesses = ServerProcesses()) -> dict:
-    """One closed-loop run; returns throughput, latency percentiles, server memory and CPU use."""
+                   server: ServerProcesses = ServerProcesses(), rate: float | None = None) -> dict:
+    """One run: closed loop, or with `rate` messages/s offered in all (spread evenly over the sessions);
+    returns throughput, latency percentiles, server memory and CPU use."""
     data = simulate(4096, seed=99)
     rows = [dict(zip(BOUNDARY_SIGNALS, r)) for r in data.boundary.tolist()]
     latencies: list[float] = []
+    interval = None if rate is None else connections / rate
     cpu_before = server.cpu_seconds()
     start = time.perf_counter()
     deadline = start + seconds
-    counts = await asyncio.gather(*(_session(url, ensemble, rows, batch, binary, deadline, latencies)
-                                    for _ in range(connections)))
+    counts = await asyncio.gather(*(_session(url, ensemble, rows, batch, binary, deadline, latencies, interval,
+                                             1.0 + k * (interval or 0.0) / connections)  # 1 s to connect all
+                                    for k in range(connections)))
     elapsed = time.perf_counter() - start
     cpu_cores = (server.cpu_seconds() - cpu_before) / elapsed
     lat = np.asarray(latencies)
     return {"connections": connections, "batch": batch, "encoding": "msgpack" if binary else "json",
-            "seconds": round(elapsed, 2), "messages": len(lat), "predictions": int(sum(counts)),
+            "offered_per_s": rate, "seconds": round(elapsed, 2), "messages": len(lat), "predictions": int(sum(counts)),
             "predictions_per_s": round(sum(counts) / elapsed, 1),
             "latency_ms": {p: round(float(np.percentile(lat, q)), 2) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
             "server_rss_mb": round(server.rss_bytes() / 2**20, 1), "server_cpu_cores": round(cpu_cores, 2)}
@@ -121,7 +134,7 @@ async def main_async(args) -> dict:
     for encoding in args.encodings:
         for batch in args.batch:
             for n in args.connections:
-                run = await run_load(args.url, ensemble, n, batch, encoding == "msgpack", args.seconds)
+                run = await run_load(args.url, ensemble, n, batch, encoding == "msgpack", args.seconds, rate=args.rate)
                 print(run)
                 results["runs"].append(run)
     return results
@@ -135,6 +148,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1])
     parser.add_argument("--encodings", nargs="+", default=["json"], choices=["json", "msgpack"])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, help="offer this many messages/s in all instead of a closed loop")
     parser.add_argument("--idle-sessions", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from pymongo.errors import PyMongoError
 from ray import serve
 
+from deployments.ensemble_predictor import RowBatch
 from models.monitor import ALERT_KINDS
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from serve_app import codec
@@ -26,6 +27,7 @@ from serve_app.auth import Authenticator
 from serve_app.coalescer import PredictionCoalescer
 from serve_app.history_export import history_csv, history_json
 from serve_app.limits import ConnectionLimiter
+from serve_app.local_ensembles import LocalEnsembles
 from serve_app.metrics import StreamMetrics
 from serve_app.session_store import SessionStore
 from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
@@ -109,7 +111,14 @@ class StreamIngress:
         self.sessions = SessionStore(f"streamforge-{app_name}", self.settings.session_shards,
                                      self.settings.history_limit, self.settings.session_ttl_s,
                                      self.settings.session_flush_interval_s, mongo_uri)
-        self.coalescer = PredictionCoalescer(predictor, self.settings.coalesce_max_rows, self.settings.coalesce_wait_s)
+        if self.settings.twin_inference == "ingress":
+            call, max_calls = LocalEnsembles(project_path(self.settings.model_repository)).predict, 1
+        else:
+            def call(ensemble: str, rows: RowBatch):
+                return self.predictor.options(multiplexed_model_id=ensemble).predict.remote(rows)
+            max_calls = 4
+        self.coalescer = PredictionCoalescer(call, self.settings.coalesce_max_rows, self.settings.coalesce_wait_s,
+                                             max_calls)
         self.twin = TwinServices(describe=self._describe, predict=self.coalescer.predict, sessions=self.sessions,
                                  record_alerts=self.alert_log.record,
                                  max_message_bytes=self.settings.max_message_bytes,

@@ -41,6 +41,22 @@ class HistoryChunk:
     def __len__(self) -> int:
         return len(self.timestamps)
 
+    def extends(self, other: "HistoryChunk") -> bool:
+        """Whether `other` can be appended to this chunk (same signals, measured values in both or neither)."""
+        return (other.boundary_signals == self.boundary_signals and other.target_signals == self.target_signals
+                and (other.actual is None) == (self.actual is None))
+
+    @classmethod
+    def joined(cls, chunks: list["HistoryChunk"]) -> "HistoryChunk":
+        """One chunk holding `chunks` in order (each extends the first)."""
+        if len(chunks) == 1:
+            return chunks[0]
+        first = chunks[0]
+        return cls([t for c in chunks for t in c.timestamps], np.concatenate([c.latency_ms for c in chunks]),
+                   first.boundary_signals, np.concatenate([c.boundary for c in chunks]), first.target_signals,
+                   np.concatenate([c.predictions for c in chunks]),
+                   None if first.actual is None else np.concatenate([c.actual for c in chunks]))
+
     def drop_first(self, count: int) -> "HistoryChunk":
         return HistoryChunk(self.timestamps[count:], self.latency_ms[count:], self.boundary_signals,
                             self.boundary[count:], self.target_signals, self.predictions[count:],

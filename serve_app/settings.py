@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -36,6 +37,9 @@ class AppSettings(BaseModel):
     max_inflight_per_connection: int = Field(64, ge=1)
     coalesce_max_rows: int = Field(2048, ge=1000, description="rows per predictor call from one ingress replica")
     coalesce_wait_s: float = Field(0.0, ge=0)
+    twin_inference: Literal["pool", "ingress"] = Field(
+        "pool", description="run twin predictions on the EnsemblePredictor pool, or inside the ingress replica "
+                            "(fewer Ray hops: faster on one small node; see serve_app/local_ensembles.py)")
     # smart store
     mongodb_uri: str | None = Field(None, description="MongoDB to use; default $MONGODB_URI, else the embedded server")
     embedded_mongo_port: int = 27117

@@ -156,7 +156,10 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
                        max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
                        http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
                        auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
-                             "secret": AUTH_SECRET})
+                             "secret": AUTH_SECRET},
+                       # predictions through the EnsemblePredictor pool, the path with Ray hops that the fault
+                       # tests kill; the in-ingress path (serve.yaml's default) is tested in test_local_inference
+                       twin_inference="pool")
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     process = ServeProcess(config_path, work / "serve.log", f"http://127.0.0.1:{port}")

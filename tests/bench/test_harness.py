@@ -23,6 +23,14 @@ def test_twin_load_counts_predictions(server):
     assert single["server_rss_mb"] > 0 and single["server_cpu_cores"] > 0  # the Ray server processes were found
 
 
+def test_paced_twin_load_keeps_its_schedule(server):
+    # 4 sessions offering 20 messages/s in all for 2.5 s: each starts 1 s after connecting, so ~30 messages
+    paced = asyncio.run(run_load(server.ws, server.demo.name, 4, 1, False, 2.5, rate=20.0))
+    assert paced["offered_per_s"] == 20.0
+    assert 20 <= paced["messages"] <= 32, paced  # the schedule, not the server's speed, sets the count
+    assert paced["predictions"] == paced["messages"]
+
+
 def test_idle_sessions_and_store_load_report(server):
     idle = asyncio.run(idle_sessions(server.ws, server.demo.name, 5))
     assert idle["idle_sessions"] == 5 and idle["server_rss_after_mb"] > 0
