@@ -125,7 +125,8 @@ async def idle_sessions(url: str, ensemble: str, count: int) -> dict:
 
 async def main_async(args) -> dict:
     _loopback_only(args.url)
-    ensemble = args.ensemble or await _pick_ensemble(args.url.replace("ws://", "http://"))
+    ensemble = args.ensemble or await _pick_ensemble(args.url.replace("ws://", "http://"),
+                                                     os.environ.get("STREAMFORGE_TOKEN"))
     results: dict = {"url": args.url, "ensemble": ensemble, "runs": []}
     if args.idle_sessions:
         results["idle"] = await idle_sessions(args.url, ensemble, args.idle_sessions)

@@ -2,8 +2,8 @@
 
 On a small node every Ray hop costs more CPU than the model: a twin prediction through the predictor
 pool pays a gRPC call, pickling both ways and a second process's scheduling. With this setting the
-ingress loads the ensembles itself (ONNX Runtime, one intra-op thread, in a worker thread) and the
-coalesced rows of all its connections run here; the predictor pool still answers `describe` and admin
+ingress loads the ensembles itself (ONNX Runtime, `intra_op_threads` per call, in worker threads) and
+the coalesced rows of all its connections run here; the predictor pool still answers `describe` and admin
 calls. Use the pool (the default) to scale predictions out across nodes or onto GPUs.
 """
 
@@ -21,9 +21,11 @@ from models.repository import ModelRepository
 
 
 class LocalEnsembles:
-    """`await predict(name, rows)` with the `capacity` most recently used ensembles kept loaded."""
+    """`await predict(name, rows)` with the `capacity` most recently used ensembles kept loaded; concurrent
+    calls run side by side in worker threads (ONNX Runtime releases the GIL)."""
 
-    def __init__(self, repository: Path, capacity: int = 8):
+    def __init__(self, repository: Path, intra_op_threads: int = 1, capacity: int = 8):
+        self.intra_op_threads = intra_op_threads
         self.repository = ModelRepository(Path(repository))
         self.capacity = capacity
         self._loaded: OrderedDict[str, Ensemble] = OrderedDict()
@@ -41,7 +43,7 @@ class LocalEnsembles:
         async with self._lock:
             if name not in self._loaded:
                 path = self.repository.path(name)  # EnsembleNotFound for an unknown or retired name
-                self._loaded[name] = await asyncio.to_thread(Ensemble, path, 1, False)
+                self._loaded[name] = await asyncio.to_thread(Ensemble, path, self.intra_op_threads, False)
                 while len(self._loaded) > self.capacity:
                     self._loaded.popitem(last=False)
             return self._loaded[name]
