@@ -47,7 +47,8 @@ def config(port: int, predictor_replicas: int) -> dict:
     conf = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     conf["http_options"] = {"host": "127.0.0.1", "port": port}
     app = conf["applications"][0]
-    app["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "scale-db"))
+    app["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "scale-db"),
+                       twin_inference="pool")  # the predictor replicas are what this bench scales
     for deployment in app["deployments"]:
         deployment["ray_actor_options"]["num_cpus"] = 0.2
         if deployment["name"] == PREDICTOR:
