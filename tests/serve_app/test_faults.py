@@ -12,6 +12,7 @@ import websockets
 
 from models.plant import TARGET_SIGNALS
 from serve_app.client import TwinClient
+from serve_app.database import connect
 from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN
 from tests.serve_app.processes import ray_process_pids
 from tests.serve_app.store_frames import product_frame
@@ -30,8 +31,19 @@ def kill(prefix: str) -> list[int]:
     return pids
 
 
-async def stream_through_a_fault(server, prefix: str, kill_after: int) -> tuple[TwinClient, np.ndarray, list[int]]:
-    """Send REQUESTS predictions, PIPELINE at a time; kill `prefix` processes once `kill_after` are answered."""
+async def persisted(server, session_id: str, timeout_s: float = 30.0) -> None:
+    """Wait until the session's shard has written it to MongoDB (it does so about once a second)."""
+    sessions = connect(server.mongo_uri)["streamforge"].twin_sessions
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while await asyncio.to_thread(sessions.find_one, {"session_id": session_id}) is None:
+        assert asyncio.get_running_loop().time() < deadline, f"session {session_id} never persisted"
+        await asyncio.sleep(0.2)
+
+
+async def stream_through_a_fault(server, prefix: str, kill_after: int, once_persisted: bool = False
+                                 ) -> tuple[TwinClient, np.ndarray, list[int]]:
+    """Send REQUESTS predictions, PIPELINE at a time; kill `prefix` processes once `kill_after` are answered
+    (and, with `once_persisted`, the session is in MongoDB)."""
     x = rows(REQUESTS, seed=404)
     answers: list[np.ndarray | None] = [None] * REQUESTS
     killed: list[int] = []
@@ -39,6 +51,8 @@ async def stream_through_a_fault(server, prefix: str, kill_after: int) -> tuple[
         await twin.configure(server.demo.name)
         for start in range(0, REQUESTS, PIPELINE):
             if start >= kill_after and not killed:
+                if once_persisted:
+                    await persisted(server, twin.session_id)
                 killed = kill(prefix)
             replies = await asyncio.gather(*(twin.predict(as_signals(x[i])) for i in range(start, start + PIPELINE)))
             for i, reply in zip(range(start, start + PIPELINE), replies):
@@ -70,7 +84,7 @@ def test_ingress_replica_killed_mid_stream_client_reconnects_and_resumes(server)
 
 
 def test_session_shards_killed_mid_stream_client_carries_on_and_the_session_resumes(server):
-    twin, answers, killed = run(stream_through_a_fault(server, SHARDS, 160))  # the session is persisted by then
+    twin, answers, killed = run(stream_through_a_fault(server, SHARDS, 160, once_persisted=True))
     check(server, twin, answers, SHARDS, killed)
 
     async def resume():  # the restarted shard finds the session in MongoDB
