@@ -209,22 +209,14 @@ def main() -> None:
     print("baseline A: the original design", flush=True)
     port = free_port()
     baseline = Process([sys.executable, "-m", "bench.baseline_original", "--port", str(port)], RESULTS / "baseline_a.log")
+    baseline_usage = ServerProcesses(markers=("bench.baseline_original",))
     try:
         wait_http(f"http://127.0.0.1:{port}/api/v1/ensembles")
         results["baseline_a"] = {"twin": twin_matrix(f"ws://127.0.0.1:{port}", name, args.seconds, args.connections, False,
-                                                     ServerProcesses(markers=("bench.baseline_original",)))}
-    finally:
-        baseline.stop()
-
-    single = next(r for r in results["baseline_a"]["twin"] if r["batch"] == 1 and r["connections"] == 64)
-    target_rate = round(3 * single["predictions_per_s"])
-    results["target_rate"] = target_rate
-    port = free_port()
-    baseline = Process([sys.executable, "-m", "bench.baseline_original", "--port", str(port)], RESULTS / "baseline_a.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/v1/ensembles")
-        results["baseline_a"]["paced"] = paced(f"ws://127.0.0.1:{port}", name, target_rate, args.seconds,
-                                               ServerProcesses(markers=("bench.baseline_original",)))
+                                                     baseline_usage)}
+        single = next(r for r in results["baseline_a"]["twin"] if r["batch"] == 1 and r["connections"] == 64)
+        target_rate = results["target_rate"] = round(3 * single["predictions_per_s"])
+        results["baseline_a"]["paced"] = paced(f"ws://127.0.0.1:{port}", name, target_rate, args.seconds, baseline_usage)
     finally:
         baseline.stop()
 
