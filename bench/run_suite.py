@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import matplotlib
 import numpy as np
 import yaml
 
+from bench.process_group import stop_process_group
 from bench.server_usage import ServerProcesses
 from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import idle_sessions, run_load
@@ -67,12 +67,7 @@ class Process:
                                       start_new_session=True, env={**os.environ, **(env or {})})
 
     def stop(self) -> None:
-        self.popen.send_signal(signal.SIGINT)
-        try:
-            self.popen.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
+        stop_process_group(self.popen)
         self.log.close()
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import httpx
 import pytest
 import yaml
 
+from bench.process_group import stop_process_group
 from models.dataset import SignalTable
 from models.ensemble import Ensemble
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
@@ -74,12 +74,7 @@ class ServeProcess:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process_group(self.process)
         self.process = None
 
 
