@@ -30,6 +30,7 @@ from models.plant import BOUNDARY_SIGNALS, simulate
 from serve_app.client import _pick_ensemble
 
 STREAM = "/api/v1/inference/stream"
+CONNECT_S = 1.0  # paced sessions start their schedule this long after connecting (time to connect them all)
 
 
 def auth_headers() -> dict[str, str]:
@@ -84,12 +85,14 @@ async def run_load(url: str, ensemble: str, connections: int, batch: int, binary
     data = simulate(4096, seed=99)
     rows = [dict(zip(BOUNDARY_SIGNALS, r)) for r in data.boundary.tolist()]
     latencies: list[float] = []
+    if rate is not None and seconds <= CONNECT_S:
+        raise ValueError(f"a paced run needs more than {CONNECT_S:g} s: its schedule starts after the sessions connect")
     interval = None if rate is None else connections / rate
     cpu_before = server.cpu_seconds()
     start = time.perf_counter()
     deadline = start + seconds
     counts = await asyncio.gather(*(_session(url, ensemble, rows, batch, binary, deadline, latencies, interval,
-                                             1.0 + k * (interval or 0.0) / connections)  # 1 s to connect all
+                                             CONNECT_S + k * (interval or 0.0) / connections)
                                     for k in range(connections)))
     elapsed = time.perf_counter() - start
     cpu_cores = (server.cpu_seconds() - cpu_before) / elapsed

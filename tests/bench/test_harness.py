@@ -31,6 +31,11 @@ def test_paced_twin_load_keeps_its_schedule(server):
     assert paced["predictions"] == paced["messages"]
 
 
+def test_paced_runs_shorter_than_the_connect_allowance_are_refused():
+    with pytest.raises(ValueError, match="paced run needs more than"):
+        asyncio.run(run_load("ws://127.0.0.1:9", "Ensemble_X_20260101_000000", 4, 1, False, 1.0, rate=20.0))
+
+
 def test_idle_sessions_and_store_load_report(server):
     idle = asyncio.run(idle_sessions(server.ws, server.demo.name, 5))
     assert idle["idle_sessions"] == 5 and idle["server_rss_after_mb"] > 0
