@@ -23,7 +23,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from models.ensemble import EnsembleManifest
 from models.scaling import StandardScaler
-from models.sst import SSTConfig, StaticSensorTransformer
+from models.twin_graph import load_graph
 
 app = FastAPI()
 ENSEMBLES: dict[str, dict] = {}
@@ -33,11 +33,7 @@ SESSIONS: dict[str, dict] = {}  # the original kept sessions in a global dict
 def load(folder: Path) -> dict:
     manifest = EnsembleManifest.model_validate_json((folder / "manifest.json").read_text())
     scalers = json.loads((folder / "scalers.json").read_text())
-    stage1 = StaticSensorTransformer(SSTConfig(**manifest.stage1_config))
-    stage1.load_state_dict(torch.load(folder / "stage1.pt"))
-    boost = StaticSensorTransformer(SSTConfig(**manifest.boost_config))
-    boost.load_state_dict(torch.load(folder / "boost.pt"))
-    return {"manifest": manifest, "stage1": stage1.eval(), "boost": boost.eval(),
+    return {"manifest": manifest, "graph": load_graph(folder, manifest),
             "x": StandardScaler.from_dict(scalers["boundary"]), "y": StandardScaler.from_dict(scalers["target"])}
 
 
@@ -45,7 +41,8 @@ def load(folder: Path) -> dict:
 def forward(ensemble: dict, rows: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(ensemble["x"].transform(rows))
     mask = np.array([t in ensemble["manifest"].boost_signals for t in ensemble["manifest"].target_signals])
-    out = ensemble["stage1"](x).numpy() + ensemble["boost"](x).numpy() * mask
+    stage1, residual = ensemble["graph"](x)
+    out = stage1.numpy() + residual.numpy() * mask
     return ensemble["y"].inverse(out)
 
 

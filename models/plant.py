@@ -8,6 +8,7 @@ Gaussian measurement noise. Faults can be injected with ground-truth labels (see
 drift, spikes, a stuck sensor, dropouts, and process faults (exchanger fouling, a cold-side leak).
 
     python -m models.plant --samples 20000 --seed 1 --out data/demo/plant.csv
+    python -m models.plant --samples 1000000 --excitation 2 --out data/demo/identification.csv
 """
 
 from __future__ import annotations
@@ -146,13 +147,20 @@ def steady_state(boundary: np.ndarray, fouling: np.ndarray | float = 0.0, leak: 
 
 
 def simulate(samples: int, seed: int = 0, start: datetime | None = None, period_s: float = 1.0,
-             faults: tuple[Fault, ...] = ()) -> PlantData:
-    """Simulate `samples` one-second steps of the plant; the same seed gives the same run (faults aside)."""
+             faults: tuple[Fault, ...] = (), excitation: float = 1.0) -> PlantData:
+    """Simulate `samples` one-second steps of the plant; the same seed gives the same run (faults aside).
+
+    `excitation` > 1 makes an identification run for training a twin: every boundary signal wanders
+    `excitation` times wider and faster than in normal operation, so the twin also learns the edges of
+    the operating range that normal operation visits only rarely.
+    """
+    if excitation <= 0:
+        raise ValueError("excitation must be positive")
     rng = np.random.default_rng(seed)
     columns = []
     for name in BOUNDARY_SIGNALS:
         mean, std, tau = _BOUNDARY_PROCESS[name]
-        columns.append(_ornstein_uhlenbeck(rng, samples, mean, std, tau))
+        columns.append(_ornstein_uhlenbeck(rng, samples, mean, std * excitation, tau / excitation))
     boundary = np.stack(columns, axis=1)
     boundary[:, 3:5] = np.clip(boundary[:, 3:5], 0.8, None)  # flows stay positive
     boundary[:, 7] = np.clip(boundary[:, 7], 0.0, 0.8)  # valve travel limits
@@ -205,9 +213,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Generate demo heat-exchanger plant data as CSV.")
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--excitation", type=float, default=1.0,
+                        help="boundary signals wander this many times wider and faster (training data for a twin)")
     parser.add_argument("--out", type=Path, default=Path("data/demo/plant.csv"))
     args = parser.parse_args()
-    write_csv(simulate(args.samples, args.seed), args.out)
+    write_csv(simulate(args.samples, args.seed, excitation=args.excitation), args.out)
     print(f"wrote {args.samples} samples to {args.out}")
 
 

@@ -1,7 +1,7 @@
 """StaticSensorTransformer (SST): each boundary sensor reading is one token.
 
-Used for both stages of the twin: Stage 1 maps boundary signals to target signals, the Stage-2
-residual boost (the same architecture, usually smaller) maps boundary signals to Stage-1 residuals.
+The twin's Stage 1 maps boundary signals to target signals with it; the original's Stage-2 residual
+boost was a smaller SST too (see models.residual_boost).
 Requires torch (the `train` extra); serving runs the exported ONNX graph instead.
 """
 
@@ -52,14 +52,3 @@ class StaticSensorTransformer(nn.Module):
         tokens = self.embed(boundary.unsqueeze(-1)) + self.position
         return self.head(self.encoder(tokens).mean(dim=1))
 
-
-class EnsembleGraph(nn.Module):
-    """Both stages in one graph, so serving needs one runtime call: (stage1, residual) in scaled units."""
-
-    def __init__(self, stage1: StaticSensorTransformer, boost: StaticSensorTransformer):
-        super().__init__()
-        self.stage1 = stage1
-        self.boost = boost
-
-    def forward(self, boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.stage1(boundary), self.boost(boundary)

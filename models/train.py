@@ -5,8 +5,9 @@
         --repository data/model_repository --model DemoPlant
 
 Rows are split in time order (train / validation / test). Stage 1 learns boundary -> target; Stage 2
-learns Stage 1's residuals; per target the boost is used only where it raises validation R² by more
-than --delta-r2. The result is a folder Ensemble_<model>_<YYYYmmdd_HHMMSS> (see models.ensemble).
+learns Stage 1's residuals (by default an MLP that also sees Stage 1's prediction, models.residual_boost);
+per target the boost is used only where it raises validation R² by more than --delta-r2. `--stage1-from`
+keeps an existing ensemble's Stage 1 and trains only a new boost (minutes on a CPU). The result is a folder Ensemble_<model>_<YYYYmmdd_HHMMSS> (see models.ensemble).
 """
 
 from __future__ import annotations
@@ -25,42 +26,46 @@ from models.ensemble import MANIFEST_FILE, ONNX_FILE, SCALERS_FILE, EnsembleMani
 from models.monitor_calibration import calibrate
 from models.scaling import StandardScaler
 from models.sensor_lag import first_order_lag, fitted_lags, remove_lag
-from models.sst import EnsembleGraph, SSTConfig, StaticSensorTransformer
+from models.residual_boost import MLPBoostConfig, build_boost, sst_boost_config
+from models.sst import SSTConfig, StaticSensorTransformer
+from models.twin_graph import BOOST_WEIGHTS, STAGE1_WEIGHTS, EnsembleGraph, load_stage1
 
 
-def fit(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, batch_size: int,
-        desc: str, seed: int, device: str = "cpu") -> None:
-    """Minimise MSE with AdamW and a one-cycle schedule on `device`, with a tqdm bar per run."""
+def fit(model: torch.nn.Module, inputs: tuple[np.ndarray, ...], y: np.ndarray, epochs: int, lr: float,
+        batch_size: int, desc: str, seed: int, device: str = "cpu") -> None:
+    """Minimise MSE of `model(*inputs)` against y with AdamW and a one-cycle schedule on `device`, with a
+    tqdm bar per run."""
     generator = torch.Generator().manual_seed(seed)
     model.to(device)
-    xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    xt, yt = [torch.from_numpy(x).to(device) for x in inputs], torch.from_numpy(y).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
+    steps = epochs * ((len(y) + batch_size - 1) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     model.train()
     with tqdm(total=epochs, desc=desc, unit="epoch") as bar:
         for _ in range(epochs):
-            order = torch.randperm(len(x), generator=generator).to(device)
+            order = torch.randperm(len(y), generator=generator).to(device)
             total = 0.0
-            for start in range(0, len(x), batch_size):
+            for start in range(0, len(y), batch_size):
                 idx = order[start:start + batch_size]
-                loss = torch.nn.functional.mse_loss(model(xt[idx]), yt[idx])
+                loss = torch.nn.functional.mse_loss(model(*(x[idx] for x in xt)), yt[idx])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 schedule.step()
                 total += loss.item() * len(idx)
-            bar.set_postfix(mse=f"{total / len(x):.4f}")
+            bar.set_postfix(mse=f"{total / len(y):.4f}")
             bar.update()
     model.eval()
 
 
 @torch.inference_mode()
-def infer(model: torch.nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Run `model` over rows of x in batches on the device it lives on."""
+def infer(model: torch.nn.Module, inputs: tuple[np.ndarray, ...], batch_size: int = 4096) -> np.ndarray:
+    """Run `model(*inputs)` over the rows in batches on the device it lives on."""
     device = next(model.parameters()).device
-    return np.concatenate([model(torch.from_numpy(x[i:i + batch_size]).to(device)).cpu().numpy()
-                           for i in range(0, len(x), batch_size)])
+    n = len(inputs[0])
+    return np.concatenate([model(*(torch.from_numpy(x[i:i + batch_size]).to(device) for x in inputs)).cpu().numpy()
+                           for i in range(0, n, batch_size)])
 
 
 def export_onnx(graph: EnsembleGraph, n_boundary: int, path: Path) -> None:
@@ -83,48 +88,80 @@ def split(n: int, val_fraction: float, test_fraction: float) -> tuple[slice, sli
     return slice(0, n_train), slice(n_train, n_train + n_val), slice(n_train + n_val, n)
 
 
+def _reused_stage1(folder: Path, boundary_signals: list[str], target_signals: list[str]):
+    """Stage 1, scalers and sensor lags (None: trained without) of an existing ensemble, checked against
+    the signals to train."""
+    manifest = EnsembleManifest.model_validate_json((folder / MANIFEST_FILE).read_text())
+    if manifest.boundary_signals != boundary_signals or manifest.target_signals != target_signals:
+        raise ValueError(f"{folder.name} was trained on other signals than the ones given")
+    scalers = json.loads((folder / SCALERS_FILE).read_text())
+    lags = np.array([manifest.sensor_lag[t] for t in target_signals]) if manifest.sensor_lag else None
+    return (load_stage1(folder, manifest), StandardScaler.from_dict(scalers["boundary"]),
+            StandardScaler.from_dict(scalers["target"]), lags)
+
+
+def _train_stage1(config: SSTConfig, x: np.ndarray, y: np.ndarray, sensor_lag: bool, epochs: int, lr: float,
+                  batch_size: int, seed: int, device: str) -> tuple[StaticSensorTransformer, np.ndarray | None]:
+    """A Stage-1 SST fitted to scaled training rows, and the sensor lag per target (None without `sensor_lag`).
+
+    With `sensor_lag` it fits the readings for a quarter of the epochs, estimates each sensor's lag, and
+    fits the steady state (the readings with the lag removed) for the rest.
+    """
+    stage1 = StaticSensorTransformer(config)
+    if not sensor_lag:
+        fit(stage1, (x,), y, epochs, lr, batch_size, "stage 1", seed, device)
+        return stage1, None
+    first = max(1, epochs // 4)
+    fit(stage1, (x,), y, first, lr, batch_size, "stage 1 (readings)", seed, device)
+    lags = fitted_lags(infer(stage1, (x,)), y)
+    fit(stage1, (x,), remove_lag(y, lags).astype(np.float32), max(1, epochs - first), lr, batch_size,
+        "stage 1 (steady state)", seed, device)
+    return stage1, lags
+
+
 def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signals: list[str],
                    repository: Path, model_name: str, *, epochs: int = 30, boost_epochs: int = 20,
-                   d_model: int = 128, num_layers: int = 3, nhead: int = 8, boost_d_model: int = 64,
-                   boost_layers: int = 2, dropout: float = 0.1, lr: float = 1e-3, batch_size: int = 256, delta_r2: float = 0.002,
-                   val_fraction: float = 0.15, test_fraction: float = 0.15, seed: int = 0, sensor_lag: bool = True,
-                   device: str = "cpu") -> Path:
+                   d_model: int = 128, num_layers: int = 3, nhead: int = 8, boost: str = "mlp",
+                   boost_width: int = 256, boost_d_model: int = 64, boost_layers: int = 3, dropout: float = 0.1,
+                   lr: float = 1e-3, batch_size: int = 256, delta_r2: float = 0.002, val_fraction: float = 0.15,
+                   test_fraction: float = 0.15, seed: int = 0, sensor_lag: bool = True, device: str = "cpu",
+                   stage1_from: Path | None = None) -> Path:
     """Train both stages, choose the boost per target, and write the ensemble folder; returns its path.
 
     With `sensor_lag` (rows must be consecutive samples in time) a first-order lag per target is estimated
     after a quarter of the stage-1 epochs, and the rest fit the readings with it removed (models.sensor_lag).
+    `boost` is "mlp" or "sst" (models.residual_boost). `stage1_from` (an ensemble folder) reuses that
+    ensemble's Stage 1, scalers and sensor lags and trains only a new boost on this table.
     """
     torch.manual_seed(seed)
     train, val, test = split(len(table.boundary), val_fraction, test_fraction)
-    x_scaler = StandardScaler.fit(table.boundary[train])
-    y_scaler = StandardScaler.fit(table.target[train])
-    x, y = x_scaler.transform(table.boundary), y_scaler.transform(table.target)
-
-    stage1_config = SSTConfig(len(boundary_signals), len(target_signals), d_model, nhead, num_layers, dropout=dropout)
-    stage1 = StaticSensorTransformer(stage1_config)
-    lags = np.zeros(len(target_signals))
-    if sensor_lag:  # fit the readings first, estimate each sensor's lag, then fit the steady state
-        first = max(1, epochs // 4)
-        fit(stage1, x[train], y[train], first, lr, batch_size, "stage 1 (readings)", seed, device)
-        lags = fitted_lags(infer(stage1, x[train]), y[train])
-        y_steady = remove_lag(y, lags).astype(np.float32)
-        fit(stage1, x[train], y_steady[train], max(1, epochs - first), lr, batch_size, "stage 1 (steady state)",
-            seed, device)
+    if stage1_from is not None:
+        stage1, x_scaler, y_scaler, lags = _reused_stage1(Path(stage1_from), boundary_signals, target_signals)
+        x, y = x_scaler.transform(table.boundary), y_scaler.transform(table.target)
     else:
-        y_steady = y
-        fit(stage1, x[train], y[train], epochs, lr, batch_size, "stage 1", seed, device)
-    stage1_pred = infer(stage1, x)
+        x_scaler = StandardScaler.fit(table.boundary[train])
+        y_scaler = StandardScaler.fit(table.target[train])
+        x, y = x_scaler.transform(table.boundary), y_scaler.transform(table.target)
+        config = SSTConfig(len(boundary_signals), len(target_signals), d_model, nhead, num_layers, dropout=dropout)
+        stage1, lags = _train_stage1(config, x[train], y[train], sensor_lag, epochs, lr, batch_size, seed, device)
+    stage1.to(device)
+    y_steady = remove_lag(y, lags).astype(np.float32) if lags is not None else y
+    stage1_pred = infer(stage1, (x,))
     residual = (y_steady - stage1_pred).astype(np.float32)
 
-    boost_config = SSTConfig(len(boundary_signals), len(target_signals), boost_d_model, max(1, nhead // 2), boost_layers,
-                           dropout=dropout)
-    boost = StaticSensorTransformer(boost_config)
-    fit(boost, x[train], residual[train], boost_epochs, lr, batch_size, "stage 2 (residual boost)", seed + 1, device)
-    boosted_pred = stage1_pred + infer(boost, x)
+    boost_config = (MLPBoostConfig(len(boundary_signals), len(target_signals), boost_width, boost_layers).to_dict()
+                    if boost == "mlp" else
+                    sst_boost_config(SSTConfig(len(boundary_signals), len(target_signals), boost_d_model,
+                                               max(1, nhead // 2), boost_layers, dropout=dropout)))
+    boost_model = build_boost(boost_config)
+    fit(boost_model, (x[train], stage1_pred[train]), residual[train], boost_epochs, lr, batch_size,
+        f"stage 2 ({boost} residual boost)", seed + 1, device)
+    boosted_pred = stage1_pred + infer(boost_model, (x, stage1_pred))
 
     def r2(part: slice, pred: np.ndarray) -> np.ndarray:
         """R² of the predictions as the sensors see them (through their lag)."""
-        return r2_per_column(table.target[part], y_scaler.inverse(first_order_lag(pred, lags)[part]))
+        lagged = pred if lags is None else first_order_lag(pred, lags)
+        return r2_per_column(table.target[part], y_scaler.inverse(lagged[part]))
 
     r2_val_s1, r2_val_boost = r2(val, stage1_pred), r2(val, boosted_pred)
     use_boost = (r2_val_boost - r2_val_s1) > delta_r2
@@ -143,20 +180,22 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     name = f"Ensemble_{model_name}_{stamp:%Y%m%d_%H%M%S}"
     folder = Path(repository) / name
     folder.mkdir(parents=True, exist_ok=False)
-    export_onnx(EnsembleGraph(stage1, boost), len(boundary_signals), folder / ONNX_FILE)
-    torch.save(stage1.state_dict(), folder / "stage1.pt")
-    torch.save(boost.state_dict(), folder / "boost.pt")
+    export_onnx(EnsembleGraph(stage1, boost_model), len(boundary_signals), folder / ONNX_FILE)
+    torch.save(stage1.state_dict(), folder / STAGE1_WEIGHTS)
+    torch.save(boost_model.state_dict(), folder / BOOST_WEIGHTS)
     (folder / SCALERS_FILE).write_text(json.dumps({"boundary": x_scaler.to_dict(), "target": y_scaler.to_dict()}))
     manifest = EnsembleManifest(
         name=name, created_at=stamp.isoformat(), boundary_signals=boundary_signals, target_signals=target_signals,
         boost_signals=[t for t, u in zip(target_signals, use_boost) if u], delta_r2_threshold=delta_r2,
-        metrics=metrics, stage1_config=stage1_config.to_dict(), boost_config=boost_config.to_dict(),
-        training={"rows": len(table.boundary), "train_rows": train.stop - train.start, "epochs": epochs,
+        metrics=metrics, stage1_config=stage1.config.to_dict(), boost_config=boost_config,
+        training={"rows": len(table.boundary), "train_rows": train.stop - train.start,
+                  "epochs": 0 if stage1_from is not None else epochs,
                   "boost_epochs": boost_epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                  "sensor_lag": sensor_lag},
-        sensor_lag=dict(zip(target_signals, lags.tolist())) if sensor_lag else {},
+                  "sensor_lag": lags is not None, "boost": boost,
+                  "stage1_from": Path(stage1_from).name if stage1_from is not None else None},
+        sensor_lag=dict(zip(target_signals, lags.tolist())) if lags is not None else {},
         monitor=calibrate(target_signals, y_scaler.inverse(ensemble_pred[val]), table.target[val],
-                          lags=lags if sensor_lag else None),
+                          lags=lags),
     )
     (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     return folder
@@ -174,6 +213,12 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=128)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--boost", choices=["mlp", "sst"], default="mlp", help="residual boost kind (models.residual_boost)")
+    parser.add_argument("--boost-width", type=int, default=256, help="hidden units of an MLP boost")
+    parser.add_argument("--boost-layers", type=int, default=3, help="hidden layers (MLP) or encoder layers (SST) of the boost")
+    parser.add_argument("--boost-d-model", type=int, default=64, help="d_model of an SST boost")
+    parser.add_argument("--stage1-from", type=Path, default=None,
+                        help="ensemble folder whose Stage 1, scalers and sensor lags to reuse: train only a new boost")
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -187,8 +232,10 @@ def main() -> None:
     table = load_csv(args.csv, boundary, target)
     folder = train_ensemble(table, boundary, target, args.repository, args.model, epochs=args.epochs,
                             boost_epochs=args.boost_epochs, d_model=args.d_model, num_layers=args.layers,
-                            nhead=args.heads, dropout=args.dropout, lr=args.lr, batch_size=args.batch_size, delta_r2=args.delta_r2,
-                            seed=args.seed, sensor_lag=not args.static, device=args.device)
+                            nhead=args.heads, boost=args.boost, boost_width=args.boost_width,
+                            boost_d_model=args.boost_d_model, boost_layers=args.boost_layers, dropout=args.dropout,
+                            lr=args.lr, batch_size=args.batch_size, delta_r2=args.delta_r2, seed=args.seed,
+                            sensor_lag=not args.static, device=args.device, stage1_from=args.stage1_from)
     manifest = EnsembleManifest.model_validate_json((folder / MANIFEST_FILE).read_text())
     print(f"wrote {folder}")
     for t, m in manifest.metrics.items():

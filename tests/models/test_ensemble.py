@@ -9,25 +9,16 @@ from models.ensemble import Ensemble
 from models.plant import BOUNDARY_SIGNALS, LAG_SAMPLES, TARGET_SIGNALS, simulate, steady_state
 from models.repository import EnsembleNotFound, ModelRepository
 from models.sensor_lag import first_order_lag
-from models.sst import SSTConfig, StaticSensorTransformer
 from models.train import train_ensemble
-
-
-def _torch_parts(folder, manifest):
-    stage1 = StaticSensorTransformer(SSTConfig(**manifest.stage1_config))
-    stage1.load_state_dict(torch.load(folder / "stage1.pt"))
-    boost = StaticSensorTransformer(SSTConfig(**manifest.boost_config))
-    boost.load_state_dict(torch.load(folder / "boost.pt"))
-    return stage1.eval(), boost.eval()
+from models.twin_graph import load_graph
 
 
 def _assert_onnx_matches_torch(ensemble: Ensemble, boundary: np.ndarray):
-    stage1, boost = _torch_parts(ensemble.folder, ensemble.manifest)
+    graph = load_graph(ensemble.folder, ensemble.manifest)
     scaled = ensemble.boundary_scaler.transform(boundary)
     onnx_stage1, onnx_residual = ensemble.run_scaled(scaled)
     with torch.inference_mode():
-        torch_stage1 = stage1(torch.from_numpy(scaled)).numpy()
-        torch_residual = boost(torch.from_numpy(scaled)).numpy()
+        torch_stage1, torch_residual = (t.numpy() for t in graph(torch.from_numpy(scaled).float()))
     assert np.abs(onnx_stage1 - torch_stage1).max() < 1e-4
     assert np.abs(onnx_residual - torch_residual).max() < 1e-4
 
@@ -58,7 +49,29 @@ def test_training_writes_a_complete_ensemble_folder(small_ensemble):
 
 
 def test_small_ensemble_onnx_matches_pytorch(small_ensemble):
+    assert small_ensemble.manifest.boost_config["kind"] == "mlp"  # the default boost sees Stage 1's prediction
     _assert_onnx_matches_torch(small_ensemble, simulate(257, seed=2).boundary)
+
+
+def test_a_new_boost_on_a_kept_stage1(small_ensemble, tmp_path):
+    source = small_ensemble.manifest
+    data = simulate(1200, seed=12, excitation=1.5)
+    table = SignalTable(data.boundary, data.target, data.timestamps)
+    folder = train_ensemble(table, BOUNDARY_SIGNALS, TARGET_SIGNALS, tmp_path, "Reboost", boost_epochs=2,
+                            boost="sst", boost_d_model=16, boost_layers=1, nhead=4, batch_size=128,
+                            stage1_from=small_ensemble.folder)
+    reboosted = Ensemble(folder)
+    m = reboosted.manifest
+    assert m.training["stage1_from"] == small_ensemble.name and m.training["epochs"] == 0
+    assert m.sensor_lag == source.sensor_lag and m.stage1_config == source.stage1_config
+    assert m.boost_config["kind"] == "sst"
+    x = small_ensemble.boundary_scaler.transform(simulate(50, seed=13).boundary)
+    np.testing.assert_allclose(reboosted.run_scaled(x)[0], small_ensemble.run_scaled(x)[0], atol=1e-5)
+    assert not np.allclose(reboosted.run_scaled(x)[1], small_ensemble.run_scaled(x)[1])
+    _assert_onnx_matches_torch(reboosted, simulate(65, seed=14).boundary)
+    with pytest.raises(ValueError, match="other signals"):
+        train_ensemble(table, BOUNDARY_SIGNALS, TARGET_SIGNALS[:-1], tmp_path, "Mismatch",
+                       stage1_from=small_ensemble.folder)
 
 
 def test_boost_mask_changes_only_boosted_columns(small_ensemble):

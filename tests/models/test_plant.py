@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate, steady_state, write_csv
 from models.dataset import load_csv
@@ -58,3 +59,13 @@ def test_injected_faults_change_only_their_signals_and_window():
     assert (diff[2210:2400, j["Temperature_target_1"]] > 0.5).all()  # fouling: hot outlet stays hotter
     assert faults[5].expected_alerts() == [("Temperature_target_1", "drift"), ("Temperature_target_2", "drift"),
                                            ("Power_target_1", "drift")]
+
+
+def test_excitation_widens_and_quickens_the_boundary_signals():
+    normal, wide = simulate(20000, seed=4), simulate(20000, seed=4, excitation=2.0)
+    spread = wide.boundary[:, :3].std(axis=0) / normal.boundary[:, :3].std(axis=0)  # unclipped temperatures
+    assert ((spread > 1.6) & (spread < 2.5)).all(), spread
+    step = np.abs(np.diff(wide.boundary[:, :3], axis=0)).mean(axis=0) / np.abs(np.diff(normal.boundary[:, :3], axis=0)).mean(axis=0)
+    assert (step > 2.2).all(), step  # wider and faster: each step moves ~2 * sqrt(2) times as far
+    with pytest.raises(ValueError):
+        simulate(10, excitation=0.0)
