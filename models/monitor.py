@@ -15,8 +15,9 @@ Per target signal:
     missing  no measured value for `missing_samples` samples in a row (once the signal has been seen);
              clears when a value arrives
 
-While a signal is missing or stuck its drift and spike detectors hold still, so one fault raises one
-alert kind. Thresholds come from the ensemble's manifest (see models.monitor_calibration) and a session
+While a signal is missing or stuck - or has repeated its reading `SUSPECT_STUCK` times in a row, a stuck
+sensor not yet confirmed - its drift and spike detectors hold still, so one fault raises one alert kind
+(a frozen reading drifts away from the twin faster than `stuck_samples` confirm it). Thresholds come from the ensemble's manifest (see models.monitor_calibration) and a session
 may override them.
 """
 
@@ -28,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 ALERT_KINDS = ("drift", "spike", "stuck", "missing")
+SUSPECT_STUCK = 2  # repeats of the same reading after which drift and spike wait for the stuck detector
 
 
 class SignalCalibration(BaseModel):
@@ -149,7 +151,7 @@ class ResidualMonitor:
         self._began["stuck"][moved] = ts
         self._switch(events, "stuck", self._still_count >= self._stuck_n, moved, self._still_count, self._stuck_n, ts)
 
-        active = present & ~self._open["stuck"]
+        active = present & ~self._open["stuck"] & (self._still_count < SUSPECT_STUCK)
         z = np.where(active, (y - self._lagged - self._mean) / self._std, 0.0)
         # a spike is an isolated outlier: the previous sample beyond the threshold, the ones around it under half
         calm = self._spike_th / 2

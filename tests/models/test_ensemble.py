@@ -89,7 +89,7 @@ def test_boost_mask_changes_only_boosted_columns(small_ensemble):
 
 def test_committed_ensemble_is_accurate_on_held_out_data(demo_repository, demo_ensemble_name):
     ensemble = Ensemble(demo_repository.path(demo_ensemble_name))
-    held_out = simulate(6000, seed=2024)  # the committed ensemble was trained on seed 1
+    held_out = simulate(20000, seed=2024)  # the committed ensemble was trained on seeds 1 and 21
     lags = np.array([ensemble.manifest.sensor_lag[t] for t in TARGET_SIGNALS])
     np.testing.assert_allclose(lags, 1.0 - 1.0 / LAG_SAMPLES, atol=0.02)  # it learned the plant's sensor lags
 
@@ -100,10 +100,14 @@ def test_committed_ensemble_is_accurate_on_held_out_data(demo_repository, demo_e
     r2_ensemble = r2_per_column(held_out.target, as_measured(None))
     assert (r2_ensemble >= 0.99).all(), dict(zip(TARGET_SIGNALS, r2_ensemble))
     assert (r2_ensemble >= r2_stage1).all(), dict(zip(TARGET_SIGNALS, r2_ensemble - r2_stage1))
-    # its residual comes close to the sensors' own noise (what a perfect twin would leave)
-    noise = (held_out.target - first_order_lag(steady_state(held_out.boundary), 1.0 - 1.0 / LAG_SAMPLES)).std(axis=0)
+    # its residual is the sensors' own noise (what a perfect twin would leave) ...
+    noise = held_out.target - first_order_lag(steady_state(held_out.boundary), 1.0 - 1.0 / LAG_SAMPLES)
     residual = (held_out.target - as_measured(None)).std(axis=0)
-    assert (residual <= 2.5 * noise).all(), dict(zip(TARGET_SIGNALS, residual / noise))
+    assert (residual <= 1.1 * noise.std(axis=0)).all(), dict(zip(TARGET_SIGNALS, residual / noise.std(axis=0)))
+    # ... also at the rare operating points: its own error stays under the noise in 99.9% of samples
+    twin_error = np.abs(ensemble.predict(held_out.boundary) - steady_state(held_out.boundary))
+    tail = np.quantile(twin_error, 0.999, axis=0) / noise.std(axis=0)
+    assert (tail < 1.0).all(), dict(zip(TARGET_SIGNALS, tail))
 
 
 def test_committed_ensemble_onnx_matches_pytorch(demo_repository, demo_ensemble_name):

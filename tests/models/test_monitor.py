@@ -43,7 +43,7 @@ def test_no_alert_on_ten_thousand_normal_samples(ensemble):
     Fault("stuck", FAULT_START, FAULT_END, "Temperature_target_1"),
     Fault("dropout", FAULT_START, FAULT_END, "Power_target_2"),
     Fault("fouling", FAULT_START, FAULT_END, magnitude=0.35),
-    Fault("leak", FAULT_START, FAULT_END, magnitude=0.3),
+    Fault("leak", FAULT_START, FAULT_END, magnitude=0.1),
 ], ids=lambda f: f.kind)
 def test_each_fault_raises_its_alert_and_clears_after(ensemble, fault):
     data, monitor, events = monitor_run(ensemble, (fault,), RUN, seed=777)
@@ -55,6 +55,16 @@ def test_each_fault_raises_its_alert_and_clears_after(ensemble, fault):
     cleared = {(e.signal, e.kind) for e in events if not e.opened}
     assert cleared == set(opened) and monitor.open_alerts == []
     assert all(data.timestamps.index(e.sample) >= FAULT_END for e in events if not e.opened)
+
+
+@pytest.mark.parametrize("signal", ["Temperature_target_2", "Pressure_target_2"])
+def test_a_drift_of_one_residual_standard_deviation_is_caught(ensemble, signal):
+    size = ensemble.manifest.monitor.signals[signal].residual_std
+    data, monitor, events = monitor_run(ensemble, (Fault("drift", FAULT_START, FAULT_END, signal, size),), RUN, seed=31)
+    opened = [(e.signal, e.kind, data.timestamps.index(e.sample)) for e in events if e.opened]
+    assert [(s, k) for s, k, _ in opened] == [(signal, "drift")], opened
+    assert FAULT_START < opened[0][2] < FAULT_END
+    assert monitor.open_alerts == []  # cleared after the drift ended
 
 
 def test_alert_names_where_the_condition_began(ensemble):
