@@ -37,6 +37,7 @@ from serve_app.store_sessions import StoreSessions
 from serve_app.store_stream import KioskConnection, StoreServices
 from serve_app.twin_protocol import SESSION_ID_PATTERN, ErrorCode, WireError
 from serve_app.twin_stream import TwinConnection, TwinServices
+from serve_app.websocket_compression import decline_websocket_compression
 
 logger = logging.getLogger("streamforge.ingress")
 
@@ -96,6 +97,8 @@ class StreamIngress:
 
     def __init__(self, predictor, detector, faces, mongo_uri: str, settings: dict | None = None):
         self.settings = AppSettings.model_validate(settings or {})
+        if not self.settings.websocket_compression:
+            decline_websocket_compression()  # before Ray starts this replica's server
         self.auth = Authenticator(self.settings.auth)
         app.state.access = AccessPolicy(self.auth, self.settings.max_http_body_bytes, self.settings.http_requests_per_s,
                                         self.settings.http_burst)

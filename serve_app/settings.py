@@ -40,6 +40,8 @@ class AppSettings(BaseModel):
     twin_inference: Literal["pool", "ingress"] = Field(
         "pool", description="run twin predictions on the EnsemblePredictor pool, or inside the ingress replica "
                             "(fewer Ray hops: faster on one small node; see serve_app/local_ensembles.py)")
+    websocket_compression: bool = Field(
+        False, description="accept permessage-deflate from clients (HAProxy ingress only; costs CPU on both ends)")
     # smart store
     mongodb_uri: str | None = Field(None, description="MongoDB to use; default $MONGODB_URI, else the embedded server")
     embedded_mongo_port: int = 27117

@@ -47,6 +47,18 @@ def test_config_ack_has_the_original_shape(server):
     assert info["boundary_signals"] == BOUNDARY_SIGNALS and info["target_signals"] == TARGET_SIGNALS
 
 
+def test_the_server_declines_websocket_compression_that_clients_offer(server):
+    async def scenario():
+        async with connect(server) as ws:  # the websockets client offers permessage-deflate by default
+            offered = ws.request.headers.get("Sec-WebSocket-Extensions")
+            peer = Peer(ws)
+            ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
+            return offered, ws.response.headers.get("Sec-WebSocket-Extensions"), ack
+    offered, accepted, ack = run(scenario())
+    assert "permessage-deflate" in offered
+    assert accepted is None and ack["type"] == "config_ack"  # plain frames, and the stream works
+
+
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "msgpack"])
 def test_predict_single_and_batch_match_the_model(server, binary):
     x = rows(40, seed=31)
