@@ -21,8 +21,7 @@ import torch
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from models.ensemble import EnsembleManifest
-from models.scaling import StandardScaler
+from models.ensemble import read_manifest, read_scalers
 from models.twin_graph import load_graph
 
 app = FastAPI()
@@ -31,10 +30,9 @@ SESSIONS: dict[str, dict] = {}  # the original kept sessions in a global dict
 
 
 def load(folder: Path) -> dict:
-    manifest = EnsembleManifest.model_validate_json((folder / "manifest.json").read_text())
-    scalers = json.loads((folder / "scalers.json").read_text())
-    return {"manifest": manifest, "graph": load_graph(folder, manifest),
-            "x": StandardScaler.from_dict(scalers["boundary"]), "y": StandardScaler.from_dict(scalers["target"])}
+    manifest = read_manifest(folder)
+    x_scaler, y_scaler = read_scalers(folder)
+    return {"manifest": manifest, "graph": load_graph(folder, manifest), "x": x_scaler, "y": y_scaler}
 
 
 @torch.inference_mode()

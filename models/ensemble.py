@@ -52,6 +52,10 @@ class EnsembleManifest(BaseModel):
     sensor_lag: dict[str, float] = {}  # learned first-order lag per target (models.sensor_lag); {}: none
     monitor: MonitorCalibration | None = None  # residual monitor calibration (models.monitor)
 
+    def lags(self) -> np.ndarray | None:
+        """The sensor lag per target, in target order; None for a twin trained without lags."""
+        return np.array([self.sensor_lag[t] for t in self.target_signals]) if self.sensor_lag else None
+
     def summary(self) -> dict:
         """Plain-data summary for clients: signals, boost choice and per-signal metrics."""
         return {
@@ -65,15 +69,24 @@ class EnsembleManifest(BaseModel):
         }
 
 
+def read_manifest(folder: Path) -> EnsembleManifest:
+    """The manifest of an ensemble folder."""
+    return EnsembleManifest.model_validate_json((Path(folder) / MANIFEST_FILE).read_text())
+
+
+def read_scalers(folder: Path) -> tuple[StandardScaler, StandardScaler]:
+    """The (boundary, target) scalers of an ensemble folder."""
+    scalers = json.loads((Path(folder) / SCALERS_FILE).read_text())
+    return StandardScaler.from_dict(scalers["boundary"]), StandardScaler.from_dict(scalers["target"])
+
+
 class Ensemble:
     """A loaded ensemble: validated inputs in physical units -> predictions in physical units."""
 
     def __init__(self, folder: Path, intra_op_threads: int = 0, prefer_gpu: bool = True):
         self.folder = Path(folder)
-        self.manifest = EnsembleManifest.model_validate_json((self.folder / MANIFEST_FILE).read_text())
-        scalers = json.loads((self.folder / SCALERS_FILE).read_text())
-        self.boundary_scaler = StandardScaler.from_dict(scalers["boundary"])
-        self.target_scaler = StandardScaler.from_dict(scalers["target"])
+        self.manifest = read_manifest(self.folder)
+        self.boundary_scaler, self.target_scaler = read_scalers(self.folder)
         self._session = inference_session(str(self.folder / ONNX_FILE), intra_op_threads, prefer_gpu)
         self.default_boost = self.boost_mask({})
 

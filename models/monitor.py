@@ -17,8 +17,8 @@ Per target signal:
 
 While a signal is missing or stuck - or has repeated its reading `SUSPECT_STUCK` times in a row, a stuck
 sensor not yet confirmed - its drift and spike detectors hold still, so one fault raises one alert kind
-(a frozen reading drifts away from the twin faster than `stuck_samples` confirm it). Thresholds come from the ensemble's manifest (see models.monitor_calibration) and a session
-may override them.
+(a frozen reading drifts away from the twin faster than `stuck_samples` confirm it). Thresholds come
+from the ensemble's manifest (see models.monitor_calibration) and a session may override them.
 """
 
 from __future__ import annotations

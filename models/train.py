@@ -22,7 +22,9 @@ import torch
 from tqdm import tqdm
 
 from models.dataset import SignalTable, load_csv, r2_per_column
-from models.ensemble import MANIFEST_FILE, ONNX_FILE, SCALERS_FILE, EnsembleManifest, SignalMetrics
+from models.ensemble import (
+    MANIFEST_FILE, ONNX_FILE, SCALERS_FILE, EnsembleManifest, SignalMetrics, read_manifest, read_scalers,
+)
 from models.monitor_calibration import calibrate
 from models.scaling import StandardScaler
 from models.sensor_lag import first_order_lag, fitted_lags, remove_lag
@@ -91,13 +93,10 @@ def split(n: int, val_fraction: float, test_fraction: float) -> tuple[slice, sli
 def _reused_stage1(folder: Path, boundary_signals: list[str], target_signals: list[str]):
     """Stage 1, scalers and sensor lags (None: trained without) of an existing ensemble, checked against
     the signals to train."""
-    manifest = EnsembleManifest.model_validate_json((folder / MANIFEST_FILE).read_text())
+    manifest = read_manifest(folder)
     if manifest.boundary_signals != boundary_signals or manifest.target_signals != target_signals:
         raise ValueError(f"{folder.name} was trained on other signals than the ones given")
-    scalers = json.loads((folder / SCALERS_FILE).read_text())
-    lags = np.array([manifest.sensor_lag[t] for t in target_signals]) if manifest.sensor_lag else None
-    return (load_stage1(folder, manifest), StandardScaler.from_dict(scalers["boundary"]),
-            StandardScaler.from_dict(scalers["target"]), lags)
+    return (load_stage1(folder, manifest), *read_scalers(folder), manifest.lags())
 
 
 def _train_stage1(config: SSTConfig, x: np.ndarray, y: np.ndarray, sensor_lag: bool, epochs: int, lr: float,
