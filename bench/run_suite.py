@@ -162,26 +162,31 @@ def run_streamforge(ensemble: str, args, target_rate: float) -> dict:
         jpegs = frames(24)
         ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs))
                          for fps in (10.0, 30.0) for k in (1, 4, 8)]
+        ours["store"].append(asyncio.run(run_store(url, 4, 10.0, args.store_seconds, jpegs, aligned=True)))
         for run in ours["store"]:
             print("   ", run, flush=True)
         return ours
 
 
 VARIANTS = {  # what each lever is worth: StreamForge with one setting changed back
-    "predictor_pool": ({}, {"twin_inference": "pool"}),  # predictions through the EnsemblePredictor pool
+    # predictions and frames through the EnsemblePredictor and YOLODetector pools
+    "model_pools": ({}, {"twin_inference": "pool", "store_inference": "pool"}),
     "default_proxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"},
-                      {"twin_inference": "pool"}),  # Ray Serve's Python proxy, as in the first release
+                      {"twin_inference": "pool", "store_inference": "pool"}),  # Ray Serve's Python proxy, as in the first release
 }
 
 
 def run_variant(ensemble: str, args, target_rate: float, env: dict, overrides: dict) -> dict:
-    """Single mode (64 sessions, closed loop and paced) and batch 256 msgpack (16 sessions) of one variant."""
+    """Single mode (64 sessions, closed loop and paced), batch 256 msgpack (16 sessions) and 4 kiosks at 10 fps
+    of one variant."""
     with streamforge_server("variant.log", {**ray_environment(), **env}, overrides) as url:
         runs = [asyncio.run(run_load(url, ensemble, 64, 1, False, args.seconds)),
                 asyncio.run(run_load(url, ensemble, 16, 256, True, args.seconds))]
         for run in runs:
             print("   ", run, flush=True)
-        return {"twin": runs, "paced": paced(url, ensemble, target_rate, args.seconds)}
+        store = asyncio.run(run_store(url, 4, 10.0, args.store_seconds, frames(24)))
+        print("   ", store, flush=True)
+        return {"twin": runs, "paced": paced(url, ensemble, target_rate, args.seconds), "store": [store]}
 
 
 def main() -> None:
@@ -190,7 +195,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--store-seconds", type=float, default=20.0)
     parser.add_argument("--variants", action="store_true",
-                        help="also measure StreamForge with single levers turned back (predictor pool, default proxy)")
+                        help="also measure StreamForge with single levers turned back (model pools, default proxy)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     repository = ModelRepository(project_path(AppSettings().model_repository))

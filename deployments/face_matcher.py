@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,6 +12,8 @@ from ray import serve
 from models.detector import decode_image
 from models.faces import FaceGallery, face_encodings
 from serve_app.store_db import StoreDatabase
+
+FACE_WORK_NICENESS = 10  # CPU share ~1/10 of a normal thread's while both want a core
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=8)
@@ -23,8 +26,11 @@ class FaceMatcher:
         self.tolerance, self.model, self.refresh_s = tolerance, model, refresh_s
         self.kiosk_upsample = kiosk_upsample
         self.gallery, self.users, self.loaded_count, self.checked_at = FaceGallery(), {}, -1, 0.0
-        # dlib's detectors are not thread-safe (concurrent calls segfault): one worker thread runs all face work
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlib")
+        # dlib's detectors are not thread-safe (concurrent calls segfault): one worker thread runs all face work.
+        # It runs at a lower CPU priority (Linux: nice is per thread): a login may wait a few ms, while
+        # product detection sharing the cores must not (README, "Measured numbers").
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlib", initializer=os.nice,
+                                         initargs=(FACE_WORK_NICENESS,))
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.worker, fn, *args)

@@ -81,6 +81,14 @@ class ProductDetector:
             outputs = self.session.run(None, {self.input_name: batch})[0]
         return [self._postprocess(out, ratio, pad, img.shape) for out, (_, ratio, pad), img in zip(outputs, prepared, images)]
 
+    def detect_frames(self, frames: list[bytes]) -> list[list[dict] | dict]:
+        """Encoded frames (JPEG/PNG bytes) -> per frame its detections as dicts, or {"error": ...} for a frame
+        that does not decode; the decodable frames run as one batch."""
+        images = [decode_image(f) for f in frames]
+        found = iter(self.detect([img for img in images if img is not None]))
+        return [[d.to_dict() for d in next(found)] if img is not None else {"error": "undecodable image"}
+                for img in images]
+
     def _postprocess(self, output: np.ndarray, ratio: float, pad: tuple[int, int], shape) -> list[Detection]:
         preds = output.T  # [anchors, 4 + classes]: cx, cy, w, h, class scores
         scores = preds[:, 4:]

@@ -27,6 +27,7 @@ from serve_app.auth import Authenticator
 from serve_app.coalescer import PredictionCoalescer
 from serve_app.history_export import history_csv, history_json
 from serve_app.limits import ConnectionLimiter
+from serve_app.local_detector import LocalDetector
 from serve_app.local_ensembles import LocalEnsembles
 from serve_app.metrics import StreamMetrics
 from serve_app.session_store import SessionStore
@@ -133,7 +134,13 @@ class StreamIngress:
         self.store_sessions = StoreSessions(f"streamforge-{app_name}", self.settings.session_shards, mongo_uri,
                                             self.settings.store_session_ttl_s)
         self.catalogue: tuple[float, dict[int, dict]] = (0.0, {})
-        self.store = StoreServices(detect=lambda frame: self.detector.detect.remote(frame),
+        if self.settings.store_inference == "ingress":
+            detect = LocalDetector(project_path(self.settings.detector_weights), self.settings.detector_conf,
+                                   self.settings.detector_iou, self.settings.ingress_detector_calls).detect
+        else:
+            def detect(frame: bytes):
+                return self.detector.detect.remote(frame)
+        self.store = StoreServices(detect=detect,
                                    identify=lambda frame: self.faces.identify.remote(frame),
                                    products_by_class=self._products_by_class, sessions=self.store_sessions,
                                    max_frame_bytes=self.settings.max_frame_bytes,

@@ -48,6 +48,13 @@ class AppSettings(BaseModel):
     db_dir: str = "data/db"
     catalogue: str = "configs/catalogue.json"
     detector_weights: str = "data/detector/store_detector.onnx"
+    detector_conf: float = Field(0.4, gt=0, lt=1, description="detections below this score are dropped")
+    detector_iou: float = Field(0.5, gt=0, lt=1, description="NMS: boxes of one class overlapping more are merged")
+    store_inference: Literal["pool", "ingress"] = Field(
+        "pool", description="detect kiosk frames on the YOLODetector pool, or inside the ingress replica "
+                            "(no Ray hop per frame: lower latency on one small node; see serve_app/local_detector.py)")
+    ingress_detector_calls: int = Field(2, ge=1, description="frames detected at once with store_inference: ingress, "
+                                                             "one ONNX Runtime thread each (about the node's cores)")
     store_session_ttl_s: float = Field(86400.0, gt=0, description="idle time after which a kiosk session and cart go")
     max_frame_bytes: int = Field(2 * 1024 * 1024, gt=0)
     face_interval_s: float = Field(1.0, ge=0, description="face recognition at most this often per kiosk")

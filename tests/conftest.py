@@ -88,9 +88,14 @@ class Server:
     mongo_uri: str
     process: ServeProcess
 
-    def restart(self) -> None:
-        """Stop the whole server (Ray cluster, embedded database) and start it again on the same data."""
+    def restart(self, **args) -> None:
+        """Stop the whole server (Ray cluster, embedded database) and start it again on the same data,
+        with the application `args` changed by `args`."""
         self.process.stop()
+        if args:
+            config = yaml.safe_load(self.process.config_path.read_text())
+            config["applications"][0]["args"].update(args)
+            self.process.config_path.write_text(yaml.safe_dump(config))
         self.process.start()
 
     def __post_init__(self):
@@ -152,9 +157,10 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
                        http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
                        auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
                              "secret": AUTH_SECRET},
-                       # predictions through the EnsemblePredictor pool, the path with Ray hops that the fault
-                       # tests kill; the in-ingress path (serve.yaml's default) is tested in test_local_inference
-                       twin_inference="pool")
+                       # twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector pools,
+                       # the paths with Ray hops that the fault tests kill; serve.yaml's default (both inside the
+                       # ingress) is tested in test_local_inference and test_inference_in_the_ingress
+                       twin_inference="pool", store_inference="pool")
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     process = ServeProcess(config_path, work / "serve.log", f"http://127.0.0.1:{port}")

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from bench.store_load import frames, run_store
+from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import _loopback_only, idle_sessions, run_load
 from tests.conftest import ADMIN_TOKEN
 
@@ -42,6 +42,20 @@ def test_idle_sessions_and_store_load_report(server):
     store = asyncio.run(run_store(server.ws, 1, 5.0, 2.0, frames(3)))
     assert store["sent"] >= 8 and 0 < store["processed"] <= store["sent"]
     assert store["processed"] + store["dropped"] <= store["sent"]
+
+
+def test_store_kiosks_start_out_of_step_unless_aligned(server):
+    # 2 kiosks at 4 fps for 1.2 s: out of step, each starts within its first 250 ms frame interval
+    for aligned in (False, True):
+        store = asyncio.run(run_store(server.ws, 2, 4.0, 1.2, frames(2), aligned=aligned))
+        assert store["sent"] == 10 and store["processed"] > 0, store
+        phases = store["phases_s"]
+        assert phases == [0.0, 0.0] if aligned else (len(set(phases)) == 2 and all(0 <= p < 0.25 for p in phases))
+
+
+def test_raw_detector_reports_hot_and_paced_single_image_latency():
+    raw = raw_detector(frames(2), repeats=1)
+    assert raw["single_image_ms_p50"] > 0 and raw["single_image_at_10fps_ms_p50"] > 0 and raw["batch8_images_per_s"] > 0
 
 
 def test_load_generators_refuse_non_loopback_targets():

@@ -12,6 +12,7 @@ import time
 import pymongo
 import websockets
 
+from deployments.face_matcher import FACE_WORK_NICENESS, FaceMatcher
 from tests.conftest import ADMIN_TOKEN, MAX_FRAME_BYTES
 from tests.serve_app.processes import ray_process_pids
 from models.store_render import jpeg_bytes
@@ -297,3 +298,10 @@ def test_concurrent_face_work_does_not_crash_the_face_matcher(server):
             return replies
 
     assert [r.status_code for r in run(scenario())] == [422] * 4
+
+
+def test_face_work_runs_below_the_priority_of_product_detection():
+    matcher = FaceMatcher.func_or_class("mongodb://127.0.0.1:9")  # pymongo connects lazily: no database needed
+    own = os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread's niceness
+    assert matcher.worker.submit(os.getpriority, os.PRIO_PROCESS, 0).result() == min(19, own + FACE_WORK_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # only the face worker thread, not the replica
