@@ -53,8 +53,9 @@ class AppSettings(BaseModel):
     store_inference: Literal["pool", "ingress"] = Field(
         "pool", description="detect kiosk frames on the YOLODetector pool, or inside the ingress replica "
                             "(no Ray hop per frame: lower latency on one small node; see serve_app/local_detector.py)")
-    ingress_detector_calls: int = Field(2, ge=1, description="frames detected at once with store_inference: ingress, "
-                                                             "one ONNX Runtime thread each (about the node's cores)")
+    ingress_detector_calls: int = Field(1, ge=1, description="frames detected at once per ingress replica with "
+                                                             "store_inference: ingress, one ONNX Runtime thread each; "
+                                                             "times the ingress replicas: about the node's cores")
     store_session_ttl_s: float = Field(86400.0, gt=0, description="idle time after which a kiosk session and cart go")
     max_frame_bytes: int = Field(2 * 1024 * 1024, gt=0)
     face_interval_s: float = Field(1.0, ge=0, description="face recognition at most this often per kiosk")

@@ -88,14 +88,15 @@ class Server:
     mongo_uri: str
     process: ServeProcess
 
-    def restart(self, **args) -> None:
+    def restart(self, replicas: dict[str, int] | None = None, **args) -> None:
         """Stop the whole server (Ray cluster, embedded database) and start it again on the same data,
-        with the application `args` changed by `args`."""
+        with the application `args` changed by `args` and deployments' `replicas` {name: count}."""
         self.process.stop()
-        if args:
-            config = yaml.safe_load(self.process.config_path.read_text())
-            config["applications"][0]["args"].update(args)
-            self.process.config_path.write_text(yaml.safe_dump(config))
+        config = yaml.safe_load(self.process.config_path.read_text())
+        config["applications"][0]["args"].update(args)
+        for deployment in config["applications"][0]["deployments"]:
+            deployment["num_replicas"] = (replicas or {}).get(deployment["name"], deployment["num_replicas"])
+        self.process.config_path.write_text(yaml.safe_dump(config))
         self.process.start()
 
     def __post_init__(self):
@@ -161,6 +162,9 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
                        # the paths with Ray hops that the fault tests kill; serve.yaml's default (both inside the
                        # ingress) is tested in test_local_inference and test_inference_in_the_ingress
                        twin_inference="pool", store_inference="pool")
+    for deployment in app["deployments"]:
+        if deployment["name"] == "StreamIngress":
+            deployment["num_replicas"] = 1  # connection and rate limits are per replica; the limit tests count on one
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     process = ServeProcess(config_path, work / "serve.log", f"http://127.0.0.1:{port}")

@@ -1,6 +1,7 @@
-"""serve.yaml's one-node default: twin predictions and kiosk frames inside the ingress replica
+"""serve.yaml's one-node default: twin predictions and kiosk frames inside the ingress replicas
 (`twin_inference: ingress`, `store_inference: ingress`). LocalDetector answers each frame as the detector
-would alone, at most `calls` at a time; the whole server in that mode serves both streams."""
+would alone, at most `calls` at a time; the whole server in that mode, with serve.yaml's ingress replicas,
+serves both streams."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import threading
 
 import numpy as np
 import pytest
+import yaml
 
 from models.detector import ProductDetector
 from serve_app.local_detector import LocalDetector
-from serve_app.settings import AppSettings, project_path
+from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
 from tests.serve_app.store_frames import empty_frame, product_frame
 from tests.serve_app.test_store import Kiosk, kiosk
 from tests.serve_app.test_twin_stream import configured, expected, run, values
@@ -56,7 +58,10 @@ def test_local_detector_answers_each_frame_as_the_detector_alone_at_most_calls_a
 
 @pytest.mark.restarts_server
 def test_a_server_with_inference_in_the_ingress_serves_kiosks_and_twins(server):
-    server.restart(twin_inference="ingress", store_inference="ingress")
+    shipped = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())["applications"][0]
+    ingress = next(d for d in shipped["deployments"] if d["name"] == "StreamIngress")
+    server.restart({"StreamIngress": ingress["num_replicas"]}, twin_inference="ingress", store_inference="ingress",
+                   ingress_detector_calls=shipped["args"]["ingress_detector_calls"])
     x = rows(8, seed=77)
 
     async def store():
