@@ -8,6 +8,7 @@ many callers (for one ensemble at a time) into one ONNX Runtime call.
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class EnsemblePredictor:
         self.intra_op_threads = intra_op_threads
         self.batch_rows = metrics.Histogram("streamforge_predictor_batch_rows", description="Rows per ensemble call.",
                                             boundaries=[1, 4, 16, 64, 256, 1024, 4096], tag_keys=("ensemble",))
+        gc.freeze()  # on the reply path: keep long-lived objects out of full GC passes (see StreamIngress)
 
     def reconfigure(self, config: dict) -> None:
         """user_config: `max_batch_rows` and `batch_wait_timeout_s` of the predict batcher."""

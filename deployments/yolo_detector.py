@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 from ray import serve
@@ -21,6 +22,7 @@ class YOLODetector:
 
     def __init__(self, weights: str, conf: float, iou: float, intra_op_threads: int = 1):
         self.detector = ProductDetector(Path(weights), conf=conf, iou=iou, intra_op_threads=intra_op_threads)
+        gc.freeze()  # on the reply path: keep long-lived objects out of full GC passes (see StreamIngress)
 
     def reconfigure(self, config: dict) -> None:
         """user_config: `max_batch_size`, `batch_wait_timeout_s`."""
