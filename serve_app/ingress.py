@@ -117,9 +117,9 @@ class StreamIngress:
                                      self.settings.history_limit, self.settings.session_ttl_s,
                                      self.settings.session_flush_interval_s, mongo_uri)
         if self.settings.twin_inference == "ingress":
-            # two calls at a time, one ONNX Runtime thread each: both cores busy in batch mode, and measured
-            # faster than one call on two threads (README, "Measured numbers")
-            call, max_calls = LocalEnsembles(project_path(self.settings.model_repository)).predict, 2
+            # `ingress_twin_calls` at a time per replica, one ONNX Runtime thread each (README, "Measured numbers")
+            call = LocalEnsembles(project_path(self.settings.model_repository)).predict
+            max_calls = self.settings.ingress_twin_calls
         else:
             def call(ensemble: str, rows: RowBatch):
                 return self.predictor.options(multiplexed_model_id=ensemble).predict.remote(rows)

@@ -35,11 +35,15 @@ class AppSettings(BaseModel):
     session_flush_interval_s: float = Field(0.1, gt=0)
     max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
     max_inflight_per_connection: int = Field(64, ge=1)
-    coalesce_max_rows: int = Field(2048, ge=1000, description="rows per predictor call from one ingress replica")
+    coalesce_max_rows: int = Field(2048, ge=1, description="rows per predictor call from one ingress replica (a "
+                                                           "larger predict_batch message is never split: it goes alone)")
     coalesce_wait_s: float = Field(0.0, ge=0)
     twin_inference: Literal["pool", "ingress"] = Field(
         "pool", description="run twin predictions on the EnsemblePredictor pool, or inside the ingress replica "
                             "(fewer Ray hops: faster on one small node; see serve_app/local_ensembles.py)")
+    ingress_twin_calls: int = Field(1, ge=1, description="twin predictor calls at once per ingress replica with "
+                                                         "twin_inference: ingress, one ONNX Runtime thread each; "
+                                                         "times the ingress replicas: about the node's cores")
     websocket_compression: bool = Field(
         False, description="accept permessage-deflate from clients (HAProxy ingress only; costs CPU on both ends)")
     # smart store
