@@ -59,6 +59,26 @@ def wait_http(url: str, timeout_s: float = 180) -> None:
     raise RuntimeError(f"{url} not ready after {timeout_s}s")
 
 
+HAPROXY_STATS = "http://127.0.0.1:8404/stats;csv"  # Ray's HAProxy stats page (RAY_SERVE_HAPROXY_STATS_PORT)
+
+
+def wait_ingress_replicas_up(timeout_s: float = 60) -> None:
+    """Wait until HAProxy routes to the ingress replicas themselves. /healthz answers as soon as Serve's
+    fallback Python proxy is up, a few seconds before HAProxy's health checks mark the replicas UP, and a
+    WebSocket opened in between stays on the slow fallback path for its lifetime."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            rows = [line.split(",") for line in httpx.get(HAPROXY_STATS, timeout=2).text.splitlines()]
+            replicas = [row[17] for row in rows if len(row) > 17 and row[1].startswith("SERVE_REPLICA")]
+            if replicas and all(status == "UP" for status in replicas):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"HAProxy did not mark the ingress replicas UP within {timeout_s}s")
+
+
 class Process:
     """A server subprocess in its own process group, stopped with SIGINT then SIGKILL."""
 
@@ -155,6 +175,8 @@ def streamforge_server(log_name: str, env: dict | None = None, args: dict | None
                      env={"RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=300)
+        if (env or {}).get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+            wait_ingress_replicas_up()
         yield f"ws://127.0.0.1:{port}"
     finally:
         server.stop()

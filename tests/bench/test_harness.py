@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from bench.run_suite import wait_ingress_replicas_up
 from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import _loopback_only, idle_sessions, run_load
 from tests.conftest import ADMIN_TOKEN
@@ -61,3 +62,7 @@ def test_raw_detector_reports_hot_and_paced_single_image_latency():
 def test_load_generators_refuse_non_loopback_targets():
     with pytest.raises(SystemExit):
         _loopback_only("ws://10.0.0.8:8000")
+
+
+def test_haproxy_readiness_wait_returns_once_the_ingress_replicas_are_up(server):
+    wait_ingress_replicas_up(timeout_s=30)  # raises if HAProxy does not list the test server's replica as UP
