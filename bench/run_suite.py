@@ -47,16 +47,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout_s: float = 180) -> None:
+def _wait_until(ready, timeout_s: float, failure: str) -> None:
+    """Poll `ready()` (an HTTP check; a transport error counts as not yet) every second until it is true."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
+            if ready():
                 return
         except httpx.HTTPError:
             pass
         time.sleep(1)
-    raise RuntimeError(f"{url} not ready after {timeout_s}s")
+    raise RuntimeError(failure)
+
+
+def wait_http(url: str, timeout_s: float = 180) -> None:
+    _wait_until(lambda: httpx.get(url, timeout=2).status_code == 200, timeout_s, f"{url} not ready after {timeout_s}s")
 
 
 HAPROXY_STATS = "http://127.0.0.1:8404/stats;csv"  # Ray's HAProxy stats page (RAY_SERVE_HAPROXY_STATS_PORT)
@@ -66,17 +71,12 @@ def wait_ingress_replicas_up(timeout_s: float = 60) -> None:
     """Wait until HAProxy routes to the ingress replicas themselves. /healthz answers as soon as Serve's
     fallback Python proxy is up, a few seconds before HAProxy's health checks mark the replicas UP, and a
     WebSocket opened in between stays on the slow fallback path for its lifetime."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        try:
-            rows = [line.split(",") for line in httpx.get(HAPROXY_STATS, timeout=2).text.splitlines()]
-            replicas = [row[17] for row in rows if len(row) > 17 and row[1].startswith("SERVE_REPLICA")]
-            if replicas and all(status == "UP" for status in replicas):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"HAProxy did not mark the ingress replicas UP within {timeout_s}s")
+    def all_up() -> bool:
+        rows = [line.split(",") for line in httpx.get(HAPROXY_STATS, timeout=2).text.splitlines()]
+        replicas = [row[17] for row in rows if len(row) > 17 and row[1].startswith("SERVE_REPLICA")]
+        return bool(replicas) and all(status == "UP" for status in replicas)
+
+    _wait_until(all_up, timeout_s, f"HAProxy did not mark the ingress replicas UP within {timeout_s}s")
 
 
 class Process:

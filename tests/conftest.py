@@ -93,9 +93,7 @@ class Server:
         with the application `args` changed by `args` and deployments' `replicas` {name: count}."""
         self.process.stop()
         config = yaml.safe_load(self.process.config_path.read_text())
-        config["applications"][0]["args"].update(args)
-        for deployment in config["applications"][0]["deployments"]:
-            deployment["num_replicas"] = (replicas or {}).get(deployment["name"], deployment["num_replicas"])
+        override(config, args, replicas or {})
         self.process.config_path.write_text(yaml.safe_dump(config))
         self.process.start()
 
@@ -109,6 +107,14 @@ class Server:
     def async_api(self, token: str = ADMIN_TOKEN) -> httpx.AsyncClient:
         """An async HTTP client for the server, with `token`."""
         return httpx.AsyncClient(base_url=self.http, headers=self.headers(token), timeout=120)
+
+
+def override(config: dict, args: dict, replicas: dict[str, int]) -> None:
+    """Change a Serve config's application `args` and its deployments' replica counts {name: count}."""
+    app = config["applications"][0]
+    app["args"].update(args)
+    for deployment in app["deployments"]:
+        deployment["num_replicas"] = replicas.get(deployment["name"], deployment["num_replicas"])
 
 
 def _free_port() -> int:
@@ -149,22 +155,19 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port, mongo_port = _free_port(), _free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
-    app = config["applications"][0]
-    app["args"].update(model_repository=str(repository), results_dir=str(work / "results"),
-                       session_ttl_s=SESSION_TTL_S, max_message_bytes=MAX_MESSAGE_BYTES,
-                       embedded_mongo_port=mongo_port, db_dir=str(work / "db"), face_interval_s=0.2,
-                       max_frame_bytes=MAX_FRAME_BYTES,
-                       max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
-                       http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
-                       auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
-                             "secret": AUTH_SECRET},
-                       # twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector pools,
-                       # the paths with Ray hops that the fault tests kill; serve.yaml's default (both inside the
-                       # ingress) is tested in test_local_inference and test_inference_in_the_ingress
-                       twin_inference="pool", store_inference="pool")
-    for deployment in app["deployments"]:
-        if deployment["name"] == "StreamIngress":
-            deployment["num_replicas"] = 1  # connection and rate limits are per replica; the limit tests count on one
+    override(config, dict(model_repository=str(repository), results_dir=str(work / "results"),
+                          session_ttl_s=SESSION_TTL_S, max_message_bytes=MAX_MESSAGE_BYTES,
+                          embedded_mongo_port=mongo_port, db_dir=str(work / "db"), face_interval_s=0.2,
+                          max_frame_bytes=MAX_FRAME_BYTES,
+                          max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
+                          http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
+                          auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
+                                "secret": AUTH_SECRET},
+                          # twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector
+                          # pools, the paths with Ray hops that the fault tests kill; serve.yaml's default (both
+                          # inside the ingress) is tested in test_local_inference and test_inference_in_the_ingress
+                          twin_inference="pool", store_inference="pool"),
+             {"StreamIngress": 1})  # connection and rate limits are per replica; the limit tests count on one
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     process = ServeProcess(config_path, work / "serve.log", f"http://127.0.0.1:{port}")

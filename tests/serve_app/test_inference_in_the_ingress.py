@@ -60,8 +60,10 @@ def test_local_detector_answers_each_frame_as_the_detector_alone_at_most_calls_a
 def test_a_server_with_inference_in_the_ingress_serves_kiosks_and_twins(server):
     shipped = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())["applications"][0]
     ingress = next(d for d in shipped["deployments"] if d["name"] == "StreamIngress")
-    server.restart({"StreamIngress": ingress["num_replicas"]}, twin_inference="ingress", store_inference="ingress",
-                   ingress_detector_calls=shipped["args"]["ingress_detector_calls"])
+    inference = {k: shipped["args"][k] for k in ("twin_inference", "store_inference", "ingress_twin_calls",
+                                                 "ingress_detector_calls", "coalesce_max_rows")}
+    assert inference["twin_inference"] == inference["store_inference"] == "ingress"  # the mode this test is about
+    server.restart({"StreamIngress": ingress["num_replicas"]}, **inference)
     x = rows(8, seed=77)
 
     async def store():
