@@ -9,8 +9,9 @@ from skimage import data
 
 from models.detection_metrics import average_precision, mean_average_precision
 from models.detector import ProductDetector, decode_image, letterbox
-from models.faces import FaceGallery, face_encodings
+from models.faces import FaceGallery, face_encodings, face_locations
 from models.store_render import catalogue_looks, jpeg_bytes, render_scene
+from tests.serve_app.store_frames import shopper_in_full_hd_frame
 
 DETECTOR = Path(__file__).resolve().parents[2] / "data" / "detector" / "store_detector.onnx"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -75,3 +76,22 @@ def test_face_matches_same_person_in_another_crop_but_not_strangers():
     strangers = face_encodings(group)
     assert len(strangers) == 6
     assert all(gallery.match(e, tolerance=0.5) is None for e in strangers)
+
+
+def box_iou(a, b) -> float:
+    (top_a, right_a, bottom_a, left_a), (top_b, right_b, bottom_b, left_b) = a, b
+    inter = max(0, min(bottom_a, bottom_b) - max(top_a, top_b)) * max(0, min(right_a, right_b) - max(left_a, left_b))
+    area = lambda t, r, b_, l: (b_ - t) * (r - l)  # noqa: E731
+    return inter / (area(*a) + area(*b) - inter)
+
+
+def test_large_frames_are_searched_scaled_down_and_encoded_at_full_size():
+    frame = shopper_in_full_hd_frame()
+    [full] = face_locations(frame, upsample=0)
+    [scaled] = face_locations(frame, upsample=0, search_max_side=640)
+    assert box_iou(full, scaled) > 0.6  # the box comes back in the frame's own pixels
+    [full_encoding] = face_encodings(frame, upsample=0)
+    [scaled_encoding] = face_encodings(frame, upsample=0, search_max_side=640)
+    assert np.linalg.norm(full_encoding - scaled_encoding) < 0.1  # same person by a wide margin (tolerance 0.5)
+    assert face_locations(frame, upsample=0, search_max_side=1920) == [full]  # no larger than the cap: unchanged
+    assert face_locations(frame, upsample=0, search_max_side=320) == []  # the face is below HOG's ~80 px there

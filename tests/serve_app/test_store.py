@@ -17,7 +17,7 @@ from tests.conftest import ADMIN_TOKEN, MAX_FRAME_BYTES
 from tests.serve_app.processes import ray_process_pids
 from models.store_render import jpeg_bytes
 from tests.serve_app.store_frames import (as_data_url, astronaut_at_kiosk, astronaut_photo, empty_frame, group_face,
-                                          product_frame, stranger_at_kiosk)
+                                          product_frame, shopper_in_full_hd_frame, stranger_at_kiosk)
 
 
 def run(coro):
@@ -305,3 +305,14 @@ def test_face_work_runs_below_the_priority_of_product_detection():
     own = os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread's niceness
     assert matcher.worker.submit(os.getpriority, os.PRIO_PROCESS, 0).result() == min(19, own + FACE_WORK_NICENESS)
     assert os.getpriority(os.PRIO_PROCESS, 0) == own  # only the face worker thread, not the replica
+
+
+def test_kiosk_frames_are_searched_at_the_configured_size():
+    matcher = FaceMatcher.func_or_class("mongodb://127.0.0.1:9")
+    matcher.gallery.add("astronaut", matcher._encode([astronaut_photo()]))
+    matcher.users = {"astronaut": {"id": "astronaut", "name": "Eileen", "phone": "555"}}
+    matcher.refresh_s = float("inf")  # the gallery above stands for the database's users
+    frame = jpeg_bytes(shopper_in_full_hd_frame())
+    assert matcher._identify(frame)["id"] == "astronaut"  # default 640 px: the ~180 px face is found
+    matcher.reconfigure({"kiosk_search_max_side": 320})
+    assert matcher._identify(frame) is None  # at 320 px the face is too small for HOG
