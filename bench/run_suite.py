@@ -33,7 +33,7 @@ from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import idle_sessions, run_load
 from models.ensemble import Ensemble
 from models.repository import ModelRepository
-from serve_app.settings import PROJECT_ROOT, AppSettings, project_path, ray_environment
+from serve_app.settings import PROJECT_ROOT, AppSettings, override_serve_config, project_path, ray_environment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -160,15 +160,16 @@ def plot(results: dict) -> None:
 
 
 @contextmanager
-def streamforge_server(log_name: str, env: dict | None = None, args: dict | None = None):
-    """`serve run` of configs/serve.yaml (application `args` overridden by `args`) on free loopback ports with
-    its own embedded database; yields its ws:// URL."""
+def streamforge_server(log_name: str, env: dict | None = None, args: dict | None = None,
+                       replicas: dict[str, int | dict] | None = None):
+    """`serve run` of configs/serve.yaml (application `args` and deployments' `replicas` overridden, see
+    `override_serve_config`) on free loopback ports with its own embedded database; yields its ws:// URL."""
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
-    config["applications"][0]["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "bench-db"),
-                                             max_connections_per_address=5000,  # every load comes from loopback
-                                             **(args or {}))
+    override_serve_config(config, {"embedded_mongo_port": free_port(), "db_dir": str(RESULTS / "bench-db"),
+                                   "max_connections_per_address": 5000,  # every load comes from loopback
+                                   **(args or {})}, replicas or {})
     config_path = RESULTS / "serve.bench.yaml"
     config_path.write_text(yaml.safe_dump(config))
     server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], RESULTS / log_name,
@@ -206,18 +207,18 @@ def run_streamforge(ensemble: str, args, target_rate: float) -> dict:
         return ours
 
 
+MODEL_POOLS = {"twin_inference": "pool", "store_inference": "pool"}  # predictions and frames through the pools
 VARIANTS = {  # what each lever is worth: StreamForge with one setting changed back
-    # predictions and frames through the EnsemblePredictor and YOLODetector pools
-    "model_pools": ({}, {"twin_inference": "pool", "store_inference": "pool"}),
+    "model_pools": ({}, MODEL_POOLS),
     "default_proxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"},
-                      {"twin_inference": "pool", "store_inference": "pool"}),  # Ray Serve's Python proxy, as in the first release
+                      MODEL_POOLS),  # Ray Serve's Python proxy, as in the first release
 }
 
 
 def run_variant(ensemble: str, args, target_rate: float, env: dict, overrides: dict) -> dict:
     """Single mode (64 sessions, closed loop and paced), batch 256 msgpack (16 sessions) and 4 kiosks at 10 fps
-    of one variant."""
-    with streamforge_server("variant.log", {**ray_environment(), **env}, overrides) as url:
+    of one variant; the detector pool is up from the start (serve.yaml starts it at the first frame)."""
+    with streamforge_server("variant.log", {**ray_environment(), **env}, overrides, {"YOLODetector": 1}) as url:
         runs = [asyncio.run(run_load(url, ensemble, 64, 1, False, args.seconds)),
                 asyncio.run(run_load(url, ensemble, 16, 256, True, args.seconds))]
         for run in runs:

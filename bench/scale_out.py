@@ -24,7 +24,7 @@ import yaml
 from bench.run_suite import RESULTS, Process, free_port, wait_http
 from bench.twin_load import run_load
 from models.repository import ModelRepository
-from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
+from serve_app.settings import PROJECT_ROOT, AppSettings, override_serve_config, project_path
 
 RAY = str(Path(sys.executable).with_name("ray"))
 SERVE = str(Path(sys.executable).with_name("serve"))
@@ -46,13 +46,12 @@ def config(port: int, predictor_replicas: int) -> dict:
     """configs/serve.yaml with small CPU shares (2 nodes x 1 CPU) and `predictor_replicas` predictors."""
     conf = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     conf["http_options"] = {"host": "127.0.0.1", "port": port}
-    app = conf["applications"][0]
-    app["args"].update(embedded_mongo_port=free_port(), db_dir=str(RESULTS / "scale-db"),
-                       twin_inference="pool")  # the predictor replicas are what this bench scales
-    for deployment in app["deployments"]:
+    override_serve_config(conf, {"embedded_mongo_port": free_port(), "db_dir": str(RESULTS / "scale-db"),
+                                 "twin_inference": "pool"},  # the predictor replicas are what this bench scales
+                          {PREDICTOR: predictor_replicas})
+    for deployment in conf["applications"][0]["deployments"]:
         deployment["ray_actor_options"]["num_cpus"] = 0.2
         if deployment["name"] == PREDICTOR:
-            deployment["num_replicas"] = predictor_replicas
             deployment["ray_actor_options"]["num_cpus"] = 0.4  # two of them cannot share one 1-CPU node
     return conf
 

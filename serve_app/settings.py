@@ -18,6 +18,20 @@ def ray_environment(path: Path = PROJECT_ROOT / "configs" / "serve.env") -> dict
     return {name.strip(): value.strip() for name, value in pairs}
 
 
+def override_serve_config(config: dict, args: dict, replicas: dict[str, int | dict]) -> None:
+    """Change a Serve config's application `args` and its deployments' replicas {name: a fixed count, or an
+    autoscaling_config}; the one given replaces the other. Used by the tests and benchmarks that start
+    configs/serve.yaml with other settings."""
+    app = config["applications"][0]
+    app["args"].update(args)
+    for deployment in app["deployments"]:
+        if deployment["name"] in replicas:
+            deployment.pop("num_replicas", None)
+            deployment.pop("autoscaling_config", None)
+            wanted = replicas[deployment["name"]]
+            deployment["autoscaling_config" if isinstance(wanted, dict) else "num_replicas"] = wanted
+
+
 def project_path(path: str) -> Path:
     """Relative paths in settings are relative to the project folder, wherever Ray starts a replica."""
     p = Path(path).expanduser()

@@ -28,7 +28,7 @@ from models.ensemble import Ensemble
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from models.repository import ModelRepository
 from models.train import train_ensemble
-from serve_app.settings import ray_environment
+from serve_app.settings import override_serve_config, ray_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_REPOSITORY = PROJECT_ROOT / "data" / "model_repository"
@@ -88,12 +88,12 @@ class Server:
     mongo_uri: str
     process: ServeProcess
 
-    def restart(self, replicas: dict[str, int] | None = None, **args) -> None:
+    def restart(self, replicas: dict[str, int | dict] | None = None, **args) -> None:
         """Stop the whole server (Ray cluster, embedded database) and start it again on the same data,
-        with the application `args` changed by `args` and deployments' `replicas` {name: count}."""
+        with the application `args` changed by `args` and deployments' `replicas` (see `override_serve_config`)."""
         self.process.stop()
         config = yaml.safe_load(self.process.config_path.read_text())
-        override(config, args, replicas or {})
+        override_serve_config(config, args, replicas or {})
         self.process.config_path.write_text(yaml.safe_dump(config))
         self.process.start()
 
@@ -107,14 +107,6 @@ class Server:
     def async_api(self, token: str = ADMIN_TOKEN) -> httpx.AsyncClient:
         """An async HTTP client for the server, with `token`."""
         return httpx.AsyncClient(base_url=self.http, headers=self.headers(token), timeout=120)
-
-
-def override(config: dict, args: dict, replicas: dict[str, int]) -> None:
-    """Change a Serve config's application `args` and its deployments' replica counts {name: count}."""
-    app = config["applications"][0]
-    app["args"].update(args)
-    for deployment in app["deployments"]:
-        deployment["num_replicas"] = replicas.get(deployment["name"], deployment["num_replicas"])
 
 
 def _free_port() -> int:
@@ -155,19 +147,21 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port, mongo_port = _free_port(), _free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
-    override(config, dict(model_repository=str(repository), results_dir=str(work / "results"),
-                          session_ttl_s=SESSION_TTL_S, max_message_bytes=MAX_MESSAGE_BYTES,
-                          embedded_mongo_port=mongo_port, db_dir=str(work / "db"), face_interval_s=0.2,
-                          max_frame_bytes=MAX_FRAME_BYTES,
-                          max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
-                          http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
-                          auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
-                                "secret": AUTH_SECRET},
-                          # twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector
-                          # pools, the paths with Ray hops that the fault tests kill; serve.yaml's default (both
-                          # inside the ingress) is tested in test_local_inference and test_inference_in_the_ingress
-                          twin_inference="pool", store_inference="pool"),
-             {"StreamIngress": 1})  # connection and rate limits are per replica; the limit tests count on one
+    args = dict(model_repository=str(repository), results_dir=str(work / "results"),
+                session_ttl_s=SESSION_TTL_S, max_message_bytes=MAX_MESSAGE_BYTES,
+                embedded_mongo_port=mongo_port, db_dir=str(work / "db"), face_interval_s=0.2,
+                max_frame_bytes=MAX_FRAME_BYTES,
+                max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
+                http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
+                auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
+                      "secret": AUTH_SECRET},
+                # twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector
+                # pools, the paths with Ray hops that the fault tests kill; serve.yaml's default (both
+                # inside the ingress) is tested in test_local_inference and test_inference_in_the_ingress
+                twin_inference="pool", store_inference="pool")
+    # connection and rate limits are per replica: the limit tests count on one ingress replica; the detector
+    # pool is up from the start (serve.yaml starts it at the first frame)
+    override_serve_config(config, args, {"StreamIngress": 1, "YOLODetector": 1})
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     process = ServeProcess(config_path, work / "serve.log", f"http://127.0.0.1:{port}")

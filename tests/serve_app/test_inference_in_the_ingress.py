@@ -1,7 +1,7 @@
 """serve.yaml's one-node default: twin predictions and kiosk frames inside the ingress replicas
 (`twin_inference: ingress`, `store_inference: ingress`). LocalDetector answers each frame as the detector
-would alone, at most `calls` at a time; the whole server in that mode, with serve.yaml's ingress replicas,
-serves both streams."""
+would alone, at most `calls` at a time; the whole server in that mode, with serve.yaml's ingress replicas
+and its idle detector pool scaled to zero, serves both streams."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import yaml
 from models.detector import ProductDetector
 from serve_app.local_detector import LocalDetector
 from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
+from tests.serve_app.processes import ray_process_pids
 from tests.serve_app.store_frames import empty_frame, product_frame
+from tests.serve_app.test_faults import DETECTOR
 from tests.serve_app.test_store import Kiosk, kiosk
 from tests.serve_app.test_twin_stream import configured, expected, run, values
 from tests.serve_app.wire import as_signals, rows
@@ -59,11 +61,12 @@ def test_local_detector_answers_each_frame_as_the_detector_alone_at_most_calls_a
 @pytest.mark.restarts_server
 def test_a_server_with_inference_in_the_ingress_serves_kiosks_and_twins(server):
     shipped = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())["applications"][0]
-    ingress = next(d for d in shipped["deployments"] if d["name"] == "StreamIngress")
+    deployments = {d["name"]: d for d in shipped["deployments"]}
     inference = {k: shipped["args"][k] for k in ("twin_inference", "store_inference", "ingress_twin_calls",
                                                  "ingress_detector_calls", "coalesce_max_rows")}
     assert inference["twin_inference"] == inference["store_inference"] == "ingress"  # the mode this test is about
-    server.restart({"StreamIngress": ingress["num_replicas"]}, **inference)
+    server.restart({"StreamIngress": deployments["StreamIngress"]["num_replicas"],
+                    "YOLODetector": deployments["YOLODetector"]["autoscaling_config"]}, **inference)
     x = rows(8, seed=77)
 
     async def store():
@@ -86,6 +89,7 @@ def test_a_server_with_inference_in_the_ingress_serves_kiosks_and_twins(server):
     assert [d["product"]["yolo_class_id"] for d in k.of("product_detected")] == [2]
     assert all(d["class_id"] == 2 for m in k.of("detections") for d in m["detections"])
     assert undecodable["error_code"] == "INVALID_IMAGE"
+    assert ray_process_pids(DETECTOR) == []  # the idle detector pool holds no replica
     single, batch = run(twin())
     np.testing.assert_allclose(values(single["data"]["predictions"]), expected(server.demo, x[0])[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose([values(p) for p in batch["data"]["predictions"]], expected(server.demo, x),
