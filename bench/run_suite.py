@@ -190,13 +190,16 @@ def paced(url: str, ensemble: str, rate: float, seconds: float, server: ServerPr
     return run
 
 
+STORE_DRAWS = 4  # kiosk phase draws per store run (bench.store_load.run_store), pooled
+
+
 def run_streamforge(ensemble: str, args, target_rate: float) -> dict:
     """StreamForge as `make serve` runs it: the twin matrix, latency at the target load, idle sessions, store."""
     with streamforge_server("streamforge.log", ray_environment()) as url:
         ours = {"twin": twin_matrix(url, ensemble, args.seconds, args.connections, True),
                 "paced": paced(url, ensemble, target_rate, args.seconds)}
         jpegs = frames(24)
-        ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs))
+        ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs, draws=STORE_DRAWS if k > 1 else 1))
                          for fps in (10.0, 30.0) for k in (1, 4, 8)]
         ours["store"].append(asyncio.run(run_store(url, 4, 10.0, args.store_seconds, jpegs, aligned=True)))
         for run in ours["store"]:
@@ -223,7 +226,7 @@ def run_variant(ensemble: str, args, target_rate: float, env: dict, overrides: d
                 asyncio.run(run_load(url, ensemble, 16, 256, True, args.seconds))]
         for run in runs:
             print("   ", run, flush=True)
-        store = asyncio.run(run_store(url, 4, 10.0, args.store_seconds, frames(24)))
+        store = asyncio.run(run_store(url, 4, 10.0, args.store_seconds, frames(24), draws=STORE_DRAWS))
         print("   ", store, flush=True)
         return {"twin": runs, "paced": paced(url, ensemble, target_rate, args.seconds), "store": [store]}
 

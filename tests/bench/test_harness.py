@@ -45,13 +45,16 @@ def test_idle_sessions_and_store_load_report(server):
     assert store["processed"] + store["dropped"] <= store["sent"]
 
 
-def test_store_kiosks_start_out_of_step_unless_aligned(server):
-    # 2 kiosks at 4 fps for 1.2 s: out of step, each starts within its first 250 ms frame interval
+def test_store_kiosks_start_out_of_step_unless_aligned_with_fresh_phases_each_draw(server):
+    # 2 kiosks at 4 fps, 2 draws of 1.2 s: out of step, each starts within its first 250 ms frame interval
     for aligned in (False, True):
-        store = asyncio.run(run_store(server.ws, 2, 4.0, 1.2, frames(2), aligned=aligned))
-        assert store["sent"] == 10 and store["processed"] > 0, store
-        phases = store["phases_s"]
-        assert phases == [0.0, 0.0] if aligned else (len(set(phases)) == 2 and all(0 <= p < 0.25 for p in phases))
+        store = asyncio.run(run_store(server.ws, 2, 4.0, 2.4, frames(2), aligned=aligned, draws=2))
+        assert store["sent"] == 20 and store["processed"] > 0, store
+        first, second = store["phases_s"]
+        if aligned:
+            assert first == second == [0.0, 0.0]
+        else:
+            assert all(len(set(p)) == 2 and all(0 <= t < 0.25 for t in p) for p in (first, second)) and first != second
 
 
 def test_raw_detector_reports_hot_and_paced_single_image_latency():
