@@ -16,9 +16,13 @@ def face_locations(rgb: np.ndarray, model: str = "hog", upsample: int = 1,
 
     height, width = rgb.shape[:2]
     scale = min(1.0, search_max_side / max(height, width)) if search_max_side else 1.0
-    search = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
-    boxes = [(max(0, round(top / scale)), min(width, round(right / scale)),
-              min(height, round(bottom / scale)), max(0, round(left / scale)))
+    search = rgb
+    if scale < 1.0:  # at least 1 px a side, however long and thin the image
+        search = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+                            interpolation=cv2.INTER_AREA)
+    sy, sx = height / search.shape[0], width / search.shape[1]
+    boxes = [(max(0, round(top * sy)), min(width, round(right * sx)), min(height, round(bottom * sy)),
+              max(0, round(left * sx)))
              for top, right, bottom, left in face_recognition.face_locations(search, upsample, model)]
     return sorted(boxes, key=lambda box: -(box[2] - box[0]) * (box[1] - box[3]))
 

@@ -95,3 +95,4 @@ def test_large_frames_are_searched_scaled_down_and_encoded_at_full_size():
     assert np.linalg.norm(full_encoding - scaled_encoding) < 0.1  # same person by a wide margin (tolerance 0.5)
     assert face_locations(frame, upsample=0, search_max_side=1920) == [full]  # no larger than the cap: unchanged
     assert face_locations(frame, upsample=0, search_max_side=320) == []  # the face is below HOG's ~80 px there
+    assert face_locations(np.zeros((4, 5000, 3), np.uint8), search_max_side=640) == []  # 4 px tall: 1 px, not 0
