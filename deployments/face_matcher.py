@@ -42,7 +42,7 @@ class FaceMatcher:
         """user_config: `tolerance` (face distance, lower is stricter), `model` (hog | cnn) and
         `kiosk_upsample`: 0 finds faces of ~80 px and more in kiosk frames (a shopper at the kiosk) in a
         quarter of the time that 1 (faces from ~40 px, a camera further away) takes; `kiosk_search_max_side`:
-        larger kiosk frames are searched at this size (1280x720 at 640 px: faces from ~160 px, 4x faster)."""
+        larger kiosk frames are searched at this size (1280x720 at 640 px: faces from ~160 px)."""
         self.tolerance = float(config.get("tolerance", self.tolerance))
         self.model = config.get("model", self.model)
         self.kiosk_upsample = int(config.get("kiosk_upsample", self.kiosk_upsample))

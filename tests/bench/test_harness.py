@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from bench.run_suite import wait_ingress_replicas_up
+from bench.ingress_costs import batch_validation, face_search
 from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import _loopback_only, idle_sessions, run_load
 from tests.conftest import ADMIN_TOKEN
@@ -69,3 +70,10 @@ def test_load_generators_refuse_non_loopback_targets():
 
 def test_haproxy_readiness_wait_returns_once_the_ingress_replicas_are_up(server):
     wait_ingress_replicas_up(timeout_s=30)  # raises if HAProxy does not list the test server's replica as UP
+
+
+def test_ingress_costs_time_both_validation_paths_and_both_face_searches():
+    validation = batch_validation(rows=8, repeats=2)
+    assert validation["rows"] == 8 and validation["whole_batch_ms"] > 0 and validation["row_by_row_ms"] > 0
+    search = face_search(search_max_side=640, repeats=1)
+    assert search["search_max_side"] == 640 and search["full_size_ms"] > 0 and search["capped_ms"] > 0

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from skimage import data
 
+from bench.ingress_costs import shopper_in_full_hd_frame
 from models.detection_metrics import average_precision, mean_average_precision
 from models.detector import ProductDetector, decode_image, letterbox
 from models.faces import FaceGallery, face_encodings, face_locations
 from models.store_render import catalogue_looks, jpeg_bytes, render_scene
-from tests.serve_app.store_frames import shopper_in_full_hd_frame
 
 DETECTOR = Path(__file__).resolve().parents[2] / "data" / "detector" / "store_detector.onnx"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -36,13 +36,6 @@ def astronaut_at_kiosk() -> bytes:
     return jpeg_bytes(cv2.resize(crop, (640, 640)))
 
 
-def shopper_in_full_hd_frame() -> np.ndarray:
-    """A 1920x1080 RGB camera frame with the astronaut's face ~180 px wide (a shopper close to a Full HD camera)."""
-    frame = np.full((1080, 1920, 3), 90, np.uint8)
-    frame[28:1052, 448:1472] = cv2.resize(data.astronaut(), (1024, 1024))
-    return frame
-
-
 # faces in tests/fixtures/six_people.jpg as (top, right, bottom, left), as face_recognition finds them
 GROUP_FACES = [(283, 1226, 390, 1118), (283, 175, 390, 67), (367, 832, 474, 724), (295, 557, 402, 450),
                (67, 999, 196, 870), (176, 364, 265, 275)]

@@ -12,12 +12,13 @@ import time
 import pymongo
 import websockets
 
+from bench.ingress_costs import shopper_in_full_hd_frame
 from deployments.face_matcher import FACE_WORK_NICENESS, FaceMatcher
 from tests.conftest import ADMIN_TOKEN, MAX_FRAME_BYTES
 from tests.serve_app.processes import ray_process_pids
 from models.store_render import jpeg_bytes
 from tests.serve_app.store_frames import (as_data_url, astronaut_at_kiosk, astronaut_photo, empty_frame, group_face,
-                                          product_frame, shopper_in_full_hd_frame, stranger_at_kiosk)
+                                          product_frame, stranger_at_kiosk)
 
 
 def run(coro):
