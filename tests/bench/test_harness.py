@@ -58,9 +58,10 @@ def test_store_kiosks_start_out_of_step_unless_aligned_with_fresh_phases_each_dr
             assert all(len(set(p)) == 2 and all(0 <= t < 0.25 for t in p) for p in (first, second)) and first != second
 
 
-def test_raw_detector_reports_hot_and_paced_single_image_latency():
+def test_raw_detector_reports_hot_paced_and_colliding_image_latency():
     raw = raw_detector(frames(2), repeats=1)
     assert raw["single_image_ms_p50"] > 0 and raw["single_image_at_10fps_ms_p50"] > 0 and raw["batch8_images_per_s"] > 0
+    assert 0 < raw["two_at_once_at_10fps_ms"]["p50"] <= raw["two_at_once_at_10fps_ms"]["p95"]
 
 
 def test_load_generators_refuse_non_loopback_targets():
