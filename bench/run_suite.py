@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -38,7 +39,8 @@ from serve_app.settings import PROJECT_ROOT, AppSettings, override_serve_config,
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-RESULTS = PROJECT_ROOT / "bench" / "results"
+RESULTS = PROJECT_ROOT / "bench" / "results"  # what the benches report (committed)
+SCRATCH = Path(tempfile.gettempdir()) / "streamforge-bench"  # config copies, databases, server logs
 
 
 def free_port() -> int:
@@ -167,12 +169,13 @@ def streamforge_server(log_name: str, env: dict | None = None, args: dict | None
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
-    override_serve_config(config, {"embedded_mongo_port": free_port(), "db_dir": str(RESULTS / "bench-db"),
+    override_serve_config(config, {"embedded_mongo_port": free_port(), "db_dir": str(SCRATCH / "bench-db"),
                                    "max_connections_per_address": 5000,  # every load comes from loopback
                                    **(args or {})}, replicas or {})
-    config_path = RESULTS / "serve.bench.yaml"
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    config_path = SCRATCH / "serve.bench.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], RESULTS / log_name,
+    server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], SCRATCH / log_name,
                      env={"RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=300)
@@ -204,7 +207,7 @@ def run_streamforge(ensemble: str, args, target_rate: float) -> dict:
         ours["store"].append(asyncio.run(run_store(url, 4, 10.0, args.store_seconds, jpegs, aligned=True)))
         for run in ours["store"]:
             print("   ", run, flush=True)
-        # last: 1,000 sessions closing at once keep the embedded database busy for seconds (README, known limits)
+        # last: 1,000 sessions closing at once keep the embedded database busy for seconds (README, "Known limits")
         ours["idle_sessions"] = asyncio.run(idle_sessions(url, ensemble, 1000))
         print("   ", ours["idle_sessions"], flush=True)
         return ours
@@ -240,6 +243,7 @@ def main() -> None:
                         help="also measure StreamForge with single levers turned back (model pools, default proxy)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    SCRATCH.mkdir(parents=True, exist_ok=True)
     repository = ModelRepository(project_path(AppSettings().model_repository))
     name = [n for n in repository.names() if n.startswith("Ensemble_DemoPlant_")][0]
     results: dict = {"machine": {"cpus": os.cpu_count()}, "ensemble": name}
@@ -250,7 +254,7 @@ def main() -> None:
 
     print("baseline A: the original design", flush=True)
     port = free_port()
-    baseline = Process([sys.executable, "-m", "bench.baseline_original", "--port", str(port)], RESULTS / "baseline_a.log")
+    baseline = Process([sys.executable, "-m", "bench.baseline_original", "--port", str(port)], SCRATCH / "baseline_a.log")
     baseline_usage = ServerProcesses(markers=("bench.baseline_original",))
     try:
         wait_http(f"http://127.0.0.1:{port}/api/v1/ensembles")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.run_suite import RESULTS, Process, free_port, wait_http
+from bench.run_suite import RESULTS, SCRATCH, Process, free_port, wait_http
 from bench.twin_load import run_load
 from models.repository import ModelRepository
 from serve_app.settings import PROJECT_ROOT, AppSettings, override_serve_config, project_path
@@ -46,7 +46,7 @@ def config(port: int, predictor_replicas: int) -> dict:
     """configs/serve.yaml with small CPU shares (2 nodes x 1 CPU) and `predictor_replicas` predictors."""
     conf = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     conf["http_options"] = {"host": "127.0.0.1", "port": port}
-    override_serve_config(conf, {"embedded_mongo_port": free_port(), "db_dir": str(RESULTS / "scale-db"),
+    override_serve_config(conf, {"embedded_mongo_port": free_port(), "db_dir": str(SCRATCH / "scale-db"),
                                  "twin_inference": "pool"},  # the predictor replicas are what this bench scales
                           {PREDICTOR: predictor_replicas})
     for deployment in conf["applications"][0]["deployments"]:
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    SCRATCH.mkdir(parents=True, exist_ok=True)
     repository = ModelRepository(project_path(AppSettings().model_repository))
     ensemble = [n for n in repository.names() if n.startswith("Ensemble_DemoPlant_")][0]
     head_port, http_port = free_port(), free_port()
@@ -87,11 +88,11 @@ def main() -> None:
         ray.init(address=f"127.0.0.1:{head_port}", logging_level="ERROR")
         results["cluster_nodes"] = len([n for n in ray.nodes() if n["Alive"]])
         for replicas in (1, 2):
-            path = RESULTS / f"serve.scale{replicas}.yaml"
+            path = SCRATCH / f"serve.scale{replicas}.yaml"
             path.write_text(yaml.safe_dump(config(http_port, replicas)))
             if server is not None:
                 server.stop()
-            server = Process([SERVE, "run", str(path)], RESULTS / f"scale{replicas}.log", env=env)
+            server = Process([SERVE, "run", str(path)], SCRATCH / f"scale{replicas}.log", env=env)
             wait_http(f"http://127.0.0.1:{http_port}/healthz", timeout_s=300)
             deadline = time.time() + 120
             while len(predictor_nodes()) != replicas and time.time() < deadline:

@@ -119,7 +119,7 @@ def _two_at_once_ms(jpegs: list[bytes], gap_s: float = 0.1) -> list[float]:
 
 def raw_detector(jpegs: list[bytes], repeats: int = 3) -> dict:
     """In-process detector: single-image latency (decode + detect) back to back, and one image every 100 ms
-    as a 10 fps kiosk sends them (colder caches: ~15% slower here), two images at once every 100 ms (two
+    as a 10 fps kiosk sends them (colder caches), two images at once every 100 ms (two
     kiosks' frames colliding: the floor of a store p95 on two cores), and batch-8 throughput."""
     detector = ProductDetector(project_path(AppSettings().detector_weights))
     images = [decode_image(j) for j in jpegs]

@@ -27,7 +27,7 @@ import websockets
 
 from bench.server_usage import ServerProcesses
 from models.plant import BOUNDARY_SIGNALS, simulate
-from serve_app.client import _pick_ensemble
+from serve_app.twin.client import _pick_ensemble
 
 STREAM = "/api/v1/inference/stream"
 CONNECT_S = 1.0  # paced sessions start their schedule this long after connecting (time to connect them all)

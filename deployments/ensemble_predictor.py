@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from ray import serve
 from ray.serve import metrics
 
-from models.ensemble import Ensemble
+from models.ensemble import Ensemble, RowBatch
 from models.repository import EnsembleNotFound, ModelRepository
-
-
-@dataclass
-class RowBatch:
-    """Rows to predict and, per row, which targets use the boost."""
-
-    boundary: np.ndarray  # [n, n_boundary] float64
-    boost_mask: np.ndarray  # [n, n_target] bool
-
-    def __len__(self) -> int:
-        return len(self.boundary)
 
 
 def total_rows(batches: list[RowBatch]) -> int:

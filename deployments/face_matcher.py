@@ -11,11 +11,11 @@ from ray import serve
 
 from models.detector import decode_image
 from models.faces import FaceGallery, face_encodings
-from serve_app.store_db import StoreDatabase
+from deployments.mongo import ShopperRecords
 
 FACE_WORK_NICENESS = 10  # CPU share ~1/10 of a normal thread's while both want a core
 # Registration photos (phone cameras: 12 MP and more) are searched at this size, at upsample 1: faces from
-# ~40 px of it, ~4% of the photo's long side. A 4000x3000 photo at full size would take seconds.
+# ~40 px of it, ~4% of the photo's long side (a 12 MP photo searched at full size takes seconds).
 REGISTRATION_SEARCH_MAX_SIDE = 1024
 
 
@@ -25,13 +25,13 @@ class FaceMatcher:
 
     def __init__(self, mongo_uri: str, tolerance: float = 0.5, model: str = "hog", refresh_s: float = 2.0,
                  kiosk_upsample: int = 0, kiosk_search_max_side: int = 640):
-        self.db = StoreDatabase(mongo_uri)
+        self.shoppers = ShopperRecords(mongo_uri)
         self.tolerance, self.model, self.refresh_s = tolerance, model, refresh_s
         self.kiosk_upsample, self.kiosk_search_max_side = kiosk_upsample, kiosk_search_max_side
-        self.gallery, self.users, self.loaded_count, self.checked_at = FaceGallery(), {}, -1, 0.0
+        self.gallery, self.users, self.loaded_version, self.checked_at = FaceGallery(), {}, -1, 0.0
         # dlib's detectors are not thread-safe (concurrent calls segfault): one worker thread runs all face work.
         # It runs at a lower CPU priority (Linux: nice is per thread): a login may wait a few ms, while
-        # product detection sharing the cores must not (README, "Measured numbers").
+        # product detection sharing the cores must not (docs/benchmarks.md).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dlib", initializer=os.nice,
                                          initargs=(FACE_WORK_NICENESS,))
 
@@ -49,17 +49,18 @@ class FaceMatcher:
         self.kiosk_search_max_side = int(config.get("kiosk_search_max_side", self.kiosk_search_max_side))
 
     def _refresh(self) -> None:
-        """Reload registered users when their number changed (another replica may have added one)."""
+        """Reload registered users when their registration version moved (any replica may have changed it)."""
         if time.time() - self.checked_at < self.refresh_s:
             return
         self.checked_at = time.time()
-        if self.db.user_count() == self.loaded_count:
+        version = self.shoppers.version()
+        if version == self.loaded_version:
             return
         gallery, users = FaceGallery(), {}
-        for user in self.db.users():
+        for user in self.shoppers.all():
             gallery.add(user["user_id"], user["encodings"])
             users[user["user_id"]] = {"id": user["user_id"], "name": user["name"], "phone": user["phone"]}
-        self.gallery, self.users, self.loaded_count = gallery, users, len(users)
+        self.gallery, self.users, self.loaded_version = gallery, users, version
 
     def _find(self, encodings: list) -> dict | None:
         """The registered user closest to any of `encodings`, within the tolerance."""
@@ -104,4 +105,4 @@ class FaceMatcher:
 
     def invalidate(self) -> None:
         """Reload users on the next call (after a registration)."""
-        self.checked_at, self.loaded_count = 0.0, -1
+        self.checked_at, self.loaded_version = 0.0, -1

@@ -16,8 +16,8 @@ class YOLODetector:
     """`detect(jpeg_bytes)` -> list of {class_id, score, box} or {"error": ...} for undecodable bytes.
 
     Two batches run at once (one decoding and preparing while the other infers; on a CPU node each on its
-    own ONNX Runtime thread): on 2 cores a batch of 4 frames took 38 ms on one thread and 30 ms on two, so
-    on CPUs latency comes from running frames side by side, not from bigger batches (README).
+    own ONNX Runtime thread): on CPUs latency comes from running frames side by side, not from bigger
+    batches (docs/benchmarks.md).
     """
 
     def __init__(self, weights: str, conf: float, iou: float, intra_op_threads: int = 1):

@@ -1,6 +1,6 @@
 """Train the store's product detector on synthetic scenes and export it to ONNX.
 
-    pip install -e ".[yolo]"   # ultralytics + torch/torchvision (see README)
+    pip install -e ".[yolo]"   # ultralytics + torch/torchvision (see docs/store.md)
     python -m models.detector_train --train 1500 --val 300 --epochs 40 --out data/detector
 
 Renders a YOLO-format data set of catalogue products (models.store_render), trains an ultralytics YOLO

@@ -11,6 +11,7 @@ An ensemble folder `Ensemble_<model>_<YYYYmmdd_HHMMSS>/` holds:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,17 @@ from models.scaling import StandardScaler
 MANIFEST_FILE = "manifest.json"
 SCALERS_FILE = "scalers.json"
 ONNX_FILE = "ensemble.onnx"
+
+
+@dataclass
+class RowBatch:
+    """Rows to predict and, per row, which targets use the boost (what `Ensemble.predict` takes)."""
+
+    boundary: np.ndarray  # [n, n_boundary] float64
+    boost_mask: np.ndarray  # [n, n_target] bool
+
+    def __len__(self) -> int:
+        return len(self.boundary)
 
 
 class SignalMetrics(BaseModel):

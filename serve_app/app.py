@@ -6,27 +6,29 @@ from ray.serve import Application
 
 from deployments.ensemble_predictor import EnsemblePredictor
 from deployments.face_matcher import FaceMatcher
+from deployments.mongo import ShopperRecords
 from deployments.yolo_detector import YOLODetector
-from serve_app.alert_log import AlertLog
-from serve_app.database import mongo_uri
+from serve_app.embedded_mongo import mongo_uri
 from serve_app.ingress import StreamIngress
 from serve_app.settings import AppSettings, project_path
-from serve_app.store_db import StoreDatabase
+from serve_app.store.database import StoreDatabase
+from serve_app.twin.alert_log import AlertLog
 
 
 def build_app(args: dict | None = None) -> Application:
     """Compose ingress + predictor + detector + face matcher; `args` are AppSettings fields (configs/serve.yaml).
 
     Also resolves the store database (starting the embedded one when no MongoDB is configured), creates
-    its indexes (store and alerts) and loads the catalogue seed (idempotent).
+    its indexes (store, shoppers and alerts) and loads the catalogue seed (idempotent).
     """
     settings = AppSettings.model_validate(args or {})
     uri = mongo_uri(settings.mongodb_uri, project_path(settings.db_dir), settings.embedded_mongo_port)
     database = StoreDatabase(uri)
     database.ensure_schema()
     database.seed_catalogue(project_path(settings.catalogue))
+    ShopperRecords(uri).ensure_schema()
     AlertLog(uri).ensure_schema()
     predictor = EnsemblePredictor.bind(str(project_path(settings.model_repository)))
     detector = YOLODetector.bind(str(project_path(settings.detector_weights)), settings.detector_conf, settings.detector_iou)
     faces = FaceMatcher.bind(uri)
-    return StreamIngress.bind(predictor, detector, faces, uri, settings.model_dump())
+    return StreamIngress.bind(predictor, detector, faces, uri, settings)

@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from serve_app.auth import AuthSettings
+from serve_app.web.auth import AuthSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+FRONTEND = PROJECT_ROOT / "frontend"
 
 
 def ray_environment(path: Path = PROJECT_ROOT / "configs" / "serve.env") -> dict[str, str]:
@@ -54,7 +55,7 @@ class AppSettings(BaseModel):
     coalesce_wait_s: float = Field(0.0, ge=0)
     twin_inference: Literal["pool", "ingress"] = Field(
         "pool", description="run twin predictions on the EnsemblePredictor pool, or inside the ingress replica "
-                            "(fewer Ray hops: faster on one small node; see serve_app/local_ensembles.py)")
+                            "(fewer Ray hops: faster on one small node; see serve_app/twin/ensembles.py)")
     ingress_twin_calls: int = Field(1, ge=1, description="twin predictor calls at once per ingress replica with "
                                                          "twin_inference: ingress, one ONNX Runtime thread each; "
                                                          "times the ingress replicas: about the node's cores")
@@ -70,12 +71,14 @@ class AppSettings(BaseModel):
     detector_iou: float = Field(0.5, gt=0, lt=1, description="NMS: boxes of one class overlapping more are merged")
     store_inference: Literal["pool", "ingress"] = Field(
         "pool", description="detect kiosk frames on the YOLODetector pool, or inside the ingress replica "
-                            "(no Ray hop per frame: lower latency on one small node; see serve_app/local_detector.py)")
+                            "(no Ray hop per frame: lower latency on one small node; see serve_app/store/detection.py)")
     ingress_detector_calls: int = Field(1, ge=1, description="frames detected at once per ingress replica with "
                                                              "store_inference: ingress, one ONNX Runtime thread each; "
                                                              "times the ingress replicas: about the node's cores")
     store_session_ttl_s: float = Field(86400.0, gt=0, description="idle time after which a kiosk session and cart go")
     max_frame_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(4096 * 4096, gt=0, description="kiosk frames and face photos declaring more pixels "
+                                                                 "in their header are refused before decoding")
     face_interval_s: float = Field(1.0, ge=0, description="face recognition at most this often per kiosk")
     cart_stable_k: int = Field(3, ge=1, description="a product enters the cart when seen in k ...")
     cart_stable_n: int = Field(5, ge=1, description="... of the last n processed frames")

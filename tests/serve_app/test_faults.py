@@ -11,13 +11,13 @@ import numpy as np
 import websockets
 
 from models.plant import TARGET_SIGNALS
-from serve_app.client import TwinClient
-from serve_app.database import connect
+from serve_app.twin.client import TwinClient
+from deployments.mongo import connect
 from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN
 from tests.serve_app.processes import ray_process_pids
 from tests.serve_app.store_frames import product_frame
-from tests.serve_app.test_store import Kiosk
-from tests.serve_app.test_twin_stream import run
+from tests.serve_app.store.test_stream import Kiosk
+from tests.serve_app.twin.test_stream import run
 from tests.serve_app.wire import as_signals, rows
 
 REQUESTS, PIPELINE = 240, 8

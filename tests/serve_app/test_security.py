@@ -11,7 +11,7 @@ import websockets
 
 from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN, HTTP_BURST, HTTP_REQUESTS_PER_S, MAX_CONNECTIONS_PER_ADDRESS
 from tests.serve_app.store_frames import empty_frame
-from tests.serve_app.test_twin_stream import run
+from tests.serve_app.twin.test_stream import run
 from tests.serve_app.wire import Peer, connect
 
 WS_PATHS = ["/api/v1/inference/stream", "/ws/kiosk-a"]
@@ -142,6 +142,21 @@ def test_oversized_request_bodies_get_413(server):
     body = b"x" * (12 * 1024 * 1024 + 1)
     reply = server.api.post("/api/users", content=body, headers={"content-type": "application/json"})
     assert reply.status_code == 413
+
+
+def test_chunked_request_bodies_are_counted_and_get_413(server):
+    def chunks(total: int, size: int = 1 << 20):  # a generator body: httpx sends it chunked, without Content-Length
+        while total > 0:
+            yield b"x" * min(size, total)
+            total -= size
+
+    oversized = server.api.post("/api/users", content=chunks(12 * 1024 * 1024 + 1),
+                                headers={"content-type": "application/json"})
+    assert oversized.status_code == 413
+    small = server.api.put("/api/products/CHUNKED-1", headers={"content-type": "application/json"},
+                           content=(part for part in [b'{"name": "Chunked tea", ', b'"price": 12, "yolo_class_id": 901}']))
+    assert small.status_code == 200, small.text  # a chunked body under the limit reaches the route whole
+    assert small.json()["name"] == "Chunked tea"
 
 
 def test_kiosk_frame_rate_limit_answers_with_an_error(server):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from serve_app.store_db import StoreDatabase
+from serve_app.store.database import StoreDatabase
 
 LINE = {"product_id": "tea-fenjie", "name": "分解茶", "quantity": 1, "price": 120, "yolo_class_id": 1}
 USER = {"id": "restart-user", "name": "Bo", "phone": "0911222333"}

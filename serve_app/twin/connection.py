@@ -1,0 +1,280 @@
+"""One WebSocket connection of the twin stream (`/api/v1/inference/stream`).
+
+Messages are read in order; `config` is applied before the next message is read, predictions run
+concurrently (a client may pipeline up to `max_inflight` requests) and replies are written in request
+order, each in the encoding (JSON text or msgpack binary) of its request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Awaitable
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from models.ensemble import RowBatch
+from models.monitor import MonitorCalibration, ResidualMonitor
+from serve_app.settings import AppSettings
+from serve_app.twin.alert_log import AlertLog
+from serve_app.twin.coalescer import PredictionCoalescer
+from serve_app.twin.ensembles import PredictorPool
+from serve_app.twin.protocol import (
+    MAX_BATCH, ConfigData, ErrorCode, actual_row, alert_message, alert_overrides, alert_record, batch_actuals,
+    batch_rows, config_ack, parse_config, parse_envelope, prediction, prediction_batch, signal_row, timestamp_text,
+)
+from serve_app.twin.session_shard import HistoryChunk
+from serve_app.twin.sessions import SessionStore
+from serve_app.web import codec
+from serve_app.web.admission import WebSocketGate
+from serve_app.web.limits import TokenBucket
+from serve_app.web.metrics import StreamMetrics
+from serve_app.web.wire import WireError, now_iso
+
+logger = logging.getLogger("streamforge.twin")
+
+
+@dataclass
+class TwinServices:
+    """What the twin connections of one ingress replica share."""
+
+    settings: AppSettings
+    ensembles: PredictorPool  # describes ensembles by name
+    predictor: PredictionCoalescer  # predicts rows, coalesced across connections
+    sessions: SessionStore
+    alert_log: AlertLog
+    gate: WebSocketGate
+    metrics: StreamMetrics
+
+
+@dataclass
+class ActiveConfig:
+    """The connection's current config, resolved against the ensemble."""
+
+    config: ConfigData
+    boundary: list[str]
+    targets: list[str]
+    boost_signals: list[str]
+    boost_mask: np.ndarray  # [n_target] bool
+    monitor: ResidualMonitor | None  # residual monitor with the session's thresholds; None without calibration
+
+    def session_config(self) -> dict:
+        return self.config.model_dump(exclude={"session_id"})
+
+
+@dataclass
+class Measured:
+    """A prediction reply whose samples carried measured target values, for the residual monitor."""
+
+    reply: dict
+    predictions: np.ndarray  # [n, n_target]
+    actual: np.ndarray  # [n, n_target], NaN where not measured
+    timestamps: list[str]
+    monitor: ResidualMonitor | None
+
+
+class TwinConnection:
+    """Serves one accepted WebSocket until the client disconnects."""
+
+    def __init__(self, websocket: WebSocket, services: TwinServices, requested_session: str | None):
+        self.ws = websocket
+        self.services = services
+        self.requested_session = requested_session
+        self.session_id: str | None = None
+        self.active: ActiveConfig | None = None
+        self.budget = TokenBucket(services.settings.twin_messages_per_s, services.settings.twin_burst)
+
+    async def serve(self) -> None:
+        replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.settings.max_inflight_per_connection)
+        writer = asyncio.create_task(self._write_replies(replies))
+        try:
+            while not writer.done():
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                binary = message.get("bytes") is not None
+                frame = message["bytes"] if binary else message.get("text") or ""
+                await replies.put((binary, await self._handle(frame, binary)))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            writer.cancel()
+            if self.session_id is not None:
+                self.services.sessions.close(self.session_id)
+                logger.info("twin session %s disconnected", self.session_id)
+
+    async def _write_replies(self, replies: asyncio.Queue) -> None:
+        while True:
+            binary, reply = await replies.get()
+            if isinstance(reply, asyncio.Task):
+                reply = await reply
+            if isinstance(reply, Measured):
+                alerts = self._observe(reply)
+                reply = reply.reply
+            else:
+                alerts = []
+            if reply["type"] == "error":
+                self.services.metrics.errors.inc(tags={"stream": "twin", "code": reply["error_code"]})
+            for message in (reply, *alerts):
+                try:
+                    frame = codec.encode(message, binary)
+                except (ValueError, TypeError, OverflowError) as exc:  # never drop the connection over one reply
+                    logger.exception("could not encode a reply in session %s", self.session_id)
+                    frame = codec.encode(_with_id(WireError(ErrorCode.INTERNAL_ERROR, "reply could not be encoded",
+                                                            {"reason": str(exc)[:200]}).to_message(),
+                                                  message.get("id")), binary)
+                if binary:
+                    await self.ws.send_bytes(frame)
+                else:
+                    await self.ws.send_text(frame)
+
+    def _observe(self, measured: Measured) -> list[dict]:
+        """Run the residual monitor over the samples, in request order; the alert messages to push."""
+        if measured.monitor is None:
+            return []
+        events = measured.monitor.update(measured.predictions, measured.actual, measured.timestamps)
+        if not events:
+            return []
+        records = [alert_record(e, self.session_id) for e in events]
+        self.services.sessions.record_alerts(self.session_id, records)
+        self.services.alert_log.record(records)
+        for e in events:
+            logger.info("twin session %s: %s", self.session_id, e.message)
+            if e.opened:
+                self.services.metrics.alerts.inc(tags={"kind": e.kind})
+        return [alert_message(r) for r in records]
+
+    async def _handle(self, frame: str | bytes, binary: bool) -> dict | asyncio.Task:
+        """Answer one frame: a reply dict now, or a task that will produce it."""
+        request_id = None
+        try:
+            limit = self.services.settings.max_message_bytes
+            if len(frame) > limit:
+                raise WireError(ErrorCode.MESSAGE_TOO_LARGE, f"message exceeds {limit} bytes")
+            try:
+                message = codec.decode(frame)
+            except codec.DecodeError as exc:
+                raise WireError(ErrorCode.INVALID_JSON, "message is not valid " + ("msgpack" if binary else "JSON"),
+                                {"reason": str(exc)[:200]}) from None
+            request_id = message.get("id") if isinstance(message, dict) else None
+            if not self.budget.take():
+                raise WireError(ErrorCode.RATE_LIMITED, f"more than {self.services.settings.twin_messages_per_s:g} messages a second; "
+                                "this message was not processed, retry later")
+            envelope = parse_envelope(message)
+            received = time.perf_counter()
+            if envelope.type == "config":
+                reply = await self._configure(envelope.data)
+            elif self.active is None:
+                raise WireError(ErrorCode.INVALID_MESSAGE, "the first message must be `config`",
+                                {"received_type": envelope.type})
+            elif envelope.type == "ping":
+                reply = {"type": "pong", "timestamp": now_iso()}
+            elif envelope.type == "predict":
+                return self._spawn(self._predict_one(self.active, envelope.data, received), request_id)
+            elif envelope.type == "predict_batch":
+                return self._spawn(self._predict_batch(self.active, envelope.data, received), request_id)
+            else:
+                raise WireError(ErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown message type `{envelope.type}`",
+                                {"supported": ["config", "predict", "predict_batch", "ping"]})
+        except WireError as err:
+            reply = err.to_message()
+        return _with_id(reply, request_id)
+
+    def _spawn(self, work: Awaitable[dict | Measured], request_id) -> asyncio.Task:
+        async def run() -> dict | Measured:
+            try:
+                reply = await work
+                if isinstance(reply, Measured):
+                    _with_id(reply.reply, request_id)
+                    return reply
+            except WireError as err:
+                reply = err.to_message()
+            except Exception as exc:
+                logger.exception("prediction failed in session %s", self.session_id)
+                reply = WireError(ErrorCode.PREDICTION_ERROR, "prediction failed", {"reason": str(exc)[:300]}).to_message()
+            return _with_id(reply, request_id)
+        return asyncio.create_task(run())
+
+    async def _configure(self, data: dict) -> dict:
+        config = parse_config(data)
+        info = await self.services.ensembles.describe(config.ensemble_name)
+        if info is None:
+            raise WireError(ErrorCode.ENSEMBLE_NOT_FOUND, f"ensemble `{config.ensemble_name}` not found",
+                            {"ensemble_name": config.ensemble_name})
+        targets = info["target_signals"]
+        unknown = [s for s in config.manual_boost_signals if s not in targets]
+        if unknown:
+            raise WireError(ErrorCode.INVALID_CONFIG, "manual_boost_signals names unknown target signals",
+                            {"unknown_signals": unknown})
+        default = set(info["boost_signals"])
+        mask = np.array([config.manual_boost_signals.get(t, t in default) for t in targets], dtype=bool)
+        calibration = MonitorCalibration.model_validate(info["monitor"]) if info.get("monitor") else None
+        thresholds = alert_overrides(calibration, config.alert_thresholds, targets)
+        monitor = ResidualMonitor(targets, calibration, thresholds) if calibration else None
+        active = ActiveConfig(config, info["boundary_signals"], targets, [t for t, m in zip(targets, mask) if m], mask,
+                              monitor)
+        resumed = False
+        if self.session_id is None:
+            requested = config.session_id or self.requested_session
+            if requested:
+                if await self.services.sessions.open(requested, active.session_config(), resume=True) is None:
+                    raise WireError(ErrorCode.SESSION_NOT_FOUND, f"session `{requested}` does not exist or has expired",
+                                    {"session_id": requested})
+                self.session_id, resumed = requested, True
+            else:
+                session_id = uuid.uuid4().hex
+                await self.services.sessions.open(session_id, active.session_config(), resume=False)
+                self.session_id = session_id
+            logger.info("twin session %s %s with %s", self.session_id, "resumed" if resumed else "opened",
+                        config.ensemble_name)
+        elif config.session_id not in (None, self.session_id):
+            raise WireError(ErrorCode.INVALID_CONFIG, f"this connection already holds session `{self.session_id}`")
+        else:
+            self.services.sessions.update_config(self.session_id, active.session_config())
+        self.active = active
+        return config_ack(self.session_id, info, config, active.boost_signals, resumed)
+
+    async def _run(self, active: ActiveConfig, rows: np.ndarray, timestamps: list[str], actual: np.ndarray | None,
+                   received: float) -> tuple[np.ndarray, float]:
+        """Predict rows with the given config, record them in the session, return (predictions, latency_ms)."""
+        mask = np.broadcast_to(active.boost_mask, (len(rows), len(active.targets)))
+        out = await self.services.predictor.predict(active.config.ensemble_name, RowBatch(rows, mask))
+        finite = np.isfinite(out).all(axis=1)
+        if not finite.all():
+            raise WireError(ErrorCode.PREDICTION_ERROR, "the model gave non-finite values: inputs far outside its range?",
+                            {"rows": np.flatnonzero(~finite)[:20].tolist()})
+        latency_ms = (time.perf_counter() - received) * 1000.0
+        self.services.metrics.predictions.inc(len(rows), tags={"ensemble": active.config.ensemble_name})
+        self.services.metrics.twin_latency_ms.observe(latency_ms, tags={"type": "predict" if len(rows) == 1 else "predict_batch"})
+        self.services.sessions.record(self.session_id, HistoryChunk(
+            timestamps, np.full(len(rows), latency_ms / len(rows)), tuple(active.boundary), rows,
+            tuple(active.targets), out, actual))
+        return out, latency_ms
+
+    async def _predict_one(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
+        row = signal_row(data.get("boundary_signals"), active.boundary)
+        timestamp = timestamp_text(data.get("timestamp"))
+        actual = None if data.get("actual_signals") is None else np.asarray([actual_row(data["actual_signals"], active.targets)])
+        out, latency_ms = await self._run(active, np.asarray([row]), [timestamp], actual, received)
+        reply = prediction(active.targets, out[0], active.boost_signals, latency_ms, timestamp,
+                           active.config.include_metadata, None if actual is None else actual[0] - out[0])
+        return reply if actual is None else Measured(reply, out, actual, [timestamp], active.monitor)
+
+    async def _predict_batch(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
+        rows, timestamps = batch_rows(data, active.boundary, min(active.config.batch_size, MAX_BATCH))
+        actual = batch_actuals(data, active.targets, len(rows))
+        timestamps = timestamps or [now_iso()] * len(rows)
+        out, latency_ms = await self._run(active, rows, timestamps, actual, received)
+        reply = prediction_batch(active.targets, out, active.boost_signals, latency_ms, active.config.include_metadata,
+                                 None if actual is None else actual - out)
+        return reply if actual is None else Measured(reply, out, actual, timestamps, active.monitor)
+
+
+def _with_id(reply: dict, request_id) -> dict:
+    if isinstance(request_id, (str, int)) and not isinstance(request_id, bool):
+        reply["id"] = request_id
+    return reply

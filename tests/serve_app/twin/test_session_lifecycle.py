@@ -1,0 +1,141 @@
+"""Twin sessions over the real server: resume after reconnect, expiry, stats, save and history export."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
+from tests.conftest import CLIENT_TOKEN, PROJECT_ROOT, SESSION_TTL_S
+from tests.serve_app.wire import Peer, as_signals, connect, rows
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+async def stream(server, x: np.ndarray, query: str = "", config: dict | None = None) -> tuple[dict, list[dict]]:
+    """Configure, send each row as `predict` with a timestamp, return (ack, replies)."""
+    async with connect(server, query) as ws:
+        peer = Peer(ws)
+        ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name, **(config or {})}})
+        if ack["type"] != "config_ack":
+            return ack, []
+        replies = [await peer.ask({"type": "predict", "data": {"boundary_signals": as_signals(r), "timestamp": f"t{i}"}})
+                   for i, r in enumerate(x)]
+        return ack, replies
+
+
+def stats(server) -> dict:
+    return server.api.get("/api/v1/inference/stream/stats").raise_for_status().json()
+
+
+def test_reconnect_with_session_id_resumes_the_session(server):
+    first, second = rows(3, seed=41), rows(2, seed=42)
+    ack, _ = run(stream(server, first))
+    sid = ack["session_id"]
+    resumed_ack, _ = run(stream(server, second, query=f"?session_id={sid}"))
+    assert resumed_ack["session_id"] == sid and resumed_ack["resumed"] is True
+    # resuming through the config message works as well
+    again, _ = run(stream(server, second[:1], config={"session_id": sid}))
+    assert again["session_id"] == sid
+    history = server.api.get(f"/api/v1/inference/stream/history/{sid}?format=json").raise_for_status().json()
+    assert [s["timestamp"] for s in history["samples"]] == ["t0", "t1", "t2", "t0", "t1", "t0"]
+    sent = np.vstack([first, second, second[:1]])
+    got = np.array([[s["boundary"][b] for b in BOUNDARY_SIGNALS] for s in history["samples"]])
+    np.testing.assert_array_equal(got, sent)
+
+
+def test_unknown_and_expired_sessions_are_refused(server):
+    unknown, _ = run(stream(server, rows(1, seed=43), query="?session_id=no-such-session"))
+    assert unknown["type"] == "error" and unknown["error_code"] == "SESSION_NOT_FOUND"
+    ack, _ = run(stream(server, rows(1, seed=44)))
+    time.sleep(SESSION_TTL_S + 2.5)
+    expired, _ = run(stream(server, rows(1, seed=44), query=f"?session_id={ack['session_id']}"))
+    assert expired["error_code"] == "SESSION_NOT_FOUND"
+    assert server.api.get(f"/api/v1/inference/stream/history/{ack['session_id']}").status_code == 404
+
+
+def test_stats_count_connections_and_predictions(server):
+    x = rows(7, seed=45)
+
+    async def scenario():
+        async with connect(server) as ws:
+            peer = Peer(ws)
+            ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name, "mode": "batch"}})
+            await peer.ask({"type": "predict_batch", "data": {"batch": [as_signals(r) for r in x]}})
+            live = stats(server)  # sync call while the connection is open
+            return ack["session_id"], live
+
+    sid, live = run(scenario())
+    entry = next(c for c in live["connections"] if c["session_id"] == sid)
+    assert entry["predictions_count"] == 7 and entry["mode"] == "batch" and entry["ensemble_name"] == server.demo.name
+    assert live["active_connections"] >= 1 and live["total_predictions"] >= 7 and live["average_latency_ms"] > 0
+    time.sleep(0.5)
+    assert sid not in [c["session_id"] for c in stats(server)["connections"]]
+
+
+def test_save_writes_only_to_the_results_folder_and_matches_what_was_sent(server, tmp_path):
+    x = rows(5, seed=46)
+    ack, replies = run(stream(server, x))
+    sid = ack["session_id"]
+    target = tmp_path / "evil.csv"
+    saved = server.api.post("/api/v1/inference/stream/save",
+                       json={"session_id": sid, "format": "csv", "output_path": str(target)}).raise_for_status().json()
+    assert saved["status"] == "success" and saved["samples_saved"] == 5
+    assert not target.exists()
+    path = server.results_dir / saved["output_path"].rsplit("/", 1)[-1]
+    assert str(path) == saved["output_path"] and path.is_file()
+    table = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert list(table[0]) == ["timestamp", "latency_ms", *(f"boundary_{s}" for s in BOUNDARY_SIGNALS),
+                              *(f"prediction_{s}" for s in TARGET_SIGNALS)]
+    assert [r["timestamp"] for r in table] == [f"t{i}" for i in range(5)]
+    np.testing.assert_array_equal([[float(r[f"boundary_{s}"]) for s in BOUNDARY_SIGNALS] for r in table], x)
+    np.testing.assert_array_equal([[float(r[f"prediction_{s}"]) for s in TARGET_SIGNALS] for r in table],
+                                  [[p["data"]["predictions"][t] for t in TARGET_SIGNALS] for p in replies])
+    download = server.api.get(saved["download_url"])
+    assert download.status_code == 200 and download.content == path.read_bytes()
+    as_json = server.api.post("/api/v1/inference/stream/save", json={"session_id": sid, "format": "json"}).json()
+    samples = json.loads(server.api.get(as_json["download_url"]).text)["samples"]
+    assert [s["predictions"] for s in samples] == [p["data"]["predictions"] for p in replies]
+
+
+def test_save_and_results_reject_bad_requests(server):
+    api = "/api/v1/inference/stream"
+    assert server.api.post(api + "/save", json={"session_id": "no-such-session"}).status_code == 404
+    assert server.api.post(api + "/save", json={"session_id": "../../etc"}).status_code == 422
+    assert server.api.post(api + "/save", json={"session_id": "abc", "format": "xlsx"}).status_code == 422
+    assert server.api.post(api + "/save", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    assert server.api.get(api + "/results/..%2F..%2Fpyproject.toml").status_code == 404
+    assert server.api.get(api + "/results/serve.log").status_code == 404
+
+
+def test_http_endpoints_list_ensembles_health_and_docs(server):
+    assert server.api.get("/healthz").json() == {"status": "ok"}
+    listed = server.api.get("/api/v1/ensembles").json()["ensembles"]
+    assert {e["ensemble_name"] for e in listed} == {server.demo.name, server.tiny.name}
+    demo = next(e for e in listed if e["ensemble_name"] == server.demo.name)
+    assert demo["target_signals"] == TARGET_SIGNALS and set(demo["metrics"]) == set(TARGET_SIGNALS)
+    paths = server.api.get("/openapi.json").json()["paths"]
+    assert {"/api/v1/inference/stream/stats", "/api/v1/inference/stream/save", "/api/v1/ensembles"} <= set(paths)
+
+
+def test_example_client_streams_the_demo_plant(server):
+    result = subprocess.run([sys.executable, "-m", "serve_app.twin.client", "--url", server.ws, "--samples", "40",
+                             "--token", CLIENT_TOKEN],
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "predicted/actual" in result.stdout
+    mae = {part.rsplit(" ", 1)[0]: float(part.rsplit(" ", 1)[1])
+           for part in result.stdout.split("mean absolute error per target: ")[1].strip().split(", ")}
+    assert list(mae) == TARGET_SIGNALS
+    # the demo ensemble tracks the plant: errors are a small fraction of each signal's spread
+    spread = simulate(2000, seed=7).target.std(axis=0)
+    assert all(mae[t] < 0.3 * spread[i] for i, t in enumerate(TARGET_SIGNALS)), mae
