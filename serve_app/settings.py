@@ -47,7 +47,9 @@ class AppSettings(BaseModel):
     session_shards: int = Field(2, ge=1, le=256)
     history_limit: int = Field(10_000, ge=0, description="samples kept per twin session")
     session_ttl_s: float = Field(300.0, gt=0, description="how long a disconnected session can be resumed")
-    session_flush_interval_s: float = Field(0.1, gt=0)
+    session_flush_interval_s: float = Field(0.1, gt=0, description="ingress -> session shards, batched")
+    session_persist_interval_s: float = Field(
+        1.0, ge=0, description="session shards -> MongoDB (counters and history): what a shard crash can lose")
     max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
     max_inflight_per_connection: int = Field(64, ge=1)
     coalesce_max_rows: int = Field(2048, ge=1, description="rows per predictor call from one ingress replica (a "

@@ -40,6 +40,7 @@ HTTP_REQUESTS_PER_S, HTTP_BURST = 100.0, 400.0  # every test client comes from l
 # the test server runs with auth on: every client presents one of these
 ADMIN_TOKEN = "test-admin-token-0123456789"
 CLIENT_TOKEN = "test-twin-client-token-0123456789"
+OTHER_CLIENT_TOKEN = "test-other-twin-client-token-9876543210"  # a second twin client
 AUTH_SECRET = "test-secret-for-kiosk-tokens-0123456789abcdef"
 
 
@@ -153,7 +154,7 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
                 max_frame_bytes=MAX_FRAME_BYTES,
                 max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
                 http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
-                auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN],
+                auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN, OTHER_CLIENT_TOKEN],
                       "secret": AUTH_SECRET},
                 # twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector
                 # pools, the paths with Ray hops that the fault tests kill; serve.yaml's default (both

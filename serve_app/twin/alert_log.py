@@ -40,7 +40,11 @@ class AlertLog:
         await asyncio.gather(*list(self._writes), return_exceptions=True)
 
     def recent(self, limit: int, session_id: str | None = None, signal: str | None = None,
-               kind: str | None = None) -> list[dict]:
-        """Newest first, optionally filtered."""
+               kind: str | None = None, among_sessions: list[str] | None = None) -> list[dict]:
+        """Newest first, optionally filtered (`among_sessions`: only alerts of these sessions)."""
         query = {k: v for k, v in (("session_id", session_id), ("signal", signal), ("kind", kind)) if v is not None}
+        if among_sessions is not None:
+            query.setdefault("session_id", {"$in": among_sessions})
+            if session_id is not None and session_id not in among_sessions:
+                return []
         return list(self.collection.find(query, {"_id": 0}).sort("created_at", DESCENDING).limit(limit))

@@ -79,6 +79,7 @@ class TwinClient:
         self._ws = None
         self._reader: asyncio.Task | None = None
         self._connecting = asyncio.Lock()
+        self._taken_over: dict | None = None  # the server's notice that a newer connection resumed the session
 
     async def __aenter__(self) -> "TwinClient":
         await self._connect()
@@ -130,6 +131,9 @@ class TwinClient:
                 if reply.get("type") in ("alert", "alert_cleared"):
                     self.alerts.append(reply)
                     continue
+                if reply.get("error_code") == "SESSION_TAKEN_OVER":  # do not fight the newer connection
+                    self._taken_over = reply
+                    continue
                 future, _ = self._waiting.pop(reply.get("id"), (None, None))
                 if future is not None and not future.done():
                     future.set_result(reply)
@@ -168,6 +172,8 @@ class TwinClient:
         self.stats.sent += 1
         delay = self.backoff_s
         for attempt in range(self.max_retries + 1):
+            if self._taken_over is not None:
+                raise TwinError(self._taken_over)
             try:
                 if not self._healthy():
                     await self._reconnect()

@@ -27,15 +27,18 @@ from serve_app.twin.protocol import (
     MAX_BATCH, ConfigData, ErrorCode, actual_row, alert_message, alert_overrides, alert_record, batch_actuals,
     batch_rows, config_ack, parse_config, parse_envelope, prediction, prediction_batch, signal_row, timestamp_text,
 )
-from serve_app.twin.session_shard import HistoryChunk
+from serve_app.twin.history_log import HistoryChunk
 from serve_app.twin.sessions import SessionStore
 from serve_app.web import codec
 from serve_app.web.admission import WebSocketGate
+from serve_app.web.auth import Principal
 from serve_app.web.limits import TokenBucket
 from serve_app.web.metrics import StreamMetrics
 from serve_app.web.wire import WireError, now_iso
 
 logger = logging.getLogger("streamforge.twin")
+TAKEN_OVER_CLOSE_CODE = 4000  # WebSocket close code of a connection whose session a newer one resumed
+MONITOR_INLINE_ROWS = 16  # residual-monitor updates of more samples run off the event loop
 
 
 @dataclass
@@ -80,13 +83,17 @@ class Measured:
 class TwinConnection:
     """Serves one accepted WebSocket until the client disconnects."""
 
-    def __init__(self, websocket: WebSocket, services: TwinServices, requested_session: str | None):
+    def __init__(self, websocket: WebSocket, services: TwinServices, requested_session: str | None,
+                 client: Principal):
         self.ws = websocket
+        self.client = client
         self.services = services
         self.requested_session = requested_session
         self.session_id: str | None = None
+        self.connection_id = uuid.uuid4().hex
         self.active: ActiveConfig | None = None
         self.budget = TokenBucket(services.settings.twin_messages_per_s, services.settings.twin_burst)
+        self.tasks: set[asyncio.Task] = set()  # background work of this connection, cancelled with it
 
     async def serve(self) -> None:
         replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.settings.max_inflight_per_connection)
@@ -103,9 +110,22 @@ class TwinConnection:
             pass
         finally:
             writer.cancel()
+            for task in list(self.tasks):
+                task.cancel()
             if self.session_id is not None:
-                self.services.sessions.close(self.session_id)
+                self.services.sessions.close(self.session_id, self.connection_id)
                 logger.info("twin session %s disconnected", self.session_id)
+
+    def _taken_over(self) -> None:
+        """A newer connection resumed this session: say so and close (it carries on over there)."""
+        async def close() -> None:
+            notice = WireError(ErrorCode.SESSION_TAKEN_OVER, f"session `{self.session_id}` was resumed by a newer "
+                               "connection; this one is closed", {"session_id": self.session_id}).to_message()
+            await self.ws.send_text(codec.encode(notice, False))
+            await self.ws.close(code=TAKEN_OVER_CLOSE_CODE, reason="session taken over by a newer connection")
+        task = asyncio.get_running_loop().create_task(close())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _write_replies(self, replies: asyncio.Queue) -> None:
         while True:
@@ -113,7 +133,7 @@ class TwinConnection:
             if isinstance(reply, asyncio.Task):
                 reply = await reply
             if isinstance(reply, Measured):
-                alerts = self._observe(reply)
+                alerts = await self._observe(reply)
                 reply = reply.reply
             else:
                 alerts = []
@@ -132,15 +152,20 @@ class TwinConnection:
                 else:
                     await self.ws.send_text(frame)
 
-    def _observe(self, measured: Measured) -> list[dict]:
-        """Run the residual monitor over the samples, in request order; the alert messages to push."""
+    async def _observe(self, measured: Measured) -> list[dict]:
+        """Run the residual monitor over the samples, in request order; the alert messages to push. Large
+        batches run in a worker thread, so the event loop keeps serving other connections meanwhile."""
         if measured.monitor is None:
             return []
-        events = measured.monitor.update(measured.predictions, measured.actual, measured.timestamps)
+        update = measured.monitor.update, measured.predictions, measured.actual, measured.timestamps
+        if len(measured.predictions) > MONITOR_INLINE_ROWS:
+            events = await asyncio.to_thread(*update)
+        else:
+            events = update[0](*update[1:])
         if not events:
             return []
         records = [alert_record(e, self.session_id) for e in events]
-        self.services.sessions.record_alerts(self.session_id, records)
+        self.services.sessions.record_alerts(self.session_id, self.connection_id, records)
         self.services.alert_log.record(records)
         for e in events:
             logger.info("twin session %s: %s", self.session_id, e.message)
@@ -221,20 +246,22 @@ class TwinConnection:
         if self.session_id is None:
             requested = config.session_id or self.requested_session
             if requested:
-                if await self.services.sessions.open(requested, active.session_config(), resume=True) is None:
+                if await self.services.sessions.open(requested, active.session_config(), True, self.connection_id,
+                                                     self._taken_over, self.client) is None:
                     raise WireError(ErrorCode.SESSION_NOT_FOUND, f"session `{requested}` does not exist or has expired",
                                     {"session_id": requested})
                 self.session_id, resumed = requested, True
             else:
                 session_id = uuid.uuid4().hex
-                await self.services.sessions.open(session_id, active.session_config(), resume=False)
+                await self.services.sessions.open(session_id, active.session_config(), False, self.connection_id,
+                                                  self._taken_over, self.client)
                 self.session_id = session_id
             logger.info("twin session %s %s with %s", self.session_id, "resumed" if resumed else "opened",
                         config.ensemble_name)
         elif config.session_id not in (None, self.session_id):
             raise WireError(ErrorCode.INVALID_CONFIG, f"this connection already holds session `{self.session_id}`")
         else:
-            self.services.sessions.update_config(self.session_id, active.session_config())
+            self.services.sessions.update_config(self.session_id, self.connection_id, active.session_config())
         self.active = active
         return config_ack(self.session_id, info, config, active.boost_signals, resumed)
 
@@ -250,7 +277,7 @@ class TwinConnection:
         latency_ms = (time.perf_counter() - received) * 1000.0
         self.services.metrics.predictions.inc(len(rows), tags={"ensemble": active.config.ensemble_name})
         self.services.metrics.twin_latency_ms.observe(latency_ms, tags={"type": "predict" if len(rows) == 1 else "predict_batch"})
-        self.services.sessions.record(self.session_id, HistoryChunk(
+        self.services.sessions.record(self.session_id, self.connection_id, HistoryChunk(
             timestamps, np.full(len(rows), latency_ms / len(rows)), tuple(active.boundary), rows,
             tuple(active.targets), out, actual))
         return out, latency_ms

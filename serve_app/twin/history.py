@@ -7,7 +7,7 @@ import io
 import json
 import math
 
-from serve_app.twin.session_shard import HistoryChunk
+from serve_app.twin.history_log import HistoryChunk
 
 
 def _columns(chunks: list[HistoryChunk]) -> tuple[list[str], list[str]]:

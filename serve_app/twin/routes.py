@@ -8,9 +8,10 @@ translate between HTTP and those services.
 import asyncio
 import re
 import time
+from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, WebSocket
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
@@ -20,11 +21,12 @@ from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from serve_app.settings import FRONTEND, project_path
 from serve_app.twin.connection import TwinConnection, TwinServices
 from serve_app.twin.history import history_csv, history_json
-from serve_app.twin.session_shard import HistoryChunk
+from serve_app.twin.history_log import HistoryChunk
+from serve_app.web.auth import Principal
 from serve_app.web.wire import SESSION_ID_PATTERN
 
 router = APIRouter(tags=["digital twin"])
-RESULT_FILE = re.compile(r"^[A-Za-z0-9_.:-]+_\d{8}_\d{6}\.(csv|json)$")
+RESULT_FILE = re.compile(r"^(?P<session>[A-Za-z0-9_.:-]+)_\d{8}_\d{6}\.(csv|json)$")
 
 
 class SaveRequest(BaseModel):
@@ -44,7 +46,7 @@ async def twin_stream(websocket: WebSocket, session_id: str | None = Query(None,
     """Digital-twin streaming inference; `?session_id=` resumes a session."""
     async with services.gate.admitted(websocket, "twin") as admitted:
         if admitted:
-            await TwinConnection(websocket, services, session_id).serve()
+            await TwinConnection(websocket, services, session_id, websocket.state.principal).serve()
 
 
 @router.get("/api/v1/ensembles")
@@ -67,9 +69,10 @@ async def demo_plant(samples: int = Query(1000, ge=1, le=20000), seed: int = Que
 
 
 @router.get("/api/v1/inference/stream/stats")
-async def twin_stats(services: TwinServices = Depends(twin_services)) -> dict:
-    """Connections and prediction counts over all twin sessions (within one flush interval)."""
-    sessions = await services.sessions.summaries()
+async def twin_stats(http: Request, services: TwinServices = Depends(twin_services)) -> dict:
+    """Connections and prediction counts over the caller's twin sessions (an admin's: all of them),
+    including every reply sent before this request."""
+    sessions = await services.sessions.summaries(http.state.principal.twin_viewer)
     total = sum(s["predictions_count"] for s in sessions)
     latency = sum(s["latency_sum_ms"] for s in sessions)
     connected = [s for s in sessions if s["connected"]]
@@ -87,57 +90,64 @@ async def twin_stats(services: TwinServices = Depends(twin_services)) -> dict:
     }
 
 
-async def _history(services: TwinServices, session_id: str) -> list[HistoryChunk]:
-    chunks = await services.sessions.history(session_id)
+async def _history(services: TwinServices, session_id: str, client: Principal) -> list[HistoryChunk]:
+    chunks = await services.sessions.history(session_id, client.twin_viewer)
     if chunks is None:
         raise HTTPException(404, f"session {session_id!r} not found (unknown or expired)")
     return chunks
 
 
 @router.post("/api/v1/inference/stream/save")
-async def twin_save(request: SaveRequest, services: TwinServices = Depends(twin_services)) -> dict:
+async def twin_save(request: SaveRequest, http: Request, services: TwinServices = Depends(twin_services)) -> dict:
     """Write the session's history to the server's results folder (never to a client-named path)."""
-    chunks = await _history(services, request.session_id)
-    body = history_csv(chunks) if request.format == "csv" else history_json(request.session_id, chunks)
-    results_dir = project_path(services.settings.results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    chunks = await _history(services, request.session_id, http.state.principal)
     name = f"{request.session_id}_{time.strftime('%Y%m%d_%H%M%S')}.{request.format}"
-    path = results_dir / name
-    path.write_text(body)
+    path = project_path(services.settings.results_dir) / name
+    await asyncio.to_thread(_write_history, path, request.session_id, chunks, request.format)
     samples = sum(len(c) for c in chunks)
     return {"status": "success", "message": f"saved {samples} samples", "output_path": str(path),
             "samples_saved": samples, "download_url": f"/api/v1/inference/stream/results/{name}"}
 
 
 @router.get("/api/v1/inference/stream/results/{file_name}")
-async def twin_result(file_name: str, services: TwinServices = Depends(twin_services)) -> FileResponse:
-    """Download a file written by `save`."""
+async def twin_result(file_name: str, http: Request, services: TwinServices = Depends(twin_services)) -> FileResponse:
+    """Download a file written by `save` (of one of the caller's sessions; an admin: any)."""
     path = project_path(services.settings.results_dir) / file_name
-    if not RESULT_FILE.match(file_name) or not path.is_file():
+    match = RESULT_FILE.match(file_name)
+    viewer = http.state.principal.twin_viewer
+    if not match or not path.is_file() or (viewer is not None and not await services.sessions.visible(match["session"], viewer)):
         raise HTTPException(404, "no such result file")
     return FileResponse(path, filename=file_name)
 
 
 @router.get("/api/v1/inference/stream/history/{session_id}")
-async def twin_history(session_id: str, format: Literal["csv", "json"] = "csv",
+async def twin_history(session_id: str, http: Request, format: Literal["csv", "json"] = "csv",
                        services: TwinServices = Depends(twin_services)) -> Response:
     """The session's history as a download, without writing a file."""
-    chunks = await _history(services, session_id)
-    if format == "csv":
-        return Response(history_csv(chunks), media_type="text/csv",
+    chunks = await _history(services, session_id, http.state.principal)
+    if format == "csv":  # exports are built in a worker thread: a 10,000-sample history takes a while
+        return Response(await asyncio.to_thread(history_csv, chunks), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{session_id}.csv"'})
-    monitoring = await services.sessions.monitoring(session_id)
-    return Response(history_json(session_id, chunks, monitoring), media_type="application/json")
+    monitoring = await services.sessions.monitoring(session_id, http.state.principal.twin_viewer)
+    return Response(await asyncio.to_thread(history_json, session_id, chunks, monitoring), media_type="application/json")
+
+
+def _write_history(path: Path, session_id: str, chunks: list[HistoryChunk], file_format: str) -> None:
+    """The history as a CSV or JSON file (in a worker thread: off the event loop)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(history_csv(chunks) if file_format == "csv" else history_json(session_id, chunks))
 
 
 @router.get("/api/v1/alerts")
-async def alerts(session_id: str | None = Query(None, pattern=SESSION_ID_PATTERN),
+async def alerts(http: Request, session_id: str | None = Query(None, pattern=SESSION_ID_PATTERN),
                  signal: str | None = Query(None, max_length=200),
                  kind: Literal[ALERT_KINDS] | None = None,  # type: ignore[valid-type]
                  limit: int = Query(100, ge=1, le=1000), services: TwinServices = Depends(twin_services)) -> dict:
-    """Recent twin alerts (opened and cleared), newest first, from MongoDB."""
+    """Recent twin alerts (opened and cleared) of the caller's sessions (an admin's: all), newest first."""
     await services.alert_log.flush()
-    return {"alerts": await asyncio.to_thread(services.alert_log.recent, limit, session_id, signal, kind)}
+    viewer = http.state.principal.twin_viewer
+    own = None if viewer is None else [s["session_id"] for s in await services.sessions.summaries(viewer)]
+    return {"alerts": await asyncio.to_thread(services.alert_log.recent, limit, session_id, signal, kind, own)}
 
 
 @router.delete("/api/admin/ensembles/{name}", status_code=204)

@@ -1,15 +1,24 @@
 """Session shard actor: holds many twin sessions (config, stats, bounded history) in one process.
 
 A Ray actor is a process, so one actor per session would not scale; each shard holds every session
-whose id hashes to it. The ingress sends it batched events (rows predicted, disconnects) a few times a
-second, so the shard is off the per-message path. Sessions are dropped `session_ttl_s` after their
-disconnect.
+whose id hashes to it. Ingress replicas send it batched events (rows predicted, configs, alerts,
+disconnects) a few times a second, so the shard is off the per-message path.
 
-With a MongoDB URI each session's config and counters are also kept in the `twin_sessions` collection:
-opened, reconfigured and closed sessions are written (one bulk write) every `persist_interval_s`,
-sessions that only streamed every `counters_interval_s`. A shard that Ray restarts can so resume its
-sessions (all but those opened within the last interval); their history (the last samples) is not
-persisted.
+Lifecycle:
+- A session belongs to one connection at a time (its owner: ingress replica and connection id). A
+  newer connection that resumes it takes it over; the older one is told on its replica's next flush
+  and closed. Events of the older connection still count (nothing is lost); its close does not.
+- Every flush carries the replica's open connections: a session whose owner is not among them is
+  disconnected, and one whose owner replica has not flushed for `LIVENESS_S` (it crashed) too. No
+  session stays "connected" because a close never arrived.
+- Sessions are dropped `session_ttl_s` after their disconnect.
+- Reads can wait until every live replica has flushed what it held at a given moment (`behind`), so a
+  client reads its own writes whichever replica serves the read.
+
+With a MongoDB URI, sessions (config, counters) go to `twin_sessions` and their samples to the history
+log (`twin_history`), in one bulk write each every `session_persist_interval_s`: a shard that Ray restarts
+loses at most that interval. It restores a session from MongoDB on its first use (an event, a read or a
+resume).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from pymongo import UpdateOne
@@ -25,44 +35,30 @@ from pymongo.errors import PyMongoError
 
 from deployments.mongo import connect
 from serve_app.settings import AppSettings
+from serve_app.twin.history_log import HistoryChunk, HistoryLog, newest
 
 ALERTS_KEPT = 1000  # alerts kept per session (all of them also go to MongoDB)
+LIVENESS_S = 10.0  # a replica silent this long (it flushes every few hundred ms) is taken for dead
+STALE_RECORD_S = 3600.0  # persisted sessions untouched this long (and past their TTL) are deleted
+PERSISTED = ("session_id", "config", "connected_at", "connected", "disconnected_at", "predictions_count",
+             "latency_sum_ms", "owner", "creator")
+logger = logging.getLogger("streamforge.sessions")
+
+
+class Event(NamedTuple):
+    """What an ingress replica tells a shard: rows (a HistoryChunk), config (a dict), alerts (a list of
+    alert records) or close, of one session, sent by one connection."""
+
+    kind: str
+    session_id: str
+    payload: object = None
+    connection: str | None = None
+
 
 @dataclass
-class HistoryChunk:
-    """Consecutive samples of one session, all predicted with the same signal lists."""
-
-    timestamps: list[str]
-    latency_ms: np.ndarray  # [k]
-    boundary_signals: tuple[str, ...]
-    boundary: np.ndarray  # [k, n_boundary]
-    target_signals: tuple[str, ...]
-    predictions: np.ndarray  # [k, n_target]
-    actual: np.ndarray | None = None  # [k, n_target] measured targets (NaN where not measured), if sent
-
-    def __len__(self) -> int:
-        return len(self.timestamps)
-
-    def extends(self, other: "HistoryChunk") -> bool:
-        """Whether `other` can be appended to this chunk (same signals, measured values in both or neither)."""
-        return (other.boundary_signals == self.boundary_signals and other.target_signals == self.target_signals
-                and (other.actual is None) == (self.actual is None))
-
-    @classmethod
-    def joined(cls, chunks: list["HistoryChunk"]) -> "HistoryChunk":
-        """One chunk holding `chunks` in order (each extends the first)."""
-        if len(chunks) == 1:
-            return chunks[0]
-        first = chunks[0]
-        return cls([t for c in chunks for t in c.timestamps], np.concatenate([c.latency_ms for c in chunks]),
-                   first.boundary_signals, np.concatenate([c.boundary for c in chunks]), first.target_signals,
-                   np.concatenate([c.predictions for c in chunks]),
-                   None if first.actual is None else np.concatenate([c.actual for c in chunks]))
-
-    def drop_first(self, count: int) -> "HistoryChunk":
-        return HistoryChunk(self.timestamps[count:], self.latency_ms[count:], self.boundary_signals,
-                            self.boundary[count:], self.target_signals, self.predictions[count:],
-                            None if self.actual is None else self.actual[count:])
+class _Replica:
+    seen_at: float  # when it last flushed
+    watermark: float = 0.0  # it has sent everything it held at this time
 
 
 @dataclass
@@ -80,6 +76,9 @@ class TwinSession:
     history_rows: int = 0
     residuals: dict[str, list[float]] = field(default_factory=dict)  # target -> [count, sum, sum of squares]
     alerts: deque = field(default_factory=lambda: deque(maxlen=ALERTS_KEPT))
+    owner: tuple[str, str] = ("", "")  # (ingress replica, connection) that holds the session now
+    creator: str = ""  # identity of the client that opened it (see web.auth.Principal.identity)
+    written: int = 0  # samples of this session written to the history log
 
     def add_residuals(self, chunk: HistoryChunk) -> None:
         """Fold the chunk's measured - predicted values into the running per-target statistics."""
@@ -114,123 +113,189 @@ class TwinSession:
         }
 
 
-logger = logging.getLogger("streamforge.sessions")
-STALE_RECORD_S = 3600.0  # persisted sessions untouched this long (and past their TTL) are deleted
-PERSISTED = ("session_id", "config", "connected_at", "connected", "disconnected_at", "predictions_count",
-             "latency_sum_ms")
-
-
 class SessionShard:
     """Plain class; the ingress runs it as a named, restartable Ray actor (see serve_app.twin.sessions)."""
 
-    def __init__(self, settings: AppSettings, mongo_uri: str | None = None,
-                 persist_interval_s: float = 1.0, counters_interval_s: float = 30.0):
+    def __init__(self, settings: AppSettings, mongo_uri: str | None = None):
+        self.sessions: dict[str, TwinSession] = {}
+        self.records = self.log = None
+        if mongo_uri:
+            database = connect(mongo_uri)["streamforge"]
+            self.records = database.twin_sessions
+            self.records.create_index("session_id", unique=True)
+            self.log = HistoryLog(database)
+        self.configure(settings)
+        self.replicas: dict[str, _Replica] = {}
+        self.taken_over: dict[str, set[str]] = {}  # replica -> its connections whose session moved on
+        self._dirty: set[str] = set()  # sessions changed since the last write
+        self._started_at = time.time()
+        self._persisted_at = time.monotonic()
+        self._cleaned_at = 0.0
+
+    def configure(self, settings: AppSettings) -> None:
+        """Take new settings (a redeploy with other `args`); sessions are kept."""
         self.history_limit = settings.history_limit
         self.ttl_s = settings.session_ttl_s
-        self.sessions: dict[str, TwinSession] = {}
-        self.records = None
-        if mongo_uri:
-            self.records = connect(mongo_uri)["streamforge"].twin_sessions
-            self.records.create_index("session_id", unique=True)
-        self.persist_interval_s, self.counters_interval_s = persist_interval_s, counters_interval_s
-        self._dirty: set[str] = set()  # opened, reconfigured or closed since the last write
-        self._streamed: set[str] = set()  # only new rows since the last write of their counters
-        self._persisted_at = self._counted_at = time.monotonic()
-        self._cleaned_at = 0.0
+        self.persist_interval_s = settings.session_persist_interval_s
+
+    # lifecycle -----------------------------------------------------------------------------------------
+    def _session(self, session_id: str) -> TwinSession | None:
+        """The session, restored from MongoDB on first use after a restart; None if unknown or expired."""
+        return self.sessions.get(session_id) or self._restore(session_id)
+
+    def _disconnect(self, session: TwinSession, at: float) -> None:
+        if session.connected:
+            session.connected, session.disconnected_at = False, at
+            self._dirty.add(session.session_id)
 
     def _reap(self) -> None:
         now = time.time()
+        for session in self.sessions.values():  # owners whose replica went silent: it crashed
+            replica = self.replicas.get(session.owner[0])
+            last_seen = replica.seen_at if replica else self._started_at
+            if session.connected and last_seen < now - LIVENESS_S:
+                self._disconnect(session, now)  # resumable for session_ttl_s from now, when it was noticed
         expired = [s for s, v in self.sessions.items() if not v.connected and v.disconnected_at < now - self.ttl_s]
         for sid in expired:
             del self.sessions[sid]
+            self._dirty.discard(sid)
         if self.records is None:
             return
         try:
             if expired:
                 self.records.delete_many({"session_id": {"$in": expired}})
+                self.log.delete(expired)
             if now - self._cleaned_at > 60:  # records of sessions no shard holds any more (e.g. lost in a crash)
-                self.records.delete_many({"persisted_at": {"$lt": now - max(self.ttl_s, STALE_RECORD_S)}})
+                stale = now - max(self.ttl_s, STALE_RECORD_S)
+                gone = [d["session_id"] for d in self.records.find({"persisted_at": {"$lt": stale}}, {"session_id": 1})]
+                self.records.delete_many({"session_id": {"$in": gone}})
+                self.log.delete(gone)
                 self._cleaned_at = now
         except PyMongoError as exc:
             logger.warning("twin session records not cleaned up: %s", exc)
 
-    def _persist_changed(self) -> None:
-        """Write the changed sessions to MongoDB in one bulk write, at most every `persist_interval_s`;
+    def _persist_changed(self, force: bool = False) -> None:
+        """Write changed sessions and their new samples to MongoDB, at most every `persist_interval_s`;
         while MongoDB is unreachable they stay marked and are written later."""
         if self.records is None:
             self._dirty.clear()
-            self._streamed.clear()
             return
         clock = time.monotonic()
-        due = set()
-        if self._dirty and clock - self._persisted_at >= self.persist_interval_s:
-            due |= self._dirty
-            self._persisted_at = clock
-        if self._streamed and clock - self._counted_at >= self.counters_interval_s:
-            due |= self._streamed
-            self._counted_at = clock
-        if not due:
+        if not self._dirty or (not force and clock - self._persisted_at < self.persist_interval_s):
             return
+        self._persisted_at = clock
+        due = [self.sessions[sid] for sid in self._dirty if sid in self.sessions]
+        appended = {}
+        for session in due:
+            new = min(session.predictions_count - session.written, session.history_rows)
+            if new > 0:
+                appended[session.session_id] = (session.predictions_count - new, newest(session.history, new))
         now = time.time()
-        writes = [UpdateOne({"session_id": sid},
-                            {"$set": {**{k: getattr(self.sessions[sid], k) for k in PERSISTED}, "persisted_at": now}},
-                            upsert=True) for sid in due if sid in self.sessions]
+        writes = [UpdateOne({"session_id": s.session_id},
+                            {"$set": {**{k: getattr(s, k) for k in PERSISTED}, "persisted_at": now}}, upsert=True)
+                  for s in due]
         try:
+            self.log.write(appended, self.history_limit)
             if writes:
                 self.records.bulk_write(writes, ordered=False)
         except PyMongoError as exc:
             logger.warning("twin sessions not persisted, will retry: %s", exc)
             return
-        self._dirty -= due
-        self._streamed -= due
+        for session in due:
+            session.written = session.predictions_count
+        self._dirty.clear()
 
     def _restore(self, session_id: str) -> TwinSession | None:
-        """A session this shard lost (a restart) back from MongoDB, if it has not expired."""
+        """A session this shard lost (a restart) back from MongoDB, with its history, if not expired."""
         if self.records is None:
             return None
         doc = self.records.find_one({"session_id": session_id}, {"_id": 0})
         if doc is None or (not doc["connected"] and doc["disconnected_at"] < time.time() - self.ttl_s):
             return None
-        session = TwinSession(**{k: doc[k] for k in PERSISTED})
+        session = TwinSession(**{k: doc[k] for k in PERSISTED if k in doc})
+        session.owner = tuple(session.owner)
+        chunks, written = self.log.read(session_id, self.history_limit)
+        session.history.extend(chunks)
+        session.history_rows = sum(len(c) for c in chunks)
+        # samples written after the last counters: their counts come from the history log
+        session.predictions_count = session.written = max(session.predictions_count, written)
         self.sessions[session_id] = session
         return session
 
-    def open(self, session_id: str, config: dict, resume: bool) -> dict | None:
-        """Create (resume=False) or take back (resume=True) a session; None when there is none to resume."""
+    def _visible(self, session_id: str, viewer: str | None) -> TwinSession | None:
+        """The session if `viewer` may see it (None: every session is visible)."""
+        session = self._session(session_id)
+        return session if session is not None and viewer in (None, session.creator) else None
+
+    def open(self, session_id: str, config: dict, resume: bool, owner: tuple[str, str] = ("", ""),
+             creator: str = "", viewer: str | None = None) -> dict | None:
+        """Create (resume=False) or take back (resume=True) a session for the connection `owner`, on behalf
+        of the client `creator` (who may see `viewer`'s sessions); None when there is none to resume.
+        Resuming a session another connection holds takes it over."""
         self._reap()
-        session = self.sessions.get(session_id)
+        self._seen(owner[0])
         if resume:
-            session = session or self._restore(session_id)
+            session = self._visible(session_id, viewer)
             if session is None:
                 return None
+            if session.connected and session.owner != owner and session.owner[1]:
+                self.taken_over.setdefault(session.owner[0], set()).add(session.owner[1])
+                logger.info("twin session %s taken over by a newer connection", session_id)
             session.config, session.connected, session.disconnected_at = config, True, None
         else:
-            session = self.sessions[session_id] = TwinSession(session_id, config, time.time())
+            session = self.sessions[session_id] = TwinSession(session_id, config, time.time(), creator=creator)
+        session.owner = owner
         self._dirty.add(session_id)
-        self._persist_changed()
+        self._persist_changed(force=True)  # a new session is durable before its first reply
         return session.summary()
 
-    def apply(self, events: list[tuple]) -> None:
-        """Apply ingress events in order: ("rows", sid, HistoryChunk), ("config", sid, dict), ("close", sid),
-        ("alerts", sid, [alert record])."""
-        for event in events:
-            session = self.sessions.get(event[1])
+    def _seen(self, replica: str, taken_at: float | None = None) -> _Replica:
+        state = self.replicas.setdefault(replica, _Replica(time.time()))
+        state.seen_at = time.time()
+        if taken_at is not None:
+            state.watermark = max(state.watermark, taken_at)
+        return state
+
+    def apply(self, events: list[tuple], replica: str = "", taken_at: float | None = None,
+              alive: dict[str, str] | None = None) -> list[str]:
+        """Apply a replica's events in order (see Event); `alive` = {session: connection} of the replica's
+        open connections to this shard's sessions, `taken_at` when it took these events. Returns the
+        replica's connections whose session a newer connection took over."""
+        self._seen(replica, taken_at)
+        for event in (Event(*e) for e in events):
+            session = self._session(event.session_id)
             if session is None:
                 continue
-            kind = event[0]
-            if kind == "rows":
-                self._append(session, event[2])
-                self._streamed.add(session.session_id)
-            elif kind == "config":
-                session.config = event[2]
-                self._dirty.add(session.session_id)
-            elif kind == "alerts":
-                session.alerts.extend(event[2])
-            elif kind == "close":
-                session.connected, session.disconnected_at = False, time.time()
-                self._dirty.add(session.session_id)
+            if event.kind == "rows":
+                self._append(session, event.payload)
+            elif event.kind == "config":
+                session.config = event.payload
+            elif event.kind == "alerts":
+                session.alerts.extend(event.payload)
+            elif event.kind == "close" and event.connection in (None, session.owner[1]):
+                self._disconnect(session, time.time())
+            self._dirty.add(session.session_id)
+        if alive is not None:
+            self._reconcile(replica, alive)
         self._persist_changed()
         self._reap()
+        return sorted(self.taken_over.pop(replica, ()))
+
+    def _reconcile(self, replica: str, alive: dict[str, str]) -> None:
+        """Connected exactly when the owner connection is open on its replica."""
+        for session_id, connection in alive.items():
+            session = self._session(session_id)
+            if session is not None and session.owner == (replica, connection) and not session.connected:
+                session.connected, session.disconnected_at = True, None
+                self._dirty.add(session_id)
+        for session in self.sessions.values():
+            if session.owner[0] == replica and alive.get(session.session_id) != session.owner[1]:
+                self._disconnect(session, time.time())
+
+    def behind(self, moment: float) -> bool:
+        """Whether a live replica may still hold events from before `moment` (it has not flushed since)."""
+        now = time.time()
+        return any(r.watermark < moment for r in self.replicas.values() if r.seen_at > now - LIVENESS_S)
 
     def _append(self, session: TwinSession, chunk: HistoryChunk) -> None:
         session.predictions_count += len(chunk)
@@ -251,17 +316,23 @@ class SessionShard:
                 session.history[0] = oldest.drop_first(excess)
                 session.history_rows -= excess
 
-    def summaries(self) -> list[dict]:
+    def summaries(self, viewer: str | None = None) -> list[dict]:
+        """Summaries of the sessions held (connected or within their retention time) that `viewer` may see."""
         self._reap()
-        return [s.summary() for s in self.sessions.values()]
+        return [s.summary() for s in self.sessions.values() if viewer in (None, s.creator)]
 
-    def monitoring(self, session_id: str) -> dict | None:
+    def visible(self, session_id: str, viewer: str | None = None) -> bool:
+        """Whether the session is held (or restorable) and `viewer` may see it."""
+        return self._visible(session_id, viewer) is not None
+
+    def monitoring(self, session_id: str, viewer: str | None = None) -> dict | None:
         """Residual statistics and alerts of a session (TwinSession.monitoring); None when unknown."""
         self._reap()
-        session = self.sessions.get(session_id)
+        session = self._visible(session_id, viewer)
         return None if session is None else session.monitoring()
 
-    def history(self, session_id: str) -> list[HistoryChunk] | None:
+    def history(self, session_id: str, viewer: str | None = None) -> list[HistoryChunk] | None:
+        """The session's last `history_limit` samples; None when unknown, expired or not `viewer`'s."""
         self._reap()
-        session = self.sessions.get(session_id)
+        session = self._visible(session_id, viewer)
         return None if session is None else list(session.history)

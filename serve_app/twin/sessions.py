@@ -1,61 +1,72 @@
-"""The ingress's view of the session shards: routing by session id and batched, ordered event flushes."""
+"""The ingress's view of the session shards: routing by session id, batched and ordered event flushes,
+the replica's open connections (liveness, takeover), and reads that see every replica's writes."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import uuid
+from typing import Callable
 
-from serve_app.twin.session_shard import HistoryChunk, SessionShard
 from serve_app.settings import AppSettings
 from serve_app.shards import shard_actors, shard_index
+from serve_app.twin.history_log import HistoryChunk
+from serve_app.twin.session_shard import Event, SessionShard
+from serve_app.web.auth import Principal
 
 logger = logging.getLogger("streamforge.sessions")
-TICK_S = 1.0  # shards hear from the ingress at least this often
+TICK_S = 0.25  # shards hear from every replica at least this often (liveness, read watermarks)
+MAX_PENDING_ROWS = 200_000  # per shard: beyond this, a shard that keeps failing loses the oldest events
+READ_WAIT_S = 2.0  # a read waits at most this long for other replicas' flushes
 
 
-def _joined_rows(events: list[tuple]) -> list[tuple]:
+def _joined_rows(events: list[Event]) -> list[Event]:
     """The same events with each session's consecutive "rows" chunks joined into one (fewer objects to
     send and apply); the order of every session's events is kept."""
-    out: list[tuple] = []
+    out: list[Event] = []
     groups: list[tuple[int, list[HistoryChunk]]] = []  # (slot in out, chunks joined there)
     open_group: dict[str, list[HistoryChunk]] = {}  # session -> the chunks its next rows may join
     for event in events:
-        kind, session_id = event[0], event[1]
-        chunks = open_group.get(session_id)
-        if kind == "rows" and chunks is not None and chunks[0].extends(event[2]):
-            chunks.append(event[2])
+        chunks = open_group.get(event.session_id)
+        if event.kind == "rows" and chunks is not None and chunks[0].extends(event.payload):
+            chunks.append(event.payload)
             continue
-        if kind == "rows":
-            open_group[session_id] = [event[2]]
-            groups.append((len(out), open_group[session_id]))
+        if event.kind == "rows":
+            open_group[event.session_id] = [event.payload]
+            groups.append((len(out), open_group[event.session_id]))
         else:
-            open_group.pop(session_id, None)
+            open_group.pop(event.session_id, None)
         out.append(event)
     for slot, chunks in groups:
         if len(chunks) > 1:
-            out[slot] = ("rows", out[slot][1], HistoryChunk.joined(chunks))
+            out[slot] = out[slot]._replace(payload=HistoryChunk.joined(chunks))
     return out
 
 
 class SessionStore:
-    """Routes each session to one of `shards` named actors and batches writes to them.
+    """Routes each session to one of `session_shards` named actors and batches writes to them.
 
-    Writes (`record`, `update_config`, `close`) are queued per shard and sent in order every
-    `session_flush_interval_s` (or sooner once `flush_rows` samples wait); reads and `open` flush the shard first,
-    so they always see this ingress replica's own writes.
+    Writes (`record`, `update_config`, `record_alerts`, `close`) are queued per shard and sent in order
+    every `session_flush_interval_s` (or sooner once `flush_rows` samples wait); a failed send is retried
+    with the next one. Reads flush first and wait until every other live replica has flushed too, so a
+    client sees every reply it was sent.
     """
 
     def __init__(self, name_prefix: str, settings: AppSettings, mongo_uri: str | None = None,
                  flush_rows: int = 4096):
         self._actors = shard_actors(SessionShard, f"{name_prefix}-sessions", settings, mongo_uri)
+        for actor in self._actors:  # detached actors outlive a redeploy: hand them this one's settings
+            actor.configure.remote(settings)
         shards = settings.session_shards
-        self._pending: list[list[tuple]] = [[] for _ in range(shards)]
+        self.replica = uuid.uuid4().hex
+        self._pending: list[list[Event]] = [[] for _ in range(shards)]
         self._pending_rows = [0] * shards
         self._locks = [asyncio.Lock() for _ in range(shards)]
         self._flush_interval_s = settings.session_flush_interval_s
         self._flush_rows = flush_rows
         self._flusher: asyncio.Task | None = None
+        self._open: dict[str, tuple[str, Callable[[], None]]] = {}  # connection -> (session, on taken over)
 
     def _shard(self, session_id: str) -> int:
         return shard_index(session_id, len(self._actors))
@@ -67,66 +78,115 @@ class SessionStore:
     async def _flush_periodically(self) -> None:
         last_tick = time.monotonic()
         while True:
-            await asyncio.sleep(self._flush_interval_s)
-            tick = time.monotonic() - last_tick >= TICK_S  # also when idle: lets shards persist and expire
+            await asyncio.sleep(min(self._flush_interval_s, TICK_S))
+            tick = time.monotonic() - last_tick >= TICK_S  # also when idle: liveness, watermarks, expiry
             if tick:
                 last_tick = time.monotonic()
-            try:
-                await asyncio.gather(*(self._flush_shard(i, tick) for i in range(len(self._actors))))
-            except Exception:  # a shard restarting must not stop the flusher
-                logger.exception("session flush failed")
+            await asyncio.gather(*(self._flush_shard(i, tick) for i in range(len(self._actors))))
 
     async def _flush_shard(self, index: int, even_if_empty: bool = False) -> None:
+        """Send the shard's queued events (and this replica's open connections to it); on failure they go
+        back to the front of the queue for the next flush."""
         async with self._locks[index]:
             events, self._pending[index] = self._pending[index], []
-            self._pending_rows[index] = 0
-            if events or even_if_empty:
-                await self._actors[index].apply.remote(_joined_rows(events))
+            rows, self._pending_rows[index] = self._pending_rows[index], 0
+            if not events and not even_if_empty:
+                return
+            alive = {sid: conn for conn, (sid, _) in self._open.items() if self._shard(sid) == index}  # newest wins
+            try:
+                taken_over = await self._actors[index].apply.remote(_joined_rows(events), self.replica, time.time(),
+                                                                    alive)
+            except Exception as exc:  # the shard is restarting: keep the events for the next try
+                self._requeue(index, events, rows)
+                logger.warning("session shard %d unreachable, %d events kept for the next flush: %s", index,
+                               len(events), exc)
+                return
+        for connection in taken_over:
+            self._taken_over(connection)
+
+    def _requeue(self, index: int, events: list[Event], rows: int) -> None:
+        self._pending[index][:0] = events
+        self._pending_rows[index] += rows
+        while self._pending_rows[index] > MAX_PENDING_ROWS and self._pending[index]:
+            dropped = self._pending[index].pop(0)
+            if dropped.kind == "rows":
+                self._pending_rows[index] -= len(dropped.payload)
+                logger.error("session shard %d down too long: %d samples of session %s dropped from its history",
+                             index, len(dropped.payload), dropped.session_id)
+
+    def _taken_over(self, connection: str) -> None:
+        if connection in self._open:
+            self._open.pop(connection)[1]()
 
     async def flush(self) -> None:
         """Send every queued event now."""
         await asyncio.gather(*(self._flush_shard(i) for i in range(len(self._actors))))
 
-    def _queue(self, session_id: str, event: tuple, rows: int = 0) -> None:
+    async def _settled(self, indexes: list[int]) -> None:
+        """Wait until the shards hold every event any live replica had queued before now."""
+        moment = time.time()
+        await asyncio.gather(*(self._flush_shard(i, even_if_empty=True) for i in indexes))
+        deadline = time.monotonic() + READ_WAIT_S
+        while time.monotonic() < deadline:
+            if not any(await asyncio.gather(*(self._actors[i].behind.remote(moment) for i in indexes))):
+                return
+            await asyncio.sleep(0.02)
+
+    def _queue(self, event: Event, rows: int = 0) -> None:
         self._start_flusher()
-        index = self._shard(session_id)
+        index = self._shard(event.session_id)
         self._pending[index].append(event)
         self._pending_rows[index] += rows
         if self._pending_rows[index] >= self._flush_rows:
             asyncio.get_running_loop().create_task(self._flush_shard(index))
 
-    async def open(self, session_id: str, config: dict, resume: bool) -> dict | None:
-        """Create or resume a session (see SessionShard.open)."""
+    async def open(self, session_id: str, config: dict, resume: bool, connection: str,
+                   on_taken_over: Callable[[], None], client: Principal) -> dict | None:
+        """Create or resume a session for `connection` of `client` (see SessionShard.open); `on_taken_over`
+        is called if a newer connection resumes it later."""
         self._start_flusher()
         index = self._shard(session_id)
         await self._flush_shard(index)
-        return await self._actors[index].open.remote(session_id, config, resume)
+        self._open[connection] = (session_id, on_taken_over)
+        summary = await self._actors[index].open.remote(session_id, config, resume, (self.replica, connection),
+                                                        client.identity, client.twin_viewer)
+        if summary is None:
+            self._open.pop(connection, None)
+        return summary
 
-    def record(self, session_id: str, chunk: HistoryChunk) -> None:
-        self._queue(session_id, ("rows", session_id, chunk), len(chunk))
+    def record(self, session_id: str, connection: str, chunk: HistoryChunk) -> None:
+        self._queue(Event("rows", session_id, chunk, connection), len(chunk))
 
-    def update_config(self, session_id: str, config: dict) -> None:
-        self._queue(session_id, ("config", session_id, config))
+    def update_config(self, session_id: str, connection: str, config: dict) -> None:
+        self._queue(Event("config", session_id, config, connection))
 
-    def record_alerts(self, session_id: str, alerts: list[dict]) -> None:
-        self._queue(session_id, ("alerts", session_id, alerts))
+    def record_alerts(self, session_id: str, connection: str, alerts: list[dict]) -> None:
+        self._queue(Event("alerts", session_id, alerts, connection))
 
-    def close(self, session_id: str) -> None:
-        self._queue(session_id, ("close", session_id))
+    def close(self, session_id: str, connection: str) -> None:
+        """The connection ended (a session taken over by a newer connection stays connected)."""
+        self._open.pop(connection, None)
+        self._queue(Event("close", session_id, None, connection))
 
-    async def summaries(self) -> list[dict]:
-        """Summaries of every session kept by any shard (connected or within its retention time)."""
-        await self.flush()
-        parts = await asyncio.gather(*(a.summaries.remote() for a in self._actors))
+    async def summaries(self, viewer: str | None) -> list[dict]:
+        """Summaries of the sessions kept by any shard (connected or within their retention time) that
+        `viewer` may see (None: all)."""
+        await self._settled(list(range(len(self._actors))))
+        parts = await asyncio.gather(*(a.summaries.remote(viewer) for a in self._actors))
         return [s for part in parts for s in part]
 
-    async def monitoring(self, session_id: str) -> dict | None:
-        """Residual statistics and recent alerts of a session; None when unknown."""
-        index = self._shard(session_id)
-        await self._flush_shard(index)
-        return await self._actors[index].monitoring.remote(session_id)
+    async def visible(self, session_id: str, viewer: str | None) -> bool:
+        """Whether the session exists (or is kept) and `viewer` may see it."""
+        return await self._actors[self._shard(session_id)].visible.remote(session_id, viewer)
 
-    async def history(self, session_id: str) -> list[HistoryChunk] | None:
+    async def monitoring(self, session_id: str, viewer: str | None) -> dict | None:
+        """Residual statistics and recent alerts of a session; None when unknown or not `viewer`'s."""
         index = self._shard(session_id)
-        await self._flush_shard(index)
-        return await self._actors[index].history.remote(session_id)
+        await self._settled([index])
+        return await self._actors[index].monitoring.remote(session_id, viewer)
+
+    async def history(self, session_id: str, viewer: str | None) -> list[HistoryChunk] | None:
+        """The session's last `history_limit` samples; None when unknown, expired or not `viewer`'s."""
+        index = self._shard(session_id)
+        await self._settled([index])
+        return await self._actors[index].history.remote(session_id, viewer)

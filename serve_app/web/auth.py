@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
@@ -44,13 +44,25 @@ class AuthSettings(BaseModel):
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: its role, and for a kiosk the one store session it may use."""
+    """The caller: its role, for a kiosk the one store session it may use, for a twin client which key."""
 
     role: str
     session_id: str | None = None
+    key_digest: str = field(default="", compare=False)  # twin clients: a digest of their key, never the key
 
     def may_use_store_session(self, session_id: str) -> bool:
         return self.role in (ADMIN, LOCAL) or (self.role == KIOSK and self.session_id == session_id)
+
+    @property
+    def identity(self) -> str:
+        """Who created a twin session: only this identity (and admins) may use it again."""
+        return f"{self.role}:{self.key_digest or self.session_id or ''}"
+
+    @property
+    def twin_viewer(self) -> str | None:
+        """The identity whose twin sessions this caller may see and use; None: all of them (admin, or
+        auth off)."""
+        return None if self.role in (ADMIN, LOCAL) else self.identity
 
 
 class Authenticator:
@@ -79,7 +91,7 @@ class Authenticator:
         if any(hmac.compare_digest(presented, t) for t in self._admin):
             return Principal(ADMIN)
         if any(hmac.compare_digest(presented, t) for t in self._client):
-            return Principal(TWIN)
+            return Principal(TWIN, key_digest=hashlib.sha256(presented).hexdigest()[:16])
         session_id = self._kiosk_session(token)
         return Principal(KIOSK, session_id) if session_id else None
 

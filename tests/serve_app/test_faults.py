@@ -23,8 +23,8 @@ from tests.serve_app.wire import as_signals, rows
 REQUESTS, PIPELINE = 240, 8
 
 
-def kill(prefix: str) -> list[int]:
-    pids = ray_process_pids(prefix)
+def kill(server, prefix: str) -> list[int]:
+    pids = ray_process_pids(server, prefix)
     assert pids, f"no process {prefix}"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
@@ -40,10 +40,10 @@ async def persisted(server, session_id: str, timeout_s: float = 30.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def stream_through_a_fault(server, prefix: str, kill_after: int, once_persisted: bool = False
-                                 ) -> tuple[TwinClient, np.ndarray, list[int]]:
+async def stream_through_a_fault(server, prefix: str, kill_after: int, once_persisted: bool = False,
+                                 quiet_s: float = 0.0) -> tuple[TwinClient, np.ndarray, list[int]]:
     """Send REQUESTS predictions, PIPELINE at a time; kill `prefix` processes once `kill_after` are answered
-    (and, with `once_persisted`, the session is in MongoDB)."""
+    (and, with `once_persisted`, the session is in MongoDB; then `quiet_s` more seconds without traffic)."""
     x = rows(REQUESTS, seed=404)
     answers: list[np.ndarray | None] = [None] * REQUESTS
     killed: list[int] = []
@@ -53,7 +53,8 @@ async def stream_through_a_fault(server, prefix: str, kill_after: int, once_pers
             if start >= kill_after and not killed:
                 if once_persisted:
                     await persisted(server, twin.session_id)
-                killed = kill(prefix)
+                await asyncio.sleep(quiet_s)
+                killed = kill(server, prefix)
             replies = await asyncio.gather(*(twin.predict(as_signals(x[i])) for i in range(start, start + PIPELINE)))
             for i, reply in zip(range(start, start + PIPELINE), replies):
                 answers[i] = [reply["data"]["predictions"][t] for t in TARGET_SIGNALS]
@@ -64,7 +65,7 @@ def check(server, twin: TwinClient, answers: np.ndarray, prefix: str, killed: li
     """Every prediction answered and right (lost = 0), and the killed processes were replaced."""
     np.testing.assert_allclose(answers, server.demo.predict(rows(REQUESTS, seed=404)), rtol=1e-5, atol=1e-5)
     assert twin.stats.sent == twin.stats.answered == REQUESTS + 1  # the predictions and the config
-    assert killed and set(ray_process_pids(prefix)).isdisjoint(killed)
+    assert killed and set(ray_process_pids(server, prefix)).isdisjoint(killed)
 
 
 PREDICTOR = "ray::ServeReplica:streamforge:EnsemblePredictor"
@@ -94,6 +95,21 @@ def test_session_shards_killed_mid_stream_client_carries_on_and_the_session_resu
     assert ack["resumed"] is True and ack["session_id"] == twin.session_id
 
 
+def test_history_survives_a_shard_killed_mid_stream(server):
+    # quiet for longer than the shards' write interval (1 s) before the kill: nothing may be lost then
+    twin, answers, killed = run(stream_through_a_fault(server, SHARDS, 120, once_persisted=True, quiet_s=1.5))
+    check(server, twin, answers, SHARDS, killed)  # the client has closed: the session is finished
+    history = server.api.get(f"/api/v1/inference/stream/history/{twin.session_id}?format=json")
+    assert history.status_code == 200, history.text
+    predicted = np.array([[s["predictions"][t] for t in TARGET_SIGNALS] for s in history.json()["samples"]])
+    assert len(predicted) == REQUESTS  # every sample, none twice (pipelined replies may be recorded out of order)
+    np.testing.assert_allclose(np.sort(predicted, axis=0), np.sort(answers, axis=0), rtol=1e-6)
+    stats = server.api.get("/api/v1/inference/stream/stats").json()
+    assert twin.session_id not in [c["session_id"] for c in stats["connections"]]  # not left "connected"
+    saved = server.api.post("/api/v1/inference/stream/save", json={"session_id": twin.session_id, "format": "csv"})
+    assert saved.status_code == 200 and saved.json()["samples_saved"] == REQUESTS
+
+
 DETECTOR = "ray::ServeReplica:streamforge:YOLODetector"
 
 
@@ -106,7 +122,7 @@ def test_detector_replica_killed_mid_stream_the_kiosk_carries_on(server):
                                       additional_headers=server.headers(ADMIN_TOKEN)) as ws:
             kiosk = Kiosk(ws)
             before = await kiosk.show(frame, binary=True)
-            killed = kill(DETECTOR)
+            killed = kill(server, DETECTOR)
             deadline = asyncio.get_running_loop().time() + 120
             while True:  # keep streaming until the restarted replica answers again
                 await ws.send(frame)
@@ -119,4 +135,4 @@ def test_detector_replica_killed_mid_stream_the_kiosk_carries_on(server):
     assert [d["class_id"] for d in before["detections"]] == [2]
     assert after["type"] == "detections" and [d["class_id"] for d in after["detections"]] == [2]
     assert all(m["error_code"] == "DETECTION_ERROR" for m in kiosk.of("error"))
-    assert set(ray_process_pids(DETECTOR)).isdisjoint(killed)
+    assert set(ray_process_pids(server, DETECTOR)).isdisjoint(killed)

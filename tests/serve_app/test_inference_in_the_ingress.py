@@ -89,8 +89,28 @@ def test_a_server_with_inference_in_the_ingress_serves_kiosks_and_twins(server):
     assert [d["product"]["yolo_class_id"] for d in k.of("product_detected")] == [2]
     assert all(d["class_id"] == 2 for m in k.of("detections") for d in m["detections"])
     assert undecodable["error_code"] == "INVALID_IMAGE"
-    assert ray_process_pids(DETECTOR) == []  # the idle detector pool holds no replica
+    assert ray_process_pids(server, DETECTOR) == []  # the idle detector pool holds no replica
     single, batch = run(twin())
     np.testing.assert_allclose(values(single["data"]["predictions"]), expected(server.demo, x[0])[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose([values(p) for p in batch["data"]["predictions"]], expected(server.demo, x),
                                rtol=1e-5, atol=1e-5)
+
+    # read-your-writes across serve.yaml's ingress replicas: whichever replica answers /stats, a client
+    # sees every reply it was sent (sessions are spread over both replicas)
+    async def session_counts(sent: int):
+        peers = [(await configured(server))[0] for _ in range(8)]
+        sessions = []
+        for peer in peers:
+            for r in rows(sent, seed=78):
+                await peer.ask({"type": "predict", "data": {"boundary_signals": as_signals(r)}})
+        async with server.async_api() as api:
+            for peer in peers:  # each right after its own last reply
+                sessions.append((await api.get("/api/v1/inference/stream/stats")).json())
+        for peer in peers:
+            await peer.ws.close()
+        return sessions
+
+    for sent in (5, 12):
+        views = run(session_counts(sent))
+        counts = [{c["session_id"]: c["predictions_count"] for c in v["connections"]} for v in views]
+        assert all(sorted(c.values()).count(sent) >= 8 for c in counts), counts

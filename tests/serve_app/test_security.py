@@ -9,10 +9,11 @@ import time
 import httpx
 import websockets
 
-from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN, HTTP_BURST, HTTP_REQUESTS_PER_S, MAX_CONNECTIONS_PER_ADDRESS
+from tests.conftest import (ADMIN_TOKEN, CLIENT_TOKEN, HTTP_BURST, HTTP_REQUESTS_PER_S, MAX_CONNECTIONS_PER_ADDRESS,
+                            OTHER_CLIENT_TOKEN)
 from tests.serve_app.store_frames import empty_frame
 from tests.serve_app.twin.test_stream import run
-from tests.serve_app.wire import Peer, connect
+from tests.serve_app.wire import Peer, as_signals, connect, rows
 
 WS_PATHS = ["/api/v1/inference/stream", "/ws/kiosk-a"]
 
@@ -220,3 +221,32 @@ def test_http_flood_from_one_address_gets_429_then_recovers(server):
     assert set(statuses) <= {200, 429} and 429 in statuses and statuses.count(200) >= HTTP_BURST
     time.sleep(HTTP_BURST / HTTP_REQUESTS_PER_S + 0.5)  # the bucket refills
     assert server.api.get("/api/products").status_code == 200
+
+
+def test_twin_sessions_belong_to_the_client_that_opened_them(server):
+    async def open_session() -> str:
+        async with connect(server) as ws:  # CLIENT_TOKEN
+            peer = Peer(ws)
+            ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
+            await peer.ask({"type": "predict", "data": {"boundary_signals": as_signals(rows(1, seed=5)[0])}})
+            return ack["session_id"]
+
+    async def resume_as_other(sid: str) -> dict:
+        async with connect(server, f"?session_id={sid}", token=OTHER_CLIENT_TOKEN) as ws:
+            return await Peer(ws).ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
+
+    sid = run(open_session())
+    assert run(resume_as_other(sid))["error_code"] == "SESSION_NOT_FOUND"  # not even told that it exists
+    owner, other = (httpx.Client(base_url=server.http, headers=server.headers(t)) for t in (CLIENT_TOKEN, OTHER_CLIENT_TOKEN))
+    with owner, other:
+        assert other.get(f"/api/v1/inference/stream/history/{sid}").status_code == 404
+        assert other.post("/api/v1/inference/stream/save", json={"session_id": sid}).status_code == 404
+        saved = owner.post("/api/v1/inference/stream/save", json={"session_id": sid})
+        assert saved.status_code == 200
+        download = saved.json()["download_url"]
+        assert owner.get(download).status_code == 200 and other.get(download).status_code == 404
+        assert owner.get(f"/api/v1/inference/stream/history/{sid}").status_code == 200
+        other_view = other.get("/api/v1/inference/stream/stats").json()
+        assert other_view["retained_sessions"] == 0 and other_view["total_predictions"] == 0
+        assert owner.get("/api/v1/inference/stream/stats").json()["total_predictions"] >= 1
+    assert server.api.get(f"/api/v1/inference/stream/history/{sid}").status_code == 200  # admins see every session

@@ -254,7 +254,7 @@ def test_cart_survives_reconnect_and_session_actor_restart(server):
     cart = run(fill())
     assert cart["cart"][0]["product_id"] == "tea-oolong"
     assert run(reconnect())["cart"] == cart["cart"]
-    pids = ray_process_pids("ray::StoreSessionShard")
+    pids = ray_process_pids(server, "ray::StoreSessionShard")
     assert pids
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
@@ -268,7 +268,7 @@ def test_cart_survives_reconnect_and_session_actor_restart(server):
                 raise
             time.sleep(1)
     assert restored["cart"] == cart["cart"]
-    assert set(ray_process_pids("ray::StoreSessionShard")).isdisjoint(pids)
+    assert set(ray_process_pids(server, "ray::StoreSessionShard")).isdisjoint(pids)
 
 
 def test_kiosk_page_and_origin_check(server):

@@ -139,3 +139,34 @@ def test_example_client_streams_the_demo_plant(server):
     # the demo ensemble tracks the plant: errors are a small fraction of each signal's spread
     spread = simulate(2000, seed=7).target.std(axis=0)
     assert all(mae[t] < 0.3 * spread[i] for i, t in enumerate(TARGET_SIGNALS)), mae
+
+
+def test_a_newer_connection_takes_over_a_session_that_is_still_connected(server):
+    x = rows(6, seed=47)
+
+    async def scenario():
+        async with connect(server) as old_ws:
+            old = Peer(old_ws)
+            ack = await old.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
+            sid = ack["session_id"]
+            for r in x[:3]:
+                assert (await old.ask({"type": "predict", "data": {"boundary_signals": as_signals(r)}}))["type"] == "prediction"
+            # the client reconnects (say after a network drop) before the server has noticed the old socket die
+            async with connect(server, f"?session_id={sid}") as new_ws:
+                new = Peer(new_ws)
+                resumed = await new.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
+                notice = await asyncio.wait_for(old.recv(), 10)  # the old socket is told and closed
+                await asyncio.wait_for(old_ws.wait_closed(), 10)
+                for r in x[3:]:
+                    assert (await new.ask({"type": "predict", "data": {"boundary_signals": as_signals(r)}}))["type"] == "prediction"
+                await asyncio.sleep(1.0)  # the old connection's close has reached the shard by now
+                during = stats(server)
+            return sid, resumed, notice, old_ws.close_code, during
+
+    sid, resumed, notice, close_code, during = run(scenario())
+    assert resumed["resumed"] is True and resumed["session_id"] == sid
+    assert notice["error_code"] == "SESSION_TAKEN_OVER" and close_code == 4000
+    live = {c["session_id"]: c for c in during["connections"]}
+    assert sid in live and live[sid]["predictions_count"] == 6  # still connected; nothing lost
+    history = server.api.get(f"/api/v1/inference/stream/history/{sid}?format=json").raise_for_status().json()
+    assert len(history["samples"]) == 6

@@ -6,7 +6,8 @@ import numpy as np
 
 from serve_app.twin.history import history_csv, history_records
 from serve_app.settings import AppSettings
-from serve_app.twin.session_shard import HistoryChunk, SessionShard
+from serve_app.twin.history_log import HistoryChunk
+from serve_app.twin.session_shard import SessionShard
 
 
 def chunk(start: int, n: int) -> HistoryChunk:
@@ -47,21 +48,78 @@ def test_events_for_unknown_sessions_are_ignored():
 
 def test_a_restarted_shard_resumes_sessions_from_mongodb(server):
     """A new shard object on the same database stands for the actor Ray restarts after a crash."""
-    first = SessionShard(AppSettings(history_limit=100, session_ttl_s=60), mongo_uri=server.mongo_uri, persist_interval_s=0.0,
-                         counters_interval_s=0.0)
+    first = SessionShard(AppSettings(history_limit=100, session_ttl_s=60, session_persist_interval_s=0.0),
+                         mongo_uri=server.mongo_uri)
     first.open("persisted-1", {"ensemble_name": "E", "mode": "batch"}, resume=False)
     first.apply([("rows", "persisted-1", chunk(0, 7))])
     restarted = SessionShard(AppSettings(history_limit=100, session_ttl_s=60), mongo_uri=server.mongo_uri)
     summary = restarted.open("persisted-1", {"ensemble_name": "E", "mode": "single"}, resume=True)
     assert summary["predictions_count"] == 7 and summary["connected"] and summary["mode"] == "single"
-    assert restarted.history("persisted-1") == []  # samples are not persisted, only the session
+    assert [r["timestamp"] for r in history_records(restarted.history("persisted-1"))] == [f"t{i}" for i in range(7)]
     assert restarted.open("never-opened", {"ensemble_name": "E"}, resume=True) is None
 
 
 def test_persisted_sessions_expire_like_live_ones(server):
-    shard = SessionShard(AppSettings(history_limit=10, session_ttl_s=0.2), mongo_uri=server.mongo_uri, persist_interval_s=0.0)
+    shard = SessionShard(AppSettings(history_limit=10, session_ttl_s=0.2, session_persist_interval_s=0.0),
+                         mongo_uri=server.mongo_uri)
     shard.open("persisted-2", {"ensemble_name": "E"}, resume=False)
     shard.apply([("close", "persisted-2")])
     time.sleep(0.3)
     assert SessionShard(AppSettings(history_limit=10, session_ttl_s=0.2), mongo_uri=server.mongo_uri).open(
         "persisted-2", {"ensemble_name": "E"}, resume=True) is None
+
+
+def test_a_newer_connection_takes_the_session_over_and_the_older_close_does_not_end_it():
+    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=60))
+    shard.open("s1", {"ensemble_name": "E"}, resume=False, owner=("replica-a", "old"))
+    assert shard.open("s1", {"ensemble_name": "E"}, resume=True, owner=("replica-b", "new"))["connected"]
+    # the old connection's last rows still count; its close arrives after the takeover and is ignored
+    assert shard.apply([("rows", "s1", chunk(0, 4), "old"), ("close", "s1", None, "old")], "replica-a",
+                       alive={}) == ["old"]  # replica-a learns that its connection lost the session
+    shard.apply([("rows", "s1", chunk(4, 2), "new")], "replica-b", alive={"s1": "new"})
+    summary = shard.summaries()[0]
+    assert summary["connected"] and summary["predictions_count"] == 6
+    assert shard.apply([], "replica-a", alive={}) == []  # told once
+
+
+def test_liveness_does_not_need_a_close_to_arrive(monkeypatch):
+    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=60))
+    shard.open("gone", {"ensemble_name": "E"}, resume=False, owner=("replica-a", "c1"))
+    shard.open("kept", {"ensemble_name": "E"}, resume=False, owner=("replica-a", "c2"))
+    shard.apply([], "replica-a", alive={"kept": "c2"})  # c1's close was lost: the replica no longer holds it
+    assert {s["session_id"]: s["connected"] for s in shard.summaries()} == {"gone": False, "kept": True}
+    shard.open("crashed", {"ensemble_name": "E"}, resume=False, owner=("replica-b", "c3"))
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 11)  # replica-b silent for longer than LIVENESS_S
+    shard.apply([], "replica-a", alive={"kept": "c2"})
+    assert {s["session_id"]: s["connected"] for s in shard.summaries()} == {"gone": False, "kept": True,
+                                                                          "crashed": False}
+
+
+def test_reads_wait_for_every_live_replica_to_flush():
+    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=60))
+    shard.apply([], "replica-a", taken_at=100.0, alive={})
+    shard.apply([], "replica-b", taken_at=105.0, alive={})
+    assert shard.behind(101.0)  # replica-a may still hold events from before 101
+    shard.apply([], "replica-a", taken_at=102.0, alive={})
+    assert not shard.behind(101.0)
+
+
+def test_settings_change_on_a_running_shard():
+    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=60))
+    shard.configure(AppSettings(history_limit=3, session_ttl_s=60))
+    shard.open("s1", {"ensemble_name": "E"}, resume=False)
+    shard.apply([("rows", "s1", chunk(0, 10))])
+    assert shard.summaries()[0]["history_samples"] == 3
+
+
+def test_a_restarted_shard_restores_a_session_on_its_first_event(server):
+    settings = AppSettings(history_limit=100, session_ttl_s=60, session_persist_interval_s=0.0)
+    first = SessionShard(settings, mongo_uri=server.mongo_uri)
+    first.open("persisted-3", {"ensemble_name": "E"}, resume=False, owner=("replica-a", "c1"))
+    first.apply([("rows", "persisted-3", chunk(0, 5), "c1")], "replica-a", alive={"persisted-3": "c1"})
+    restarted = SessionShard(settings, mongo_uri=server.mongo_uri)  # the connection streams on
+    restarted.apply([("rows", "persisted-3", chunk(5, 3), "c1")], "replica-a", alive={"persisted-3": "c1"})
+    summary = restarted.summaries()[0]
+    assert summary["predictions_count"] == 8 and summary["connected"]
+    assert [r["timestamp"] for r in history_records(restarted.history("persisted-3"))] == [f"t{i}" for i in range(8)]

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from serve_app.twin.session_shard import HistoryChunk
+from serve_app.twin.history_log import HistoryChunk
+from serve_app.twin.session_shard import Event
 from serve_app.twin.sessions import _joined_rows
 
 
@@ -12,9 +13,9 @@ def _chunk(t: int, measured: bool = False) -> HistoryChunk:
 
 
 def test_consecutive_chunks_of_a_session_are_joined_in_order():
-    events = [("rows", "a", _chunk(1)), ("rows", "b", _chunk(2)), ("rows", "a", _chunk(3)), ("config", "a", {}),
-              ("rows", "a", _chunk(4)), ("rows", "a", _chunk(5)), ("rows", "a", _chunk(6, measured=True)),
-              ("close", "b")]
+    events = [Event(*e) for e in [
+        ("rows", "a", _chunk(1)), ("rows", "b", _chunk(2)), ("rows", "a", _chunk(3)), ("config", "a", {}),
+        ("rows", "a", _chunk(4)), ("rows", "a", _chunk(5)), ("rows", "a", _chunk(6, measured=True)), ("close", "b")]]
     joined = _joined_rows(events)
     assert [(e[0], e[1], e[2].timestamps if e[0] == "rows" else None) for e in joined] == [
         ("rows", "a", ["1", "3"]), ("rows", "b", ["2"]), ("config", "a", None), ("rows", "a", ["4", "5"]),

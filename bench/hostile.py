@@ -1,0 +1,228 @@
+"""Hostile clients and an unlucky network against a real server, as configs/serve.yaml ships it.
+
+    python -m bench.hostile            # ~3 minutes; writes bench/results/hostile.json
+    python -m bench.hostile --only stall --out stall-before.json   # one part
+
+- bombs: 4 kiosks send 5 decompression-bomb frames each while a twin client streams; the server's memory
+  growth and the twin client's p99 before and during.
+- reconnect: a client reconnects (and resumes) while its old socket is still open; samples lost.
+- shard_kill: a 20,000-sample stream during which one session shard is SIGKILLed; samples missing from the
+  session's history afterwards.
+- stall: a single-mode twin client's p99 alone, and while another client sends 1,000-row batches with
+  measured values and downloads a 10,000-row history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import websockets
+from tqdm import tqdm
+
+from bench.hostile_images import jpeg_declaring, png_bomb
+from bench.process_group import session_members
+from bench.run_suite import RESULTS, SCRATCH, streamforge_server
+from bench.server_usage import ServerProcesses
+from models.plant import simulate
+from models.repository import ModelRepository
+from serve_app.settings import AppSettings, project_path, ray_environment
+
+STREAM = "/api/v1/inference/stream"
+SHARD_PROCESS = b"ray::SessionShard"
+
+
+def _signals(names: list[str], row: np.ndarray) -> dict[str, float]:
+    return dict(zip(names, map(float, row)))
+
+
+class Twin:
+    """A raw twin-stream client (no retries: every loss shows)."""
+
+    def __init__(self, ws):
+        self.ws = ws
+
+    @classmethod
+    async def open(cls, url: str, ensemble: str, query: str = "", **config) -> tuple["Twin", dict]:
+        ws = await websockets.connect(url + STREAM + query, max_size=2**26)
+        twin = cls(ws)
+        return twin, await twin.ask("config", {"ensemble_name": ensemble, **config})
+
+    async def ask(self, kind: str, data: dict) -> dict:
+        await self.ws.send(json.dumps({"type": kind, "data": data}))
+        return json.loads(await self.ws.recv())
+
+
+async def paced_latencies(url: str, ensemble: str, boundary: list[str], seconds: float, rate: float = 50.0) -> list[float]:
+    """Single-mode predictions at `rate` per second; each one's round trip in ms."""
+    twin, _ = await Twin.open(url, ensemble)
+    x = simulate(int(seconds * rate) + 1, seed=3).boundary
+    latencies, start = [], time.perf_counter()
+    for i, row in enumerate(x):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        sent = time.perf_counter()
+        reply = await twin.ask("predict", {"boundary_signals": _signals(boundary, row)})
+        assert reply["type"] == "prediction", reply
+        latencies.append((time.perf_counter() - sent) * 1000)
+    await twin.ws.close()
+    return latencies
+
+
+def _p99(latencies: list[float]) -> float:
+    return round(float(np.percentile(latencies, 99)), 2)
+
+
+async def bombs(url: str, ensemble: str, boundary: list[str], seconds: float = 20.0) -> dict:
+    server = ServerProcesses()
+    quiet = await paced_latencies(url, ensemble, boundary, seconds / 2)
+    before = server.rss_bytes()
+    peak, replies = before, []
+
+    async def kiosk(k: int) -> None:
+        async with websockets.connect(f"{url}/ws/bomb-{k}", max_size=2**24) as ws:
+            for i in range(5):
+                await ws.send(png_bomb(30000, 30000) if i % 2 == 0 else jpeg_declaring(20000, 20000))
+                while (reply := json.loads(await ws.recv()))["type"] != "error":
+                    pass
+                replies.append(reply["error_code"])
+
+    async def watch_memory() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, server.rss_bytes())
+            await asyncio.sleep(0.2)
+
+    watcher = asyncio.create_task(watch_memory())
+    during, _ = await asyncio.gather(paced_latencies(url, ensemble, boundary, seconds / 2),
+                                     asyncio.gather(*(kiosk(k) for k in range(4))))
+    watcher.cancel()
+    return {"bomb_frames": len(replies), "refused_image_too_large": replies.count("IMAGE_TOO_LARGE"),
+            "server_memory_growth_mb": round((peak - before) / 2**20, 1),
+            "twin_p99_ms_quiet": _p99(quiet), "twin_p99_ms_during_bombs": _p99(during)}
+
+
+async def reconnect(url: str, ensemble: str, boundary: list[str], samples: int = 200) -> dict:
+    x = simulate(2 * samples, seed=8).boundary
+    old, ack = await Twin.open(url, ensemble)
+    session = ack["session_id"]
+    for row in x[:samples]:
+        await old.ask("predict", {"boundary_signals": _signals(boundary, row)})
+    new, resumed = await Twin.open(url, ensemble, f"?session_id={session}")  # the old socket is still open
+    for row in x[samples:]:
+        await new.ask("predict", {"boundary_signals": _signals(boundary, row)})
+    notice = json.loads(await asyncio.wait_for(old.ws.recv(), 10))
+    await asyncio.sleep(1.0)
+    async with httpx.AsyncClient(base_url=url.replace("ws://", "http://")) as api:
+        stats = (await api.get(f"{STREAM}/stats")).json()
+        history = (await api.get(f"{STREAM}/history/{session}?format=json")).json()
+    await new.ws.close()
+    live = {c["session_id"]: c for c in stats["connections"]}
+    return {"samples_sent": 2 * samples, "samples_in_history": len(history["samples"]),
+            "lost_samples": 2 * samples - len(history["samples"]), "resumed": resumed.get("resumed"),
+            "old_socket_told": notice.get("error_code"), "session_connected_after_old_close": session in live}
+
+
+def _shard_pids() -> list[int]:
+    """The session-shard processes of the server this bench started (its `serve run` leads their session)."""
+    def cmdline(pid) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return b""
+    config = str(SCRATCH / "serve.bench.yaml").encode()
+    leaders = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and config in cmdline(p.name)]
+    return [pid for leader in leaders for pid in session_members(leader) if cmdline(pid).startswith(SHARD_PROCESS)]
+
+
+async def shard_kill(url: str, ensemble: str, boundary: list[str], samples: int = 20000, batch: int = 20) -> dict:
+    x = simulate(samples, seed=9).boundary
+    twin, ack = await Twin.open(url, ensemble, mode="batch", batch_size=batch)
+    session, killed_at = ack["session_id"], None
+    for start in tqdm(range(0, samples, batch), desc="shard kill stream", unit="msg"):
+        if killed_at is None and start >= samples // 2:
+            victim = _shard_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            killed_at = start
+        reply = await twin.ask("predict_batch", {"batch": [_signals(boundary, r) for r in x[start:start + batch]]})
+        assert reply["type"] == "prediction_batch", reply
+    await twin.ws.close()
+    await asyncio.sleep(2.0)
+    async with httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=60) as api:
+        reply = await api.get(f"{STREAM}/history/{session}?format=json")
+    kept = len(reply.json()["samples"]) if reply.status_code == 200 else 0
+    return {"samples_streamed": samples, "shard_killed_after": killed_at, "history_status": reply.status_code,
+            "samples_in_history": kept, "lost_samples": samples - kept}
+
+
+async def stall(url: str, ensemble: str, boundary: list[str], targets: list[str], seconds: float = 20.0) -> dict:
+    quiet = await paced_latencies(url, ensemble, boundary, seconds / 2)
+    heavy, _ = await Twin.open(url, ensemble, mode="batch", batch_size=1000)
+    data = simulate(10_000, seed=10)
+    session = None
+    for start in range(0, 10_000, 1000):  # a 10,000-row history to download
+        reply = await heavy.ask("predict_batch", {
+            "batch": [_signals(boundary, r) for r in data.boundary[start:start + 1000]],
+            "actual_signals": [_signals(targets, r) for r in data.target[start:start + 1000]]})
+        assert reply["type"] == "prediction_batch", reply
+    stats_url = url.replace("ws://", "http://")
+    async with httpx.AsyncClient(base_url=stats_url, timeout=60) as api:
+        session = (await api.get(f"{STREAM}/stats")).json()["connections"][0]["session_id"]
+        stop = asyncio.Event()
+
+        async def load() -> int:
+            rounds = 0
+            while not stop.is_set():
+                start = (rounds % 10) * 1000
+                await heavy.ws.send(json.dumps({"type": "predict_batch", "data": {
+                    "batch": [_signals(boundary, r) for r in data.boundary[start:start + 1000]],
+                    "actual_signals": [_signals(targets, r) for r in data.target[start:start + 1000]]}}))
+                await heavy.ws.recv()
+                (await api.get(f"{STREAM}/history/{session}?format=csv")).raise_for_status()
+                rounds += 1
+            return rounds
+
+        loader = asyncio.create_task(load())
+        during = await paced_latencies(url, ensemble, boundary, seconds / 2)
+        stop.set()
+        rounds = await loader
+    await heavy.ws.close()
+    return {"single_p99_ms_alone": _p99(quiet), "single_p99_ms_under_load": _p99(during), "load_rounds": rounds}
+
+
+PARTS = {"bombs": bombs, "reconnect": reconnect, "shard_kill": shard_kill, "stall": stall}
+
+
+async def run_parts(url: str, parts: list[str]) -> dict:
+    repository = ModelRepository(project_path(AppSettings().model_repository))
+    ensemble = next(n for n in repository.names() if n.startswith("Ensemble_DemoPlant_"))
+    manifest = repository.manifest(ensemble)
+    results = {}
+    for name in parts:
+        print(f"{name} ...", flush=True)
+        extra = (manifest.target_signals,) if name == "stall" else ()
+        results[name] = await PARTS[name](url, ensemble, manifest.boundary_signals, *extra)
+        print("   ", results[name], flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(PARTS), action="append", help="run only these parts")
+    parser.add_argument("--out", default="hostile.json", help="file name under bench/results/")
+    args = parser.parse_args()
+    with streamforge_server("hostile.log", ray_environment(), args={"history_limit": 20000}) as url:
+        results = asyncio.run(run_parts(url, args.only or list(PARTS)))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {RESULTS / args.out}")
+
+
+if __name__ == "__main__":
+    main()
