@@ -6,8 +6,8 @@
 - bombs: 4 kiosks send 5 decompression-bomb frames each while a twin client streams; the server's memory
   growth and the twin client's p99 before and during.
 - reconnect: a client reconnects (and resumes) while its old socket is still open; samples lost.
-- shard_kill: a 20,000-sample stream during which one session shard is SIGKILLed; samples missing from the
-  session's history afterwards.
+- shard_kill: a 20,000-sample stream during which the session shards are SIGKILLed; samples missing from
+  the session's history afterwards.
 - stall: a single-mode twin client's p99 alone, and while another client sends 1,000-row batches with
   measured values and downloads a 10,000-row history.
 """
@@ -144,11 +144,12 @@ def _shard_pids() -> list[int]:
 async def shard_kill(url: str, ensemble: str, boundary: list[str], samples: int = 20000, batch: int = 20) -> dict:
     x = simulate(samples, seed=9).boundary
     twin, ack = await Twin.open(url, ensemble, mode="batch", batch_size=batch)
-    session, killed_at = ack["session_id"], None
+    session, killed_at, victims = ack["session_id"], None, []
     for start in tqdm(range(0, samples, batch), desc="shard kill stream", unit="msg"):
         if killed_at is None and start >= samples // 2:
-            victim = _shard_pids()[0]
-            os.kill(victim, signal.SIGKILL)
+            victims = _shard_pids()  # every shard: the one holding this session among them
+            for victim in victims:
+                os.kill(victim, signal.SIGKILL)
             killed_at = start
         reply = await twin.ask("predict_batch", {"batch": [_signals(boundary, r) for r in x[start:start + batch]]})
         assert reply["type"] == "prediction_batch", reply
@@ -157,7 +158,8 @@ async def shard_kill(url: str, ensemble: str, boundary: list[str], samples: int 
     async with httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=60) as api:
         reply = await api.get(f"{STREAM}/history/{session}?format=json")
     kept = len(reply.json()["samples"]) if reply.status_code == 200 else 0
-    return {"samples_streamed": samples, "shard_killed_after": killed_at, "history_status": reply.status_code,
+    return {"samples_streamed": samples, "shards_killed": len(victims), "killed_after_samples": killed_at,
+            "history_status": reply.status_code,
             "samples_in_history": kept, "lost_samples": samples - kept}
 
 

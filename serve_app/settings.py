@@ -53,7 +53,8 @@ class AppSettings(BaseModel):
     max_message_bytes: int = Field(4 * 1024 * 1024, gt=0)
     max_inflight_per_connection: int = Field(64, ge=1)
     coalesce_max_rows: int = Field(2048, ge=1, description="rows per predictor call from one ingress replica (a "
-                                                           "larger predict_batch message is never split: it goes alone)")
+                                                           "larger predict_batch message is split, round-robin "
+                                                           "with the other connections' messages)")
     coalesce_wait_s: float = Field(0.0, ge=0)
     twin_inference: Literal["pool", "ingress"] = Field(
         "pool", description="run twin predictions on the EnsemblePredictor pool, or inside the ingress replica "

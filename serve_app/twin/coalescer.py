@@ -2,9 +2,13 @@
 
 Every Ray hop costs milliseconds here, so the ingress does not call the predictor once per message:
 predictions that arrive while the event loop is busy are gathered, and each gathered group becomes one
-call per ensemble (at most `max_calls` calls in flight, whatever their ensembles; more rows wait) - to the predictor
-pool, or with `twin_inference: ingress` to the ensembles loaded in the ingress itself
+call per ensemble (at most `max_calls` calls in flight, whatever their ensembles; more rows wait) - to
+the predictor pool, or with `twin_inference: ingress` to the ensembles loaded in the ingress itself
 (serve_app/twin/ensembles.py).
+
+A call carries at most `max_rows` rows. A larger message is split: its first rows go now, the rest waits
+behind the messages that arrived meanwhile, so a 1,000-row batch does not hold up every single-sample
+message of the other connections until it is done (round-robin, in pieces of `max_rows`).
 
 This is a plain asyncio queue rather than `@serve.batch`: serve.batch's per-call bookkeeping (argument
 signature recovery, per-request futures and queue tasks) costs the ingress event loop far more
@@ -14,7 +18,8 @@ signature recovery, per-request futures and queue tasks) costs the ingress event
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import numpy as np
@@ -24,9 +29,26 @@ from models.ensemble import RowBatch
 
 @dataclass
 class _Pending:
+    """One caller's rows: taken in pieces, answered once every piece is predicted."""
+
     ensemble: str
     rows: RowBatch
     result: asyncio.Future
+    taken: int = 0  # rows [0, taken) are in calls
+    done: dict[int, np.ndarray] = field(default_factory=dict)  # first row of a piece -> its predictions
+
+    def take(self, count: int) -> tuple["_Pending", int, int]:
+        start = self.taken
+        self.taken = min(len(self.rows), start + count)
+        return self, start, self.taken
+
+    def answer(self, start: int, predictions: np.ndarray) -> None:
+        self.done[start] = predictions
+        if sum(len(p) for p in self.done.values()) == len(self.rows) and not self.result.done():
+            self.result.set_result(np.concatenate([self.done[s] for s in sorted(self.done)]))
+
+
+Piece = tuple[_Pending, int, int]  # (caller, first row, end row)
 
 
 class PredictionCoalescer:
@@ -39,11 +61,12 @@ class PredictionCoalescer:
         self._max_rows = max_rows
         self._wait_s = wait_s
         self._calls = asyncio.Semaphore(max_calls)
-        self._pending: list[_Pending] = []
+        self._pending: deque[_Pending] = deque()
         self._in_flight: set[asyncio.Future] = set()  # calls running now (kept referenced until done)
         self._draining = False
 
     async def predict(self, ensemble: str, rows: RowBatch) -> np.ndarray:
+        """Predictions [n, n_target] for `rows` with `ensemble`."""
         result = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(ensemble, rows, result))
         if not self._draining:
@@ -60,13 +83,15 @@ class PredictionCoalescer:
                     await asyncio.sleep(self._wait_s)
                 else:
                     await asyncio.sleep(0)  # let the messages already read on other connections join
-                by_ensemble: dict[str, list[_Pending]] = {}
-                for p in self._take():
-                    by_ensemble.setdefault(p.ensemble, []).append(p)
-                for i, (ensemble, group) in enumerate(by_ensemble.items()):
+                by_ensemble: dict[str, list[Piece]] = {}
+                for piece in self._take():
+                    by_ensemble.setdefault(piece[0].ensemble, []).append(piece)
+                if not by_ensemble:
+                    self._calls.release()
+                for i, (ensemble, pieces) in enumerate(by_ensemble.items()):
                     if i:  # the first call has the slot taken above; each further one takes its own
                         await self._calls.acquire()
-                    call = asyncio.ensure_future(self._call(ensemble, group))
+                    call = asyncio.ensure_future(self._call(ensemble, pieces))
                     self._in_flight.add(call)
                     call.add_done_callback(self._finished)
         finally:
@@ -76,25 +101,29 @@ class PredictionCoalescer:
         self._in_flight.discard(call)
         self._calls.release()
 
-    def _take(self) -> list[_Pending]:
-        taken, rows = 0, 0
-        for p in self._pending:
-            if taken and rows + len(p.rows) > self._max_rows:
-                break
-            taken, rows = taken + 1, rows + len(p.rows)
-        group, self._pending = self._pending[:taken], self._pending[taken:]
-        return group
+    def _take(self) -> list[Piece]:
+        """Up to `max_rows` rows, oldest callers first; a caller with rows left goes to the back."""
+        pieces, room, unfinished = [], self._max_rows, []
+        while self._pending and room > 0:
+            pending = self._pending.popleft()
+            if pending.result.done():  # the caller went away
+                continue
+            pieces.append(pending.take(room))
+            room -= pieces[-1][2] - pieces[-1][1]
+            if pending.taken < len(pending.rows):
+                unfinished.append(pending)
+        self._pending.extend(unfinished)
+        return pieces
 
-    async def _call(self, ensemble: str, group: list[_Pending]) -> None:
-        merged = RowBatch(np.concatenate([p.rows.boundary for p in group]),
-                          np.concatenate([p.rows.boost_mask for p in group]))
+    async def _call(self, ensemble: str, pieces: list[Piece]) -> None:
+        merged = RowBatch(np.concatenate([p.rows.boundary[a:b] for p, a, b in pieces]),
+                          np.concatenate([p.rows.boost_mask[a:b] for p, a, b in pieces]))
         try:
             out = await self._call_backend(ensemble, merged)
         except Exception as exc:  # handed to each caller of this group
-            for p in group:
+            for p, _, _ in pieces:
                 if not p.result.done():
                     p.result.set_exception(exc)
             return
-        for p, part in zip(group, np.split(out, np.cumsum([len(p.rows) for p in group])[:-1])):
-            if not p.result.done():  # a caller that went away cancelled its future
-                p.result.set_result(part)
+        for (p, a, b), part in zip(pieces, np.split(out, np.cumsum([b - a for _, a, b in pieces])[:-1])):
+            p.answer(a, part)

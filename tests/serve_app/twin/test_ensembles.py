@@ -24,7 +24,7 @@ def repository(tmp_path, demo_repository, demo_ensemble_name):
 def test_concurrent_callers_get_their_own_rows(repository, demo_ensemble_name):
     ensemble = Ensemble(repository / demo_ensemble_name)
     data = simulate(620, seed=12).boundary
-    sizes = [1, 7, 1, 64, 3, 1, 200, 1, 300, 23]  # 300: more than a call's rows, goes alone and whole
+    sizes = [1, 7, 1, 64, 3, 1, 200, 1, 300, 23]  # 300: more than a call's rows, split across calls
     starts = np.cumsum([0, *sizes[:-1]])
     masks = [np.broadcast_to(np.arange(len(TARGET_SIGNALS)) % 2 == i % 2, (n, len(TARGET_SIGNALS)))
              for i, n in enumerate(sizes)]
@@ -44,8 +44,8 @@ def test_concurrent_callers_get_their_own_rows(repository, demo_ensemble_name):
     results = asyncio.run(run())
     for s, n, m, out in zip(starts, sizes, masks, results):
         np.testing.assert_allclose(out, ensemble.predict(data[s:s + n], m), rtol=1e-5, atol=1e-5)
-    assert len(calls) < len(sizes) and 300 in calls  # coalesced; the big message not split
-    assert all(n <= 256 for n in calls if n != 300)  # within the row limit
+    assert len(calls) < len(sizes)  # coalesced
+    assert all(n <= 256 for n in calls)  # within the row limit, the 300-row message included
 
 
 def test_groups_split_by_ensemble_and_errors_reach_only_their_callers(repository, demo_ensemble_name):
@@ -90,3 +90,35 @@ def test_calls_in_flight_never_exceed_the_limit_across_ensembles(repository, dem
     assert most == 1  # two ensembles in one group still make one call at a time
     for out in results:
         np.testing.assert_allclose(out, results[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_large_message_does_not_hold_up_the_small_ones(repository, demo_ensemble_name):
+    big = RowBatch(simulate(1000, seed=6).boundary, np.zeros((1000, len(TARGET_SIGNALS)), bool))
+    small = RowBatch(simulate(1, seed=7).boundary, np.zeros((1, len(TARGET_SIGNALS)), bool))
+    calls: list[int] = []
+    answered: list[str] = []
+
+    async def run():
+        local = LocalEnsembles(repository)
+
+        async def counted(name, rows):
+            calls.append(len(rows))
+            return await local.predict(name, rows)
+
+        coalescer = PredictionCoalescer(counted, max_rows=256, wait_s=0.0, max_calls=1)
+
+        async def ask(label, rows):
+            out = await coalescer.predict(demo_ensemble_name, rows)
+            answered.append(label)
+            return out
+
+        first = asyncio.create_task(ask("big", big))
+        await asyncio.sleep(0)  # the big message is pending first; a single sample arrives just after
+        return await asyncio.gather(first, ask("small", small))
+
+    big_out, small_out = asyncio.run(run())
+    assert answered == ["small", "big"]  # the single sample went between the big message's pieces
+    assert max(calls) <= 256 and sum(calls) == 1001
+    ensemble = Ensemble(repository / demo_ensemble_name)
+    np.testing.assert_allclose(big_out, ensemble.predict(big.boundary, big.boost_mask), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(small_out, ensemble.predict(small.boundary, small.boost_mask), rtol=1e-5, atol=1e-5)
