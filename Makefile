@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test setup setup-dev browser clean
+.PHONY: serve test setup setup-dev system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,14 @@ setup-dev: $(BIN)/python
 serve: setup
 	set -a && . ./configs/serve.env && set +a && $(BIN)/serve run configs/serve.yaml
 
-# browser tests drive Debian's chromium (no browser download); a CJK font renders the catalogue's names
-browser:
-	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi wenquanyi; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+# system packages the tests use, from Debian: chromium for the browser tests (no browser download), a CJK
+# font for the catalogue's names, prometheus and promtool for the metrics and alert-rule tests
+system-deps:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi wenquanyi || ! command -v promtool >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei prometheus >/dev/null; \
 	fi
 
-test: setup-dev browser
+test: setup-dev system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

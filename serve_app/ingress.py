@@ -38,6 +38,12 @@ from serve_app.web.limits import ConnectionLimiter
 from serve_app.web.metrics import StreamMetrics
 
 logger = logging.getLogger("streamforge.ingress")
+# AppSettings that StreamIngress's `user_config` may change on running replicas: read where they are used
+LIVE_SETTINGS = frozenset({
+    "history_limit", "session_ttl_s", "session_persist_interval_s", "max_message_bytes", "max_frame_bytes",
+    "max_image_pixels", "twin_messages_per_s", "twin_burst", "kiosk_frames_per_s", "kiosk_burst",
+    "face_interval_s", "max_inflight_per_connection",
+})
 
 app = FastAPI(title="StreamForge", version="0.1.0",
               description="Real-time inference for sensor and camera streams on Ray Serve.")
@@ -63,7 +69,8 @@ def _twin_services(settings: AppSettings, predictor, mongo_uri: str, actor_prefi
                    metrics: StreamMetrics) -> TwinServices:
     pool = PredictorPool(predictor)
     if settings.twin_inference == "ingress":
-        backend, max_calls = LocalEnsembles(project_path(settings.model_repository)), settings.ingress_twin_calls
+        backend = LocalEnsembles(project_path(settings.model_repository), metrics=metrics)
+        max_calls = settings.ingress_twin_calls
     else:
         backend, max_calls = pool, 4
     return TwinServices(
@@ -100,14 +107,25 @@ class StreamIngress:
                                         settings.http_burst)
         if not auth.enabled:
             logger.warning("auth is OFF: StreamForge answers loopback clients only; enable `auth` to serve a network")
-        metrics = StreamMetrics()
+        metrics = StreamMetrics(settings.max_connections)
         gate = WebSocketGate(ConnectionLimiter(settings.max_connections, settings.max_connections_per_address), metrics)
         actor_prefix = f"streamforge-{serve.get_replica_context().app_name}"
+        self.settings = settings
         app.state.twin = _twin_services(settings, predictor, mongo_uri, actor_prefix, gate, metrics)
         app.state.store = _store_services(settings, detector, faces, mongo_uri, actor_prefix, auth, gate, metrics)
         # Everything loaded so far (Ray, FastAPI, models) lives as long as the replica: keep it out of the
         # garbage collector's full passes, which otherwise pause the event loop under load (docs/benchmarks.md).
         gc.freeze()
+
+    def reconfigure(self, user_config: dict) -> None:
+        """The deployment's `user_config`: new values of LIVE_SETTINGS, applied to the running replicas and
+        session shards (a redeploy that changes only these keeps every connection)."""
+        if not set(user_config) <= LIVE_SETTINGS:
+            raise ValueError(f"user_config may set {sorted(LIVE_SETTINGS)}, not {sorted(set(user_config) - LIVE_SETTINGS)}")
+        self.settings = AppSettings.model_validate({**self.settings.model_dump(), **user_config})
+        app.state.twin.settings = app.state.store.settings = self.settings
+        app.state.twin.sessions.configure(self.settings)
+        logger.info("settings changed live: %s", user_config)
 
     @app.get("/healthz")
     async def healthz(self) -> dict:

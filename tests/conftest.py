@@ -36,6 +36,7 @@ SESSION_TTL_S = 4.0
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_FRAME_BYTES = 512 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 220
+POOL_MODE = {"twin_inference": "pool", "store_inference": "pool"}
 HTTP_REQUESTS_PER_S, HTTP_BURST = 100.0, 400.0  # every test client comes from loopback
 # the test server runs with auth on: every client presents one of these
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -98,6 +99,13 @@ class Server:
         self.process.config_path.write_text(yaml.safe_dump(config))
         self.process.start()
 
+    def in_pool_mode(self) -> None:
+        """Twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector pools (the paths
+        with Ray hops), restarting the server once if it runs another mode."""
+        app = yaml.safe_load(self.process.config_path.read_text())["applications"][0]
+        if not all(app["args"].get(k) == "pool" for k in ("twin_inference", "store_inference")):
+            self.restart({"StreamIngress": 1, "YOLODetector": 1}, **POOL_MODE)
+
     def __post_init__(self):
         self.api = httpx.Client(base_url=self.http, headers=self.headers(ADMIN_TOKEN), timeout=60)
 
@@ -155,14 +163,11 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
                 max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
                 http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
                 auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN, OTHER_CLIENT_TOKEN],
-                      "secret": AUTH_SECRET},
-                # twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector
-                # pools, the paths with Ray hops that the fault tests kill; serve.yaml's default (both
-                # inside the ingress) is tested in test_local_inference and test_inference_in_the_ingress
-                twin_inference="pool", store_inference="pool")
-    # connection and rate limits are per replica: the limit tests count on one ingress replica; the detector
-    # pool is up from the start (serve.yaml starts it at the first frame)
-    override_serve_config(config, args, {"StreamIngress": 1, "YOLODetector": 1})
+                      "secret": AUTH_SECRET})
+    # serve.yaml's inference settings (twin predictions and kiosk frames inside the ingress), as users run it;
+    # tests of the pool paths call `server.in_pool_mode()` (they run last, see restarts_server). Connection
+    # and rate limits are per replica: the limit tests count on one ingress replica.
+    override_serve_config(config, args, {"StreamIngress": 1})
     config_path = work / "serve.yaml"
     config_path.write_text(yaml.safe_dump(config))
     process = ServeProcess(config_path, work / "serve.log", f"http://127.0.0.1:{port}")

@@ -17,6 +17,7 @@ import numpy as np
 
 from models.ensemble import Ensemble, RowBatch
 from models.repository import ModelRepository
+from serve_app.web.metrics import StreamMetrics
 
 
 class PredictorPool:
@@ -46,8 +47,10 @@ class LocalEnsembles:
     """`await predict(name, rows)` with the `capacity` most recently used ensembles kept loaded; concurrent
     calls run side by side in worker threads (ONNX Runtime releases the GIL)."""
 
-    def __init__(self, repository: Path, intra_op_threads: int = 1, capacity: int = 8):
+    def __init__(self, repository: Path, intra_op_threads: int = 1, capacity: int = 8,
+                 metrics: StreamMetrics | None = None):
         self.intra_op_threads = intra_op_threads
+        self.metrics = metrics
         self.repository = ModelRepository(Path(repository))
         self.capacity = capacity
         self._loaded: OrderedDict[str, Ensemble] = OrderedDict()
@@ -73,4 +76,6 @@ class LocalEnsembles:
     async def predict(self, name: str, rows: RowBatch) -> np.ndarray:
         """Predictions [n, n_target] for `rows`, computed in a worker thread of this process."""
         ensemble = await self._ensemble(name)
+        if self.metrics is not None:
+            self.metrics.call_rows.observe(len(rows), tags={"ensemble": name})
         return await asyncio.to_thread(ensemble.predict, rows.boundary, rows.boost_mask)

@@ -56,17 +56,21 @@ class SessionStore:
     def __init__(self, name_prefix: str, settings: AppSettings, mongo_uri: str | None = None,
                  flush_rows: int = 4096):
         self._actors = shard_actors(SessionShard, f"{name_prefix}-sessions", settings, mongo_uri)
-        for actor in self._actors:  # detached actors outlive a redeploy: hand them this one's settings
-            actor.configure.remote(settings)
+        self.configure(settings)  # detached actors outlive a redeploy: hand them this one's settings
         shards = settings.session_shards
         self.replica = uuid.uuid4().hex
         self._pending: list[list[Event]] = [[] for _ in range(shards)]
         self._pending_rows = [0] * shards
         self._locks = [asyncio.Lock() for _ in range(shards)]
-        self._flush_interval_s = settings.session_flush_interval_s
         self._flush_rows = flush_rows
         self._flusher: asyncio.Task | None = None
         self._open: dict[str, tuple[str, Callable[[], None]]] = {}  # connection -> (session, on taken over)
+
+    def configure(self, settings: AppSettings) -> None:
+        """New settings for this store and every shard (history_limit, session_ttl_s, ...)."""
+        self._flush_interval_s = settings.session_flush_interval_s
+        for actor in self._actors:
+            actor.configure.remote(settings)
 
     def _shard(self, session_id: str) -> int:
         return shard_index(session_id, len(self._actors))

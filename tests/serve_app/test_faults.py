@@ -8,6 +8,7 @@ import os
 import signal
 
 import numpy as np
+import pytest
 import websockets
 
 from models.plant import TARGET_SIGNALS
@@ -73,7 +74,9 @@ INGRESS = "ray::ServeReplica:streamforge:StreamIngress"
 SHARDS = "ray::SessionShard"
 
 
+@pytest.mark.restarts_server
 def test_predictor_replica_killed_mid_stream_loses_no_request(server):
+    server.in_pool_mode()  # predictions through the predictor pool
     twin, answers, killed = run(stream_through_a_fault(server, PREDICTOR, 64))
     check(server, twin, answers, PREDICTOR, killed)
 
@@ -113,8 +116,10 @@ def test_history_survives_a_shard_killed_mid_stream(server):
 DETECTOR = "ray::ServeReplica:streamforge:YOLODetector"
 
 
+@pytest.mark.restarts_server
 def test_detector_replica_killed_mid_stream_the_kiosk_carries_on(server):
     """Frames in flight may get DETECTION_ERROR; the kiosk keeps its connection and detections resume."""
+    server.in_pool_mode()  # frames through the detector pool
     frame = product_frame([2], seed=31)
 
     async def scenario():

@@ -21,6 +21,16 @@ def repository(tmp_path, demo_repository, demo_ensemble_name):
     return tmp_path
 
 
+def counting_coalescer(repository, calls: list[int]) -> PredictionCoalescer:
+    """One call at a time, 256 rows at most, over LocalEnsembles; the rows of each call go to `calls`."""
+    local = LocalEnsembles(repository)
+
+    async def counted(name, rows):
+        calls.append(len(rows))
+        return await local.predict(name, rows)
+    return PredictionCoalescer(counted, max_rows=256, wait_s=0.0, max_calls=1)
+
+
 def test_concurrent_callers_get_their_own_rows(repository, demo_ensemble_name):
     ensemble = Ensemble(repository / demo_ensemble_name)
     data = simulate(620, seed=12).boundary
@@ -31,13 +41,7 @@ def test_concurrent_callers_get_their_own_rows(repository, demo_ensemble_name):
     calls: list[int] = []
 
     async def run():
-        local = LocalEnsembles(repository)
-
-        async def counted(name, rows):
-            calls.append(len(rows))
-            return await local.predict(name, rows)
-
-        coalescer = PredictionCoalescer(counted, max_rows=256, wait_s=0.0, max_calls=1)
+        coalescer = counting_coalescer(repository, calls)
         return await asyncio.gather(*(coalescer.predict(demo_ensemble_name, RowBatch(data[s:s + n], m))
                                       for s, n, m in zip(starts, sizes, masks)))
 
@@ -99,13 +103,7 @@ def test_a_large_message_does_not_hold_up_the_small_ones(repository, demo_ensemb
     answered: list[str] = []
 
     async def run():
-        local = LocalEnsembles(repository)
-
-        async def counted(name, rows):
-            calls.append(len(rows))
-            return await local.predict(name, rows)
-
-        coalescer = PredictionCoalescer(counted, max_rows=256, wait_s=0.0, max_calls=1)
+        coalescer = counting_coalescer(repository, calls)
 
         async def ask(label, rows):
             out = await coalescer.predict(demo_ensemble_name, rows)
