@@ -117,7 +117,7 @@ def model_limit(ensemble: Ensemble, seconds: float) -> dict:
 
     torch_model = load(ensemble.folder)
     cores = os.cpu_count() or 1
-    one_thread = Ensemble(ensemble.folder, intra_op_threads=1, prefer_gpu=False)
+    one_thread = Ensemble(ensemble.folder, intra_op_threads=1, runtime="cpu")
     rng = np.random.default_rng(0)
     out = {}
     for batch in (256, 1024):

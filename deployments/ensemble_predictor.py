@@ -27,9 +27,10 @@ def total_rows(batches: list[RowBatch]) -> int:
 class EnsemblePredictor:
     """Loads ensembles from a model repository; `predict` answers RowBatch -> predictions [n, n_target]."""
 
-    def __init__(self, model_repository: str, intra_op_threads: int = 0):
+    def __init__(self, model_repository: str, runtime: str = "auto", intra_op_threads: int = 0):
+        """`runtime`: where ensembles run, `cpu`, `cuda` or `auto` (models.ensemble.Ensemble)."""
         self.repository = ModelRepository(Path(model_repository))
-        self.intra_op_threads = intra_op_threads
+        self.runtime, self.intra_op_threads = runtime, intra_op_threads
         self.batch_rows = metrics.Histogram("streamforge_predictor_batch_rows", description="Rows per ensemble call.",
                                             boundaries=[1, 4, 16, 64, 256, 1024, 4096], tag_keys=("ensemble",))
         gc.freeze()  # on the reply path: keep long-lived objects out of full GC passes (see StreamIngress)
@@ -43,7 +44,7 @@ class EnsemblePredictor:
 
     @serve.multiplexed(max_num_models_per_replica=8)
     async def load_ensemble(self, name: str) -> Ensemble:
-        return await asyncio.to_thread(Ensemble, self.repository.path(name), self.intra_op_threads)
+        return await asyncio.to_thread(Ensemble, self.repository.path(name), self.intra_op_threads, self.runtime)
 
     async def describe(self) -> dict | None:
         """Info of the ensemble named by the multiplexed model id, or None when it does not exist."""

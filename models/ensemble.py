@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from models.monitor import MonitorCalibration
-from models.onnx_runtime import inference_session
+from models.onnx_runtime import inference_session, onnx_providers
 from models.scaling import StandardScaler
 
 MANIFEST_FILE = "manifest.json"
@@ -92,14 +92,51 @@ def read_scalers(folder: Path) -> tuple[StandardScaler, StandardScaler]:
     return StandardScaler.from_dict(scalers["boundary"]), StandardScaler.from_dict(scalers["target"])
 
 
+RUNTIMES = ("cpu", "cuda", "auto")
+
+
+def _nvidia_gpu_present() -> bool:
+    """A cheap look for an NVIDIA driver before importing PyTorch (which costs seconds and memory)."""
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+
+
+class _OnnxRunner:
+    def __init__(self, path: Path, intra_op_threads: int, cuda: bool):
+        self.session = inference_session(str(path), intra_op_threads, prefer_gpu=cuda)
+
+    def run_scaled(self, boundary_scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        stage1, residual = self.session.run(None, {"boundary": boundary_scaled.astype(np.float32)})
+        return stage1, residual
+
+
+def _runner(folder: Path, manifest: EnsembleManifest, intra_op_threads: int, runtime: str):
+    """(runner, its name) for `runtime`: `cpu` is ONNX Runtime on the CPU; `cuda` is ONNX Runtime's CUDA
+    provider where onnxruntime-gpu is installed, else PyTorch on CUDA; `auto` is `cuda` where a GPU is
+    found, else `cpu`."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+    if runtime != "cpu":
+        if "CUDAExecutionProvider" in onnx_providers(prefer_gpu=True):
+            return _OnnxRunner(folder / ONNX_FILE, intra_op_threads, cuda=True), "onnxruntime-cuda"
+        if _nvidia_gpu_present():
+            from models.torch_runtime import TorchEnsembleRunner, cuda_available
+            if cuda_available():
+                return TorchEnsembleRunner(folder, manifest, device="cuda"), "torch-cuda"
+        if runtime == "cuda":
+            raise RuntimeError("runtime 'cuda': no CUDA GPU found (neither onnxruntime-gpu's CUDA provider nor "
+                               "PyTorch with CUDA sees one); use `auto` or `cpu`")
+    return _OnnxRunner(folder / ONNX_FILE, intra_op_threads, cuda=False), "onnxruntime-cpu"
+
+
 class Ensemble:
     """A loaded ensemble: validated inputs in physical units -> predictions in physical units."""
 
-    def __init__(self, folder: Path, intra_op_threads: int = 0, prefer_gpu: bool = True):
+    def __init__(self, folder: Path, intra_op_threads: int = 0, runtime: str = "auto"):
+        """`runtime`: `cpu`, `cuda` or `auto` (see _runner); `self.runtime` names the one in use."""
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
         self.boundary_scaler, self.target_scaler = read_scalers(self.folder)
-        self._session = inference_session(str(self.folder / ONNX_FILE), intra_op_threads, prefer_gpu)
+        self._runner, self.runtime = _runner(self.folder, self.manifest, intra_op_threads, runtime)
         self.default_boost = self.boost_mask({})
 
     @property
@@ -115,8 +152,7 @@ class Ensemble:
 
     def run_scaled(self, boundary_scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One runtime call: scaled boundary rows -> (stage1, residual) in scaled target units."""
-        stage1, residual = self._session.run(None, {"boundary": boundary_scaled.astype(np.float32)})
-        return stage1, residual
+        return self._runner.run_scaled(boundary_scaled)
 
     def predict(self, boundary: np.ndarray, boost_mask: np.ndarray | None = None) -> np.ndarray:
         """boundary [n, n_boundary] -> targets [n, n_target], physical units.

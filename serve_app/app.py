@@ -28,7 +28,7 @@ def build_app(args: dict | None = None) -> Application:
     database.seed_catalogue(project_path(settings.catalogue))
     ShopperRecords(uri).ensure_schema()
     AlertLog(uri).ensure_schema()
-    predictor = EnsemblePredictor.bind(str(project_path(settings.model_repository)))
+    predictor = EnsemblePredictor.bind(str(project_path(settings.model_repository)), settings.twin_runtime)
     detector = YOLODetector.bind(str(project_path(settings.detector_weights)), settings.detector_conf, settings.detector_iou)
     faces = FaceMatcher.bind(uri)
     return StreamIngress.bind(predictor, detector, faces, uri, settings)

@@ -59,6 +59,10 @@ class AppSettings(BaseModel):
     twin_inference: Literal["pool", "ingress"] = Field(
         "pool", description="run twin predictions on the EnsemblePredictor pool, or inside the ingress replica "
                             "(fewer Ray hops: faster on one small node; see serve_app/twin/ensembles.py)")
+    twin_runtime: Literal["cpu", "cuda", "auto"] = Field(
+        "auto", description="where the EnsemblePredictor pool runs ensembles: cpu (ONNX Runtime), cuda (ONNX "
+                            "Runtime's CUDA provider, else PyTorch on CUDA; fails without a GPU), auto (cuda "
+                            "where a GPU is found)")
     ingress_twin_calls: int = Field(1, ge=1, description="twin predictor calls at once per ingress replica with "
                                                          "twin_inference: ingress, one ONNX Runtime thread each; "
                                                          "times the ingress replicas: about the node's cores")

@@ -68,7 +68,7 @@ class LocalEnsembles:
         async with self._lock:
             if name not in self._loaded:
                 path = self.repository.path(name)  # EnsembleNotFound for an unknown or retired name
-                self._loaded[name] = await asyncio.to_thread(Ensemble, path, self.intra_op_threads, False)
+                self._loaded[name] = await asyncio.to_thread(Ensemble, path, self.intra_op_threads, "cpu")
                 while len(self._loaded) > self.capacity:
                     self._loaded.popitem(last=False)
             return self._loaded[name]

@@ -78,3 +78,14 @@ def test_ingress_costs_time_both_validation_paths_and_both_face_searches():
     assert validation["rows"] == 8 and validation["whole_batch_ms"] > 0 and validation["row_by_row_ms"] > 0
     search = face_search(search_max_side=640, repeats=1)
     assert search["search_max_side"] == 640 and search["full_size_ms"] > 0 and search["capped_ms"] > 0
+
+
+def test_gpu_check_measures_every_precision_and_batch_size_on_any_device():
+    from bench.gpu_check import BATCHES, measure
+
+    result = measure("cpu", seconds=0.05)  # the dry run of what a GPU node runs with --device cuda
+    assert result["device"] and set(result["precisions"]) == {"float32", "float16", "bfloat16"}
+    for precision in result["precisions"].values():
+        assert set(precision["rows_per_s"]) == {str(b) for b in BATCHES}
+        assert all(v > 0 for v in precision["rows_per_s"].values())
+    assert max(result["precisions"]["float32"]["max_abs_diff_vs_onnx"].values()) < 1e-3
