@@ -63,6 +63,9 @@ def lowest_threshold(alarms, statistic: np.ndarray, allowed: int) -> float:
     return high
 
 
+MIN_CALIBRATION_SAMPLES = 100
+
+
 def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, margin: float = DEFAULT_MARGIN,
               drift_lambda: float = DEFAULT_DRIFT_LAMBDA, lags: np.ndarray | None = None,
               alarm_budget: float = DEFAULT_ALARM_BUDGET) -> MonitorCalibration:
@@ -72,8 +75,9 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
     alarms per 10,000 of these samples (with little data: none at all). A twin's rare large errors then
     set no threshold alone. `lags`: the sensor lag per target learned in training; None fits them here.
     """
-    if len(predictions) < 100:
-        raise ValueError(f"{len(predictions)} samples are too few to calibrate the monitor (need >= 100)")
+    if len(predictions) < MIN_CALIBRATION_SAMPLES:
+        raise ValueError(f"{len(predictions)} samples are too few to calibrate the monitor "
+                         f"(need >= {MIN_CALIBRATION_SAMPLES})")
     best = fitted_lags(predictions, actual) if lags is None else np.asarray(lags, dtype=np.float64)
     residual = actual - first_order_lag(predictions, best)
     mean, std = residual.mean(axis=0), np.maximum(residual.std(axis=0), 1e-12)

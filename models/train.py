@@ -13,7 +13,9 @@ keeps an existing ensemble's Stage 1 and trains only a new boost (minutes on a C
 from __future__ import annotations
 
 import argparse
+import math
 import json
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,11 +23,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.dataset import SignalTable, load_csv, r2_per_column
+from models.dataset import SignalTable, check_trainable, load_csv, r2_per_column
 from models.ensemble import (
     MANIFEST_FILE, ONNX_FILE, SCALERS_FILE, EnsembleManifest, SignalMetrics, read_manifest, read_scalers,
 )
-from models.monitor_calibration import calibrate
+from models.monitor_calibration import MIN_CALIBRATION_SAMPLES, calibrate
 from models.scaling import StandardScaler
 from models.sensor_lag import first_order_lag, fitted_lags, remove_lag
 from models.residual_boost import MLPBoostConfig, build_boost, sst_boost_config
@@ -81,6 +83,11 @@ def export_onnx(graph: EnsembleGraph, n_boundary: int, path: Path) -> None:
     )
 
 
+def min_training_rows(val_fraction: float) -> int:
+    """Rows needed so that the validation split can calibrate the residual monitor."""
+    return math.ceil(MIN_CALIBRATION_SAMPLES / val_fraction) + 1
+
+
 def split(n: int, val_fraction: float, test_fraction: float) -> tuple[slice, slice, slice]:
     """Time-ordered split: the first rows train, the next validate, the last test."""
     n_test, n_val = int(n * test_fraction), int(n * val_fraction)
@@ -132,6 +139,7 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     `boost` is "mlp" or "sst" (models.residual_boost). `stage1_from` (an ensemble folder) reuses that
     ensemble's Stage 1, scalers and sensor lags and trains only a new boost on this table.
     """
+    check_trainable(table, boundary_signals, target_signals, min_training_rows(val_fraction))
     torch.manual_seed(seed)
     train, val, test = split(len(table.boundary), val_fraction, test_fraction)
     if stage1_from is not None:
@@ -177,27 +185,36 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
 
     stamp = datetime.now(timezone.utc)
     name = f"Ensemble_{model_name}_{stamp:%Y%m%d_%H%M%S}"
-    folder = Path(repository) / name
-    folder.mkdir(parents=True, exist_ok=False)
-    export_onnx(EnsembleGraph(stage1, boost_model), len(boundary_signals), folder / ONNX_FILE)
-    torch.save(stage1.state_dict(), folder / STAGE1_WEIGHTS)
-    torch.save(boost_model.state_dict(), folder / BOOST_WEIGHTS)
-    (folder / SCALERS_FILE).write_text(json.dumps({"boundary": x_scaler.to_dict(), "target": y_scaler.to_dict()}))
-    manifest = EnsembleManifest(
-        name=name, created_at=stamp.isoformat(), boundary_signals=boundary_signals, target_signals=target_signals,
-        boost_signals=[t for t, u in zip(target_signals, use_boost) if u], delta_r2_threshold=delta_r2,
-        metrics=metrics, stage1_config=stage1.config.to_dict(), boost_config=boost_config,
-        training={"rows": len(table.boundary), "train_rows": train.stop - train.start,
-                  "epochs": 0 if stage1_from is not None else epochs,
-                  "boost_epochs": boost_epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                  "sensor_lag": lags is not None, "boost": boost,
-                  "stage1_from": Path(stage1_from).name if stage1_from is not None else None},
-        sensor_lag=dict(zip(target_signals, lags.tolist())) if lags is not None else {},
-        monitor=calibrate(target_signals, y_scaler.inverse(ensemble_pred[val]), table.target[val],
-                          lags=lags),
-    )
-    (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
-    return folder
+    final = Path(repository) / name
+    if final.exists():
+        raise FileExistsError(f"{final} exists")
+    folder = Path(repository) / f".{name}.partial"  # renamed when complete: never a half-written ensemble
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        export_onnx(EnsembleGraph(stage1, boost_model), len(boundary_signals), folder / ONNX_FILE)
+        torch.save(stage1.state_dict(), folder / STAGE1_WEIGHTS)
+        torch.save(boost_model.state_dict(), folder / BOOST_WEIGHTS)
+        (folder / SCALERS_FILE).write_text(json.dumps({"boundary": x_scaler.to_dict(), "target": y_scaler.to_dict()}))
+        manifest = EnsembleManifest(
+            name=name, created_at=stamp.isoformat(), boundary_signals=boundary_signals, target_signals=target_signals,
+            boost_signals=[t for t, u in zip(target_signals, use_boost) if u], delta_r2_threshold=delta_r2,
+            metrics=metrics, stage1_config=stage1.config.to_dict(), boost_config=boost_config,
+            training={"rows": len(table.boundary), "train_rows": train.stop - train.start,
+                      "epochs": 0 if stage1_from is not None else epochs,
+                      "boost_epochs": boost_epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
+                      "sensor_lag": lags is not None, "boost": boost,
+                      "stage1_from": Path(stage1_from).name if stage1_from is not None else None},
+            sensor_lag=dict(zip(target_signals, lags.tolist())) if lags is not None else {},
+            monitor=calibrate(target_signals, y_scaler.inverse(ensemble_pred[val]), table.target[val],
+                              lags=lags),
+        )
+        (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
+        folder.rename(final)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return final
 
 
 def main() -> None:
@@ -229,6 +246,8 @@ def main() -> None:
     args = parser.parse_args()
     boundary, target = args.boundary.split(","), args.target.split(",")
     table = load_csv(args.csv, boundary, target)
+    if table.dropped_rows:
+        print(f"{table.dropped_rows} rows with gaps (empty or NaN cells) left out; {len(table.boundary)} rows used")
     folder = train_ensemble(table, boundary, target, args.repository, args.model, epochs=args.epochs,
                             boost_epochs=args.boost_epochs, d_model=args.d_model, num_layers=args.layers,
                             nhead=args.heads, boost=args.boost, boost_width=args.boost_width,
