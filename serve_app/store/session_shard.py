@@ -19,9 +19,13 @@ class StoreSessionShard:
 
     def __init__(self, settings: AppSettings, mongo_uri: str):
         self.db = StoreDatabase(mongo_uri)
-        self.idle_ttl_s = settings.store_session_ttl_s
+        self.configure(settings)
         self.sessions: dict[str, dict] = {}
         self.last_reap = 0.0
+
+    def configure(self, settings: AppSettings) -> None:
+        """Take new settings (a redeploy with other `args`); sessions are kept."""
+        self.idle_ttl_s = settings.store_session_ttl_s
 
     def _state(self, session_id: str) -> dict:
         state = self.sessions.get(session_id) or self.db.load_session(session_id)

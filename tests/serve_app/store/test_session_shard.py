@@ -35,3 +35,12 @@ def test_a_new_shard_process_sees_persisted_carts(server):
     assert fresh.get("persist-1")["cart"] == [{"product_id": "tea-yuancui", "name": "元翠茶", "quantity": 1, "price": 150}]
     assert fresh.remove("persist-1", 5) is None
     assert fresh.remove("persist-1", 0)["cart"] == []
+
+
+def test_a_running_shard_takes_new_settings(server):
+    shard = StoreSessionShard(AppSettings(store_session_ttl_s=600), server.mongo_uri)
+    shard.add("idle-2", TEA, 1)
+    shard.configure(AppSettings(store_session_ttl_s=1.0))  # a redeploy with a shorter idle time
+    time.sleep(1.2)
+    shard.open("busy-2")
+    assert shard.get("idle-2") is None
