@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -31,11 +30,14 @@ from bench.hostile_images import jpeg_declaring, png_bomb
 from bench.process_group import session_members
 from bench.run_suite import RESULTS, SCRATCH, streamforge_server
 from bench.server_usage import ServerProcesses
+from bench.twin_load import run_load
+from models.ensemble import EnsembleManifest
 from models.plant import simulate
 from models.repository import ModelRepository
 from serve_app.settings import AppSettings, project_path, ray_environment
 
 STREAM = "/api/v1/inference/stream"
+SINGLE_RATE = 50.0  # messages/s of the single-mode session whose latency is watched
 SHARD_PROCESS = b"ray::SessionShard"
 
 
@@ -60,35 +62,22 @@ class Twin:
         return json.loads(await self.ws.recv())
 
 
-async def paced_latencies(url: str, ensemble: str, boundary: list[str], seconds: float, rate: float = 50.0) -> list[float]:
-    """Single-mode predictions at `rate` per second; each one's round trip in ms."""
-    twin, _ = await Twin.open(url, ensemble)
-    x = simulate(int(seconds * rate) + 1, seed=3).boundary
-    latencies, start = [], time.perf_counter()
-    for i, row in enumerate(x):
-        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-        sent = time.perf_counter()
-        reply = await twin.ask("predict", {"boundary_signals": _signals(boundary, row)})
-        assert reply["type"] == "prediction", reply
-        latencies.append((time.perf_counter() - sent) * 1000)
-    await twin.ws.close()
-    return latencies
+async def single_p99(url: str, ensemble: str, seconds: float) -> float:
+    """p99 latency (ms) of one single-mode session paced at SINGLE_RATE messages/s (bench.twin_load)."""
+    return (await run_load(url, ensemble, 1, 1, False, seconds, rate=SINGLE_RATE))["latency_ms"]["p99"]
 
 
-def _p99(latencies: list[float]) -> float:
-    return round(float(np.percentile(latencies, 99)), 2)
-
-
-async def bombs(url: str, ensemble: str, boundary: list[str], seconds: float = 20.0) -> dict:
+async def bombs(url: str, ensemble: str, manifest: EnsembleManifest, seconds: float = 20.0) -> dict:
     server = ServerProcesses()
-    quiet = await paced_latencies(url, ensemble, boundary, seconds / 2)
+    quiet = await single_p99(url, ensemble, seconds / 2)
     before = server.rss_bytes()
     peak, replies = before, []
+    bombs = [png_bomb(30000, 30000), jpeg_declaring(20000, 20000)]  # made before: the watched client shares this loop
 
     async def kiosk(k: int) -> None:
         async with websockets.connect(f"{url}/ws/bomb-{k}", max_size=2**24) as ws:
             for i in range(5):
-                await ws.send(png_bomb(30000, 30000) if i % 2 == 0 else jpeg_declaring(20000, 20000))
+                await ws.send(bombs[i % 2])
                 while (reply := json.loads(await ws.recv()))["type"] != "error":
                     pass
                 replies.append(reply["error_code"])
@@ -100,15 +89,16 @@ async def bombs(url: str, ensemble: str, boundary: list[str], seconds: float = 2
             await asyncio.sleep(0.2)
 
     watcher = asyncio.create_task(watch_memory())
-    during, _ = await asyncio.gather(paced_latencies(url, ensemble, boundary, seconds / 2),
+    during, _ = await asyncio.gather(single_p99(url, ensemble, seconds / 2),
                                      asyncio.gather(*(kiosk(k) for k in range(4))))
     watcher.cancel()
     return {"bomb_frames": len(replies), "refused_image_too_large": replies.count("IMAGE_TOO_LARGE"),
             "server_memory_growth_mb": round((peak - before) / 2**20, 1),
-            "twin_p99_ms_quiet": _p99(quiet), "twin_p99_ms_during_bombs": _p99(during)}
+            "twin_p99_ms_quiet": quiet, "twin_p99_ms_during_bombs": during}
 
 
-async def reconnect(url: str, ensemble: str, boundary: list[str], samples: int = 200) -> dict:
+async def reconnect(url: str, ensemble: str, manifest: EnsembleManifest, samples: int = 200) -> dict:
+    boundary = manifest.boundary_signals
     x = simulate(2 * samples, seed=8).boundary
     old, ack = await Twin.open(url, ensemble)
     session = ack["session_id"]
@@ -141,7 +131,8 @@ def _shard_pids() -> list[int]:
     return [pid for leader in leaders for pid in session_members(leader) if cmdline(pid).startswith(SHARD_PROCESS)]
 
 
-async def shard_kill(url: str, ensemble: str, boundary: list[str], samples: int = 20000, batch: int = 20) -> dict:
+async def shard_kill(url: str, ensemble: str, manifest: EnsembleManifest, samples: int = 20000, batch: int = 20) -> dict:
+    boundary = manifest.boundary_signals
     x = simulate(samples, seed=9).boundary
     twin, ack = await Twin.open(url, ensemble, mode="batch", batch_size=batch)
     session, killed_at, victims = ack["session_id"], None, []
@@ -163,39 +154,38 @@ async def shard_kill(url: str, ensemble: str, boundary: list[str], samples: int 
             "samples_in_history": kept, "lost_samples": samples - kept}
 
 
-async def stall(url: str, ensemble: str, boundary: list[str], targets: list[str], seconds: float = 20.0) -> dict:
-    quiet = await paced_latencies(url, ensemble, boundary, seconds / 2)
-    heavy, _ = await Twin.open(url, ensemble, mode="batch", batch_size=1000)
+async def stall(url: str, ensemble: str, manifest: EnsembleManifest, seconds: float = 20.0) -> dict:
     data = simulate(10_000, seed=10)
-    session = None
-    for start in range(0, 10_000, 1000):  # a 10,000-row history to download
-        reply = await heavy.ask("predict_batch", {
-            "batch": [_signals(boundary, r) for r in data.boundary[start:start + 1000]],
-            "actual_signals": [_signals(targets, r) for r in data.target[start:start + 1000]]})
-        assert reply["type"] == "prediction_batch", reply
-    stats_url = url.replace("ws://", "http://")
-    async with httpx.AsyncClient(base_url=stats_url, timeout=60) as api:
-        session = (await api.get(f"{STREAM}/stats")).json()["connections"][0]["session_id"]
+
+    # 1,000 rows with their measured targets each (the residual monitor's work), encoded before measuring:
+    # the watched client shares this event loop
+    batches = [json.dumps({"type": "predict_batch", "data": {
+        "batch": [_signals(manifest.boundary_signals, r) for r in data.boundary[start:start + 1000]],
+        "actual_signals": [_signals(manifest.target_signals, r) for r in data.target[start:start + 1000]]}})
+        for start in range(0, 10_000, 1000)]
+    quiet = await single_p99(url, ensemble, seconds / 2)
+    heavy, ack = await Twin.open(url, ensemble, mode="batch", batch_size=1000)
+    for message in batches:  # a 10,000-row history to download
+        await heavy.ws.send(message)
+        assert json.loads(await heavy.ws.recv())["type"] == "prediction_batch"
+    async with httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=60) as api:
         stop = asyncio.Event()
 
         async def load() -> int:
             rounds = 0
             while not stop.is_set():
-                start = (rounds % 10) * 1000
-                await heavy.ws.send(json.dumps({"type": "predict_batch", "data": {
-                    "batch": [_signals(boundary, r) for r in data.boundary[start:start + 1000]],
-                    "actual_signals": [_signals(targets, r) for r in data.target[start:start + 1000]]}}))
+                await heavy.ws.send(batches[rounds % 10])
                 await heavy.ws.recv()
-                (await api.get(f"{STREAM}/history/{session}?format=csv")).raise_for_status()
+                (await api.get(f"{STREAM}/history/{ack['session_id']}?format=csv")).raise_for_status()
                 rounds += 1
             return rounds
 
         loader = asyncio.create_task(load())
-        during = await paced_latencies(url, ensemble, boundary, seconds / 2)
+        during = await single_p99(url, ensemble, seconds / 2)
         stop.set()
         rounds = await loader
     await heavy.ws.close()
-    return {"single_p99_ms_alone": _p99(quiet), "single_p99_ms_under_load": _p99(during), "load_rounds": rounds}
+    return {"single_p99_ms_alone": quiet, "single_p99_ms_under_load": during, "load_rounds": rounds}
 
 
 PARTS = {"bombs": bombs, "reconnect": reconnect, "shard_kill": shard_kill, "stall": stall}
@@ -208,8 +198,7 @@ async def run_parts(url: str, parts: list[str]) -> dict:
     results = {}
     for name in parts:
         print(f"{name} ...", flush=True)
-        extra = (manifest.target_signals,) if name == "stall" else ()
-        results[name] = await PARTS[name](url, ensemble, manifest.boundary_signals, *extra)
+        results[name] = await PARTS[name](url, ensemble, manifest)
         print("   ", results[name], flush=True)
     return results
 

@@ -32,6 +32,7 @@ from serve_app.store.sessions import StoreSessions
 from serve_app.web import codec
 from serve_app.web.admission import WebSocketGate
 from serve_app.web.auth import Authenticator
+from serve_app.web.background import ConnectionTasks
 from serve_app.web.limits import TokenBucket
 from serve_app.web.metrics import StreamMetrics
 from serve_app.web.wire import WireError, now_iso
@@ -77,7 +78,7 @@ class KioskConnection:
         self.dropped = 0
         self.face_busy = False
         self.face_tried_at = 0.0
-        self.tasks: set[asyncio.Task] = set()  # this connection's background work, cancelled with it
+        self.tasks = ConnectionTasks()
         self.send_lock = asyncio.Lock()
         self.frame_budget = TokenBucket(services.settings.kiosk_frames_per_s, services.settings.kiosk_burst)
 
@@ -96,7 +97,7 @@ class KioskConnection:
             await self.send(cart_updated(state))
         logger.info("kiosk session %s connected (user %s, %d cart lines)", self.session_id,
                     self.user and self.user["id"], len(state["cart"]))
-        self._own(self._detect_frames())
+        self.tasks.start(self._detect_frames())
         try:
             while True:
                 message = await self.ws.receive()
@@ -108,8 +109,7 @@ class KioskConnection:
         except WebSocketDisconnect:
             pass
         finally:
-            for task in list(self.tasks):
-                task.cancel()
+            self.tasks.cancel_all()
             logger.info("kiosk session %s disconnected (%d frames dropped)", self.session_id, self.dropped)
 
     async def _handle(self, message: dict) -> dict | None:
@@ -203,12 +203,7 @@ class KioskConnection:
         if self.user or self.face_busy or now - self.face_tried_at < self.services.settings.face_interval_s:
             return
         self.face_busy, self.face_tried_at = True, now
-        self._own(self._identify(data))
-
-    def _own(self, work) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.start(self._identify(data))
 
     async def _identify(self, data: bytes) -> None:
         try:

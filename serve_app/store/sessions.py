@@ -12,8 +12,6 @@ class StoreSessions:
 
     def __init__(self, name_prefix: str, settings: AppSettings, mongo_uri: str):
         self._actors = shard_actors(StoreSessionShard, f"{name_prefix}-store-sessions", settings, mongo_uri)
-        for actor in self._actors:  # detached actors outlive a redeploy: hand them this one's settings
-            actor.configure.remote(settings)
 
     def _actor(self, session_id: str):
         return self._actors[shard_index(session_id, len(self._actors))]

@@ -32,6 +32,7 @@ from serve_app.twin.sessions import SessionStore
 from serve_app.web import codec
 from serve_app.web.admission import WebSocketGate
 from serve_app.web.auth import Principal
+from serve_app.web.background import ConnectionTasks
 from serve_app.web.limits import TokenBucket
 from serve_app.web.metrics import StreamMetrics
 from serve_app.web.wire import WireError, now_iso
@@ -93,7 +94,7 @@ class TwinConnection:
         self.connection_id = uuid.uuid4().hex
         self.active: ActiveConfig | None = None
         self.budget = TokenBucket(services.settings.twin_messages_per_s, services.settings.twin_burst)
-        self.tasks: set[asyncio.Task] = set()  # background work of this connection, cancelled with it
+        self.tasks = ConnectionTasks()
 
     async def serve(self) -> None:
         replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.settings.max_inflight_per_connection)
@@ -110,8 +111,7 @@ class TwinConnection:
             pass
         finally:
             writer.cancel()
-            for task in list(self.tasks):
-                task.cancel()
+            self.tasks.cancel_all()
             if self.session_id is not None:
                 self.services.sessions.close(self.session_id, self.connection_id)
                 logger.info("twin session %s disconnected", self.session_id)
@@ -123,9 +123,7 @@ class TwinConnection:
                                "connection; this one is closed", {"session_id": self.session_id}).to_message()
             await self.ws.send_text(codec.encode(notice, False))
             await self.ws.close(code=TAKEN_OVER_CLOSE_CODE, reason="session taken over by a newer connection")
-        task = asyncio.get_running_loop().create_task(close())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks.start(close())
 
     async def _write_replies(self, replies: asyncio.Queue) -> None:
         while True:

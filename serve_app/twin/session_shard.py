@@ -8,7 +8,7 @@ Lifecycle:
 - A session belongs to one connection at a time (its owner: ingress replica and connection id). A
   newer connection that resumes it takes it over; the older one is told on its replica's next flush
   and closed. Events of the older connection still count (nothing is lost); its close does not.
-- Every flush carries the replica's open connections: a session whose owner is not among them is
+- Four times a second a replica sends its open connections: a session whose owner is not among them is
   disconnected, and one whose owner replica has not flushed for `LIVENESS_S` (it crashed) too. No
   session stays "connected" because a close never arrived.
 - Sessions are dropped `session_ttl_s` after their disconnect.
@@ -249,17 +249,17 @@ class SessionShard:
         self._persist_changed(force=True)  # a new session is durable before its first reply
         return session.summary()
 
-    def _seen(self, replica: str, taken_at: float | None = None) -> _Replica:
+    def _seen(self, replica: str, taken_at: float | None = None) -> None:
         state = self.replicas.setdefault(replica, _Replica(time.time()))
         state.seen_at = time.time()
         if taken_at is not None:
             state.watermark = max(state.watermark, taken_at)
-        return state
 
     def apply(self, events: list[tuple], replica: str = "", taken_at: float | None = None,
               alive: dict[str, str] | None = None) -> list[str]:
         """Apply a replica's events in order (see Event); `alive` = {session: connection} of the replica's
-        open connections to this shard's sessions, `taken_at` when it took these events. Returns the
+        open connections to this shard's sessions (None: not sent with this flush), `taken_at` when it took
+        these events. Returns the
         replica's connections whose session a newer connection took over."""
         self._seen(replica, taken_at)
         for event in (Event(*e) for e in events):

@@ -56,7 +56,7 @@ class SessionStore:
     def __init__(self, name_prefix: str, settings: AppSettings, mongo_uri: str | None = None,
                  flush_rows: int = 4096):
         self._actors = shard_actors(SessionShard, f"{name_prefix}-sessions", settings, mongo_uri)
-        self.configure(settings)  # detached actors outlive a redeploy: hand them this one's settings
+        self._flush_interval_s = settings.session_flush_interval_s
         shards = settings.session_shards
         self.replica = uuid.uuid4().hex
         self._pending: list[list[Event]] = [[] for _ in range(shards)]
@@ -67,7 +67,7 @@ class SessionStore:
         self._open: dict[str, tuple[str, Callable[[], None]]] = {}  # connection -> (session, on taken over)
 
     def configure(self, settings: AppSettings) -> None:
-        """New settings for this store and every shard (history_limit, session_ttl_s, ...)."""
+        """New settings on a running replica, for this store and every shard (history_limit, session_ttl_s, ...)."""
         self._flush_interval_s = settings.session_flush_interval_s
         for actor in self._actors:
             actor.configure.remote(settings)
@@ -89,14 +89,16 @@ class SessionStore:
             await asyncio.gather(*(self._flush_shard(i, tick) for i in range(len(self._actors))))
 
     async def _flush_shard(self, index: int, even_if_empty: bool = False) -> None:
-        """Send the shard's queued events (and this replica's open connections to it); on failure they go
-        back to the front of the queue for the next flush."""
+        """Send the shard's queued events; on failure they go back to the front of the queue for the next
+        flush. Ticks and reads (`even_if_empty`) also send this replica's open connections to the shard
+        (liveness), which the flushes in between need not carry."""
         async with self._locks[index]:
             events, self._pending[index] = self._pending[index], []
             rows, self._pending_rows[index] = self._pending_rows[index], 0
             if not events and not even_if_empty:
                 return
-            alive = {sid: conn for conn, (sid, _) in self._open.items() if self._shard(sid) == index}  # newest wins
+            alive = ({sid: conn for conn, (sid, _) in self._open.items() if self._shard(sid) == index}  # newest wins
+                     if even_if_empty else None)
             try:
                 taken_over = await self._actors[index].apply.remote(_joined_rows(events), self.replica, time.time(),
                                                                     alive)
