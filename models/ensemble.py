@@ -4,7 +4,9 @@ An ensemble folder `Ensemble_<model>_<YYYYmmdd_HHMMSS>/` holds:
     manifest.json   signals, boost choice, per-signal metrics, architecture (EnsembleManifest)
     scalers.json    boundary and target StandardScaler
     ensemble.onnx   both stages in one graph: input `boundary` [n, n_boundary] (scaled),
-                    outputs `stage1` and `residual` [n, n_target] (scaled)
+                    outputs `stage1` and `residual` [n, n_target] (scaled); a twin without boundary
+                    signals takes the targets' readings instead (NaN where not measured) and predicts
+                    each from the others (EnsembleManifest.leave_one_out)
     stage1.pt, boost.pt   PyTorch weights (for fine-tuning and export checks)
 """
 
@@ -63,6 +65,12 @@ class EnsembleManifest(BaseModel):
     training: dict = {}
     sensor_lag: dict[str, float] = {}  # learned first-order lag per target (models.sensor_lag); {}: none
     monitor: MonitorCalibration | None = None  # residual monitor calibration (models.monitor)
+
+    @property
+    def leave_one_out(self) -> bool:
+        """A twin of target signals only: each target predicted from the other targets' readings (its
+        inputs are the targets' measured values; models.twin_graph)."""
+        return not self.boundary_signals
 
     def lags(self) -> np.ndarray | None:
         """The sensor lag per target, in target order; None for a twin trained without lags."""

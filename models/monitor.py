@@ -15,20 +15,29 @@ Per target signal:
     missing  no measured value for `missing_samples` samples in a row (once the signal has been seen);
              clears when a value arrives
 
-While a signal is missing or stuck - or has repeated its reading `SUSPECT_STUCK` times in a row, a stuck
-sensor not yet confirmed - its drift and spike detectors hold still, so one fault raises one alert kind
-(a frozen reading drifts away from the twin faster than `stuck_samples` confirm it). Thresholds come
-from the ensemble's manifest (see models.monitor_calibration) and a session may override them.
+For the residual vector as a whole (when the calibration has one, two or more targets):
+
+    multivariate  Hotelling T² of the drift EWMAs with the calibrated precision matrix beyond its
+                  threshold; clears under half of it. Real faults move several residuals together, each
+                  too little for its own drift alert. It names the signals contributing most to T².
+
+While a signal is missing or stuck - or has repeated its reading more often than it does in normal
+operation (`SignalCalibration.hold_samples`; at least `SUSPECT_STUCK` times), a stuck sensor not yet
+confirmed - its drift and spike detectors hold still, so one fault raises one alert kind (a frozen
+reading drifts away from the twin faster than `stuck_samples` confirm it). Analysers that sample and hold
+are calibrated with their normal hold, so neither `stuck` nor this pause mistakes it for a fault.
+Thresholds come from the ensemble's manifest (see models.monitor_calibration) and a session may
+override them; alarm-flood protection (models.alarm_flood) filters what is reported.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-ALERT_KINDS = ("drift", "spike", "stuck", "missing")
+from models.alarm_flood import AlarmFlood
+from models.monitor_events import SIGNAL_KINDS, AlertEvent
+
 SUSPECT_STUCK = 2  # repeats of the same reading after which drift and spike wait for the stuck detector
 
 
@@ -39,6 +48,7 @@ class SignalCalibration(BaseModel):
     residual_mean: float
     residual_std: float = Field(gt=0.0)
     step_std: float = Field(ge=0.0)  # std of the measured value's sample-to-sample change
+    hold_samples: int = Field(1, ge=1)  # most consecutive samples with the same reading in normal operation
 
 
 class AlertThresholds(BaseModel):
@@ -55,6 +65,15 @@ class AlertThresholds(BaseModel):
     clear_samples: int = Field(100, ge=1, le=1_000_000)
 
 
+class MultivariateCalibration(BaseModel):
+    """The residual vector's normal spread: T² = e' P e of the drift EWMAs e, alert beyond `threshold`."""
+
+    precision: list[list[float]]  # inverse of the shrunk covariance of the EWMA vector on normal data
+    threshold: float = Field(gt=0.0)
+    shrinkage: float  # weight of the covariance's diagonal in the shrunk estimate
+    effective_samples: float  # the calibration run's worth in independent samples
+
+
 class MonitorCalibration(BaseModel):
     """Per-target residual calibration and default alert thresholds, stored in the ensemble manifest."""
 
@@ -63,38 +82,17 @@ class MonitorCalibration(BaseModel):
     validation_samples: int
     threshold_margin: float
     alarm_budget: float = 0.0  # calibration alarms per 10k samples allowed to each detector
-
-
-@dataclass
-class AlertEvent:
-    """An alert opening (`opened`) or clearing on one signal."""
-
-    kind: str
-    signal: str
-    opened: bool
-    score: float
-    threshold: float
-    first_sample: str  # timestamp of the sample where the condition began
-    sample: str  # timestamp of the sample that opened or cleared the alert
-
-    @property
-    def message(self) -> str:
-        if not self.opened:
-            return f"{self.kind} on {self.signal} cleared"
-        return {
-            "drift": f"{self.signal} drifts away from the twin (EWMA {self.score:.2f} sd, threshold {self.threshold:.2f})",
-            "spike": f"{self.signal} spiked to {self.score:.1f} sd from the twin (threshold {self.threshold:.1f})",
-            "stuck": f"{self.signal} has not moved for {self.score:.0f} samples while the twin expects it to",
-            "missing": f"{self.signal} has had no reading for {self.score:.0f} samples",
-        }[self.kind]
+    multivariate: MultivariateCalibration | None = None  # None: single target, or calibrated before it existed
+    baseline_halflife: float | None = None  # samples; None: residual means fixed at calibration (see ResidualMonitor)
 
 
 class ResidualMonitor:
     """Live detectors for one session: feed predictions and measurements in sample order."""
 
     def __init__(self, targets: list[str], calibration: MonitorCalibration,
-                 overrides: dict[str, AlertThresholds] | None = None):
+                 overrides: dict[str, AlertThresholds] | None = None, flood: AlarmFlood | None = None):
         self.targets = list(targets)
+        self.flood = flood
         signals = [calibration.signals[t] for t in self.targets]
         self.thresholds = {t: (overrides or {}).get(t) or calibration.thresholds[t] for t in self.targets}
         th = [self.thresholds[t] for t in self.targets]
@@ -107,6 +105,7 @@ class ResidualMonitor:
         self._spike_th = np.array([t.spike_threshold for t in th])
         self._clip = self._spike_th + self._drift_th  # one outlier moves the EWMA by at most lambda * this
         self._stuck_n = np.array([t.stuck_samples for t in th])
+        self._suspect_n = np.array([max(SUSPECT_STUCK, s.hold_samples + 1) for s in signals])
         self._missing_n = np.array([t.missing_samples for t in th])
         self._clear_n = np.array([t.clear_samples for t in th])
         n = len(self.targets)
@@ -118,22 +117,34 @@ class ResidualMonitor:
         self._missing_count = np.zeros(n, dtype=int)
         self._quiet_count = np.zeros(n, dtype=int)
         self._z_before2, self._z_before = np.zeros(n), np.zeros(n)  # the last two standardised residuals
+        halflife = calibration.baseline_halflife
+        self._follow = 0.0 if halflife is None else 1.0 - 0.5 ** (1.0 / halflife)
+        self._baseline = np.zeros(n)  # slow normal change of each standardised residual (baseline_halflife)
         self._active_before, self._ts_before = np.zeros(n, dtype=bool), ""
         # where each condition began (timestamps), and which alerts are open, per kind
-        self._began = {k: np.full(n, "", dtype=object) for k in ALERT_KINDS}
-        self._first = {k: np.full(n, "", dtype=object) for k in ALERT_KINDS}
-        self._open = {k: np.zeros(n, dtype=bool) for k in ALERT_KINDS}
+        self._began = {k: np.full(n, "", dtype=object) for k in SIGNAL_KINDS}
+        self._first = {k: np.full(n, "", dtype=object) for k in SIGNAL_KINDS}
+        self._open = {k: np.zeros(n, dtype=bool) for k in SIGNAL_KINDS}
+        vector = calibration.multivariate
+        self._precision = np.array(vector.precision) if vector is not None else None
+        self._t2_threshold = vector.threshold if vector is not None else np.inf
+        self._vector_open, self._vector_began, self._vector_first = False, "", ""
+        self._vector_contributors: list[str] = []
 
     @property
     def open_alerts(self) -> list[tuple[str, str]]:
-        """(signal, kind) of every alert open now."""
-        return [(self.targets[j], k) for k in ALERT_KINDS for j in np.flatnonzero(self._open[k])]
+        """(signal, kind) of every alert open now ("*" for the residual vector), flood or not."""
+        per_signal = [(self.targets[j], k) for k in SIGNAL_KINDS for j in np.flatnonzero(self._open[k])]
+        return per_signal + ([("*", "multivariate")] if self._vector_open else [])
 
     def update(self, predictions: np.ndarray, actual: np.ndarray, timestamps: list[str]) -> list[AlertEvent]:
-        """predictions and actual [n, n_target] (actual NaN where not measured), one timestamp per row."""
+        """predictions and actual [n, n_target] (actual NaN where not measured), one timestamp per row;
+        the events that reach the operator (after flood protection, if any)."""
         events: list[AlertEvent] = []
         for p, y, ts in zip(predictions, actual, timestamps):
-            self._step(p, y, ts, events)
+            step: list[AlertEvent] = []
+            self._step(p, y, ts, step)
+            events.extend(self.flood.filter(step, ts) if self.flood is not None else step)
         return events
 
     def _step(self, p: np.ndarray, y: np.ndarray, ts: str, events: list[AlertEvent]) -> None:
@@ -151,8 +162,12 @@ class ResidualMonitor:
         self._began["stuck"][moved] = ts
         self._switch(events, "stuck", self._still_count >= self._stuck_n, moved, self._still_count, self._stuck_n, ts)
 
-        active = present & ~self._open["stuck"] & (self._still_count < SUSPECT_STUCK)
-        z = np.where(active, (y - self._lagged - self._mean) / self._std, 0.0)
+        active = present & ~self._open["stuck"] & (self._still_count < self._suspect_n)
+        z = np.where(active, (y - self._lagged - self._mean) / self._std - self._baseline, 0.0)
+        if self._follow:  # follow slow normal change only where nothing is alarming
+            quiet = active & ~self._vector_open & ~self._open["drift"] & (np.abs(self._ewma) < self._drift_th / 2)
+            self._baseline = np.where(quiet, self._baseline + self._follow * np.clip(z, -self._clip, self._clip),
+                                      self._baseline)
         # a spike is an isolated outlier: the previous sample beyond the threshold, the ones around it under half
         calm = self._spike_th / 2
         spiked = (active & self._active_before & (np.abs(self._z_before) > self._spike_th) & (np.abs(z) < calm)
@@ -170,6 +185,29 @@ class ResidualMonitor:
         self._began["drift"][calm] = ""
         self._began["drift"][~calm & (self._began["drift"] == "")] = ts
         self._switch(events, "drift", level > self._drift_th, calm, level, self._drift_th, ts)
+        if self._precision is not None:
+            self._vector_step(ts, events)
+
+    def _vector_step(self, ts: str, events: list[AlertEvent]) -> None:
+        """The multivariate alert on T² of the drift EWMAs, with the same half-threshold hysteresis."""
+        pulled = self._precision @ self._ewma
+        t2 = float(self._ewma @ pulled)
+        threshold = self._t2_threshold
+        if t2 < threshold / 2:
+            self._vector_began = ""
+        elif not self._vector_began:
+            self._vector_began = ts
+        if not self._vector_open and t2 > threshold:
+            share = self._ewma * pulled  # each signal's term of T² (they sum to T²)
+            top = [j for j in np.argsort(-share)[:3] if share[j] > 0]
+            self._vector_open, self._vector_first = True, self._vector_began or ts
+            self._vector_contributors = [self.targets[j] for j in top]
+            events.append(AlertEvent("multivariate", "*", True, t2, threshold, self._vector_first, ts,
+                                     list(self._vector_contributors)))
+        elif self._vector_open and t2 < threshold / 2:
+            self._vector_open = False
+            events.append(AlertEvent("multivariate", "*", False, t2, threshold, self._vector_first, ts,
+                                     list(self._vector_contributors)))
 
     def _switch(self, events: list[AlertEvent], kind: str, trigger: np.ndarray, clear: np.ndarray,
                 score: np.ndarray, threshold: np.ndarray, ts: str) -> None:
@@ -183,6 +221,6 @@ class ResidualMonitor:
             if opened:
                 self._first[kind][j] = self._began[kind][j] or ts
             events.append(AlertEvent(kind, self.targets[j], opened, float(score[j]), float(threshold[j]),
-                                     self._first[kind][j], ts))
+                                     self._first[kind][j], ts, [self.targets[j]]))
         is_open[opening] = True
         is_open[closing] = False

@@ -7,19 +7,27 @@ CSV of normal operation:
 
 Thresholds are set `margin` times above the level each detector reaches on the normal data, allowing a
 small alarm budget so that a few rare twin errors in a long calibration run do not set it alone
-(false alarms and detection delays are measured in bench/alert_detection.py).
+(false alarms and detection delays are measured in bench/alert_detection.py). A short calibration run
+has seen few of the statistic's excursions, so each threshold is also at least a parametric one: the
+normal level for TARGET_EXCEEDANCE from the statistic's calibrated spread, with that spread taken at its
+upper CONFIDENCE bound for the run's effective (autocorrelation-discounted) number of samples.
+
+Calibration also records how long each signal's reading normally stays unchanged (analysers that sample
+and hold, quantised signals), so `stuck` waits longer than that, and fits the multivariate alert: the
+Hotelling T² of the residual EWMA vector with a shrunk covariance (models.monitor).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
 from models.dataset import load_csv
 from models.ensemble import MANIFEST_FILE, Ensemble
-from models.monitor import AlertThresholds, MonitorCalibration, SignalCalibration
+from models.monitor import AlertThresholds, MonitorCalibration, MultivariateCalibration, SignalCalibration
 from models.sensor_lag import first_order_lag, fitted_lags
 
 DEFAULT_MARGIN = 1.1  # over the calibration level; the demo twin: 0.05 false alarms / 10k on unseen normal data
@@ -27,6 +35,10 @@ DEFAULT_MARGIN = 1.1  # over the calibration level; the demo twin: 0.05 false al
 DEFAULT_DRIFT_LAMBDA = 0.05
 DEFAULT_ALARM_BUDGET = 0.1  # alarms per 10,000 calibration samples each detector of each target may raise
 MIN_SPIKE_SD = 5.0  # a spike threshold never goes below this many residual standard deviations (before the margin)
+TARGET_EXCEEDANCE = 1e-4  # per-sample probability of normal data crossing a parametric threshold
+CONFIDENCE = 0.95  # of the upper bound on a statistic's spread from a short calibration run
+DEFAULT_STUCK_SAMPLES = 10
+DEFAULT_BASELINE_HALFLIFE = 300.0  # samples: how fast the monitor follows slow normal change (models.monitor)
 
 
 def ewma(values: np.ndarray, weight: float) -> np.ndarray:
@@ -66,9 +78,68 @@ def lowest_threshold(alarms, statistic: np.ndarray, allowed: int) -> float:
 MIN_CALIBRATION_SAMPLES = 100
 
 
+def effective_samples(series: np.ndarray) -> float:
+    """How many independent samples a series [n] is worth, from its lag-1 autocorrelation (AR(1))."""
+    centred = series - series.mean()
+    denominator = float((centred * centred).sum())
+    rho = float((centred[1:] * centred[:-1]).sum()) / denominator if denominator > 0 else 0.0
+    rho = min(max(rho, 0.0), 0.99)
+    return max(2.0, len(series) * (1.0 - rho) / (1.0 + rho))
+
+
+def spread_bound(n_eff: float, confidence: float = CONFIDENCE) -> float:
+    """Factor on a standard deviation estimated from `n_eff` samples giving its upper `confidence` bound
+    (chi-square, Wilson-Hilferty approximation)."""
+    k = max(n_eff - 1.0, 1.0)
+    z = NormalDist().inv_cdf(1.0 - confidence)
+    lower_quantile = k * max(1.0 - 2.0 / (9.0 * k) + z * np.sqrt(2.0 / (9.0 * k)), 0.05) ** 3
+    return float(np.sqrt(k / lower_quantile))
+
+
+def chi2_quantile(p: float, dof: float) -> float:
+    """The p-quantile of a chi-square with `dof` degrees of freedom (Wilson-Hilferty approximation)."""
+    z = NormalDist().inv_cdf(p)
+    return dof * max(1.0 - 2.0 / (9.0 * dof) + z * np.sqrt(2.0 / (9.0 * dof)), 0.0) ** 3
+
+
+def longest_unchanged_run(values: np.ndarray) -> np.ndarray:
+    """Per column of [n, k]: the most consecutive samples with exactly the same reading."""
+    longest = np.ones(values.shape[1], dtype=int)
+    current = np.ones(values.shape[1], dtype=int)
+    for same in values[1:] == values[:-1]:
+        current = np.where(same, current + 1, 1)
+        longest = np.maximum(longest, current)
+    return longest
+
+
+def multivariate_calibration(z: np.ndarray, drift_lambda: float, margin: float,
+                             allowed: int) -> MultivariateCalibration | None:
+    """Hotelling T² of the EWMA of the standardised residual vector z [n, k]: covariance from the EWMA
+    series itself (so autocorrelation is in it), shrunk towards its diagonal by k / n_eff (n_eff: the
+    residuals' median effective sample count); threshold the
+    larger of the budgeted empirical level and a scaled chi-square fitted to T²'s mean and variance (Box)."""
+    n, k = z.shape
+    if k < 2:
+        return None
+    smoothed = ewma(z, drift_lambda)
+    n_eff = float(np.median([effective_samples(z[:, j]) for j in range(k)]))
+    covariance = smoothed.T @ smoothed / n
+    shrink = float(np.clip(k / n_eff, 0.05, 0.9))
+    covariance = (1.0 - shrink) * covariance + shrink * np.diag(np.diag(covariance))
+    precision = np.linalg.inv(covariance + 1e-9 * np.eye(k))
+    t2 = np.einsum("ij,jk,ik->i", smoothed, precision, smoothed)
+    mean, var = float(t2.mean()), float(max(t2.var(), 1e-12))
+    scale, dof = var / (2.0 * mean), 2.0 * mean * mean / var
+    parametric = scale * chi2_quantile(1.0 - TARGET_EXCEEDANCE, dof) * spread_bound(n_eff) ** 2
+    threshold = margin * max(parametric, lowest_threshold(drift_alarms, t2, allowed))
+    return MultivariateCalibration(precision=precision.tolist(), threshold=threshold, shrinkage=shrink,
+                                   effective_samples=n_eff)
+
+
 def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, margin: float = DEFAULT_MARGIN,
               drift_lambda: float = DEFAULT_DRIFT_LAMBDA, lags: np.ndarray | None = None,
-              alarm_budget: float = DEFAULT_ALARM_BUDGET) -> MonitorCalibration:
+              alarm_budget: float = DEFAULT_ALARM_BUDGET,
+              baseline_halflife: float | None = DEFAULT_BASELINE_HALFLIFE) -> MonitorCalibration:
     """Residual scale and thresholds per target from time-ordered normal data [n, n_target].
 
     Each threshold is `margin` times the lowest level at which its detector raises at most `alarm_budget`
@@ -83,17 +154,30 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
     mean, std = residual.mean(axis=0), np.maximum(residual.std(axis=0), 1e-12)
     z = (residual - mean) / std
     allowed = int(alarm_budget * len(z) / 10_000)
-    level = np.abs(ewma(z, drift_lambda))
-    spike = [margin * max(MIN_SPIKE_SD, lowest_threshold(spike_alarms, np.abs(z[:, j]), allowed))
-             for j in range(len(targets))]
-    drift = [margin * lowest_threshold(drift_alarms, level[:, j], allowed) for j in range(len(targets))]
+    smoothed = ewma(z, drift_lambda)
+    normal_tail = NormalDist().inv_cdf(1.0 - TARGET_EXCEEDANCE / 2)
+    spike, drift = [], []
+    for j in range(len(targets)):
+        # z has unit spread by construction; a short, autocorrelated run may have underestimated it
+        # the run's worth in independent samples comes from the residuals (the EWMA's own smoothing is known)
+        bound = spread_bound(effective_samples(z[:, j]))
+        spike.append(margin * max(MIN_SPIKE_SD * bound, lowest_threshold(spike_alarms, np.abs(z[:, j]), allowed)))
+        level = np.abs(smoothed[:, j])
+        spread = float(np.sqrt((smoothed[:, j] ** 2).mean())) * bound
+        drift.append(margin * max(normal_tail * spread, lowest_threshold(drift_alarms, level, allowed)))
     step_std = np.diff(actual, axis=0).std(axis=0)
+    held = longest_unchanged_run(actual)
     return MonitorCalibration(
         signals={t: SignalCalibration(lag=float(best[j]), residual_mean=float(mean[j]), residual_std=float(std[j]),
-                                      step_std=float(step_std[j])) for j, t in enumerate(targets)},
+                                      step_std=float(step_std[j]), hold_samples=int(held[j]))
+                 for j, t in enumerate(targets)},
         thresholds={t: AlertThresholds(drift_lambda=drift_lambda, drift_threshold=float(drift[j]),
-                                       spike_threshold=float(spike[j])) for j, t in enumerate(targets)},
+                                       spike_threshold=float(spike[j]),
+                                       stuck_samples=max(DEFAULT_STUCK_SAMPLES, 2 * int(held[j]) + 1))
+                    for j, t in enumerate(targets)},
         validation_samples=len(predictions), threshold_margin=margin, alarm_budget=alarm_budget,
+        multivariate=multivariate_calibration(z, drift_lambda, margin, allowed),
+        baseline_halflife=baseline_halflife,
     )
 
 

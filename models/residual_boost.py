@@ -31,6 +31,7 @@ class MLPBoostConfig:
     n_target: int
     width: int = 256
     layers: int = 3  # hidden layers
+    masked: bool = False  # boundary values may be NaN (not known): the MLP also sees which ones are
 
     def to_dict(self) -> dict:
         return {"kind": "mlp", **asdict(self)}
@@ -42,12 +43,16 @@ class MLPBoost(nn.Module):
     def __init__(self, config: MLPBoostConfig):
         super().__init__()
         self.config = config
-        sizes = [config.n_boundary + config.n_target] + [config.width] * config.layers
+        inputs = config.n_boundary * (2 if config.masked else 1) + config.n_target
+        sizes = [inputs] + [config.width] * config.layers
         hidden = [m for a, b in zip(sizes, sizes[1:]) for m in (nn.Linear(a, b), nn.SiLU())]
         self.net = nn.Sequential(*hidden, nn.Linear(config.width, config.n_target))
 
     def forward(self, boundary: torch.Tensor, stage1: torch.Tensor) -> torch.Tensor:
         """boundary [batch, n_boundary], stage1 [batch, n_target] (scaled) -> residual [batch, n_target]."""
+        if self.config.masked:
+            missing = torch.isnan(boundary)
+            return self.net(torch.cat([torch.nan_to_num(boundary, nan=0.0), missing.to(stage1.dtype), stage1], dim=1))
         return self.net(torch.cat([boundary, stage1], dim=1))
 
 

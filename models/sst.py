@@ -24,6 +24,7 @@ class SSTConfig:
     num_layers: int = 3
     dim_feedforward: int | None = None  # default 2 * d_model
     dropout: float = 0.1
+    masked: bool = False  # inputs may be NaN (not measured, or held out): those tokens get a learned mask embedding
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,6 +38,8 @@ class StaticSensorTransformer(nn.Module):
         self.config = config
         self.embed = nn.Linear(1, config.d_model)
         self.position = nn.Parameter(torch.randn(1, config.n_boundary, config.d_model) * 0.02)
+        if config.masked:
+            self.mask_token = nn.Parameter(torch.randn(1, 1, config.d_model) * 0.02)
         layer = nn.TransformerEncoderLayer(
             d_model=config.d_model,
             nhead=config.nhead,
@@ -48,7 +51,12 @@ class StaticSensorTransformer(nn.Module):
         self.head = nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.n_target))
 
     def forward(self, boundary: torch.Tensor) -> torch.Tensor:
-        """boundary [batch, n_boundary] (scaled) -> [batch, n_target] (scaled)."""
-        tokens = self.embed(boundary.unsqueeze(-1)) + self.position
+        """boundary [batch, n_boundary] (scaled; NaN where not known, if `masked`) -> [batch, n_target] (scaled)."""
+        if not self.config.masked:
+            tokens = self.embed(boundary.unsqueeze(-1)) + self.position
+        else:
+            missing = torch.isnan(boundary).unsqueeze(-1)
+            known = self.embed(torch.nan_to_num(boundary, nan=0.0).unsqueeze(-1))
+            tokens = torch.where(missing, self.mask_token, known) + self.position
         return self.head(self.encoder(tokens).mean(dim=1))
 

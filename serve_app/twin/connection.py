@@ -18,6 +18,7 @@ import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from models.ensemble import RowBatch
+from models.alarm_flood import AlarmFlood
 from models.monitor import MonitorCalibration, ResidualMonitor
 from serve_app.settings import AppSettings
 from serve_app.twin.alert_log import AlertLog
@@ -25,7 +26,8 @@ from serve_app.twin.coalescer import PredictionCoalescer
 from serve_app.twin.ensembles import PredictorPool
 from serve_app.twin.protocol import (
     MAX_BATCH, ConfigData, ErrorCode, actual_row, alert_message, alert_overrides, alert_record, batch_actuals,
-    batch_rows, config_ack, parse_config, parse_envelope, prediction, prediction_batch, signal_row, timestamp_text,
+    batch_rows, config_ack, measured_inputs, parse_config, parse_envelope, prediction, prediction_batch, signal_row,
+    target_only_batch, timestamp_text,
 )
 from serve_app.twin.history_log import HistoryChunk
 from serve_app.twin.sessions import SessionStore
@@ -237,7 +239,7 @@ class TwinConnection:
         mask = np.array([config.manual_boost_signals.get(t, t in default) for t in targets], dtype=bool)
         calibration = MonitorCalibration.model_validate(info["monitor"]) if info.get("monitor") else None
         thresholds = alert_overrides(calibration, config.alert_thresholds, targets)
-        monitor = ResidualMonitor(targets, calibration, thresholds) if calibration else None
+        monitor = ResidualMonitor(targets, calibration, thresholds, AlarmFlood(config.alert_flood)) if calibration else None
         active = ActiveConfig(config, info["boundary_signals"], targets, [t for t, m in zip(targets, mask) if m], mask,
                               monitor)
         resumed = False
@@ -263,37 +265,49 @@ class TwinConnection:
         self.active = active
         return config_ack(self.session_id, info, config, active.boost_signals, resumed)
 
-    async def _run(self, active: ActiveConfig, rows: np.ndarray, timestamps: list[str], actual: np.ndarray | None,
+    async def _run(self, active: ActiveConfig, inputs: np.ndarray, timestamps: list[str], actual: np.ndarray | None,
                    received: float) -> tuple[np.ndarray, float]:
         """Predict rows with the given config, record them in the session, return (predictions, latency_ms)."""
-        mask = np.broadcast_to(active.boost_mask, (len(rows), len(active.targets)))
-        out = await self.services.predictor.predict(active.config.ensemble_name, RowBatch(rows, mask))
+        mask = np.broadcast_to(active.boost_mask, (len(inputs), len(active.targets)))
+        out = await self.services.predictor.predict(active.config.ensemble_name, RowBatch(inputs, mask))
         finite = np.isfinite(out).all(axis=1)
         if not finite.all():
             raise WireError(ErrorCode.PREDICTION_ERROR, "the model gave non-finite values: inputs far outside its range?",
                             {"rows": np.flatnonzero(~finite)[:20].tolist()})
         latency_ms = (time.perf_counter() - received) * 1000.0
-        self.services.metrics.predictions.inc(len(rows), tags={"ensemble": active.config.ensemble_name})
-        self.services.metrics.twin_latency_ms.observe(latency_ms, tags={"type": "predict" if len(rows) == 1 else "predict_batch"})
+        self.services.metrics.predictions.inc(len(inputs), tags={"ensemble": active.config.ensemble_name})
+        self.services.metrics.twin_latency_ms.observe(latency_ms, tags={"type": "predict" if len(inputs) == 1 else "predict_batch"})
+        boundary = inputs if active.boundary else np.empty((len(inputs), 0))
         self.services.sessions.record(self.session_id, self.connection_id, HistoryChunk(
-            timestamps, np.full(len(rows), latency_ms / len(rows)), tuple(active.boundary), rows,
+            timestamps, np.full(len(inputs), latency_ms / len(inputs)), tuple(active.boundary), boundary,
             tuple(active.targets), out, actual))
         return out, latency_ms
 
     async def _predict_one(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
-        row = signal_row(data.get("boundary_signals"), active.boundary)
         timestamp = timestamp_text(data.get("timestamp"))
         actual = None if data.get("actual_signals") is None else np.asarray([actual_row(data["actual_signals"], active.targets)])
-        out, latency_ms = await self._run(active, np.asarray([row]), [timestamp], actual, received)
+        if active.boundary:
+            inputs = np.asarray([signal_row(data.get("boundary_signals"), active.boundary)])
+        else:
+            if data.get("boundary_signals"):
+                raise WireError(ErrorCode.UNKNOWN_SIGNALS, "this ensemble has no boundary signals",
+                                {"boundary_signals": []})
+            inputs = measured_inputs(actual, "actual_signals")
+        out, latency_ms = await self._run(active, inputs, [timestamp], actual, received)
         reply = prediction(active.targets, out[0], active.boost_signals, latency_ms, timestamp,
                            active.config.include_metadata, None if actual is None else actual[0] - out[0])
         return reply if actual is None else Measured(reply, out, actual, [timestamp], active.monitor)
 
     async def _predict_batch(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
-        rows, timestamps = batch_rows(data, active.boundary, min(active.config.batch_size, MAX_BATCH))
-        actual = batch_actuals(data, active.targets, len(rows))
-        timestamps = timestamps or [now_iso()] * len(rows)
-        out, latency_ms = await self._run(active, rows, timestamps, actual, received)
+        limit = min(active.config.batch_size, MAX_BATCH)
+        if active.boundary:
+            inputs, timestamps = batch_rows(data, active.boundary, limit)
+            actual = batch_actuals(data, active.targets, len(inputs))
+        else:
+            actual, timestamps = target_only_batch(data, active.targets, limit)
+            inputs = actual
+        timestamps = timestamps or [now_iso()] * len(inputs)
+        out, latency_ms = await self._run(active, inputs, timestamps, actual, received)
         reply = prediction_batch(active.targets, out, active.boost_signals, latency_ms, active.config.include_metadata,
                                  None if actual is None else actual - out)
         return reply if actual is None else Measured(reply, out, actual, timestamps, active.monitor)

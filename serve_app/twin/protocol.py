@@ -13,7 +13,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.monitor import AlertEvent, AlertThresholds, MonitorCalibration
+from models.alarm_flood import FloodLimits
+from models.monitor import AlertThresholds, MonitorCalibration
+from models.monitor_events import AlertEvent
 from serve_app.web.wire import SESSION_ID_PATTERN, TOO_MANY_CONNECTIONS, WireError, now_iso
 
 MAX_BATCH = 1000  # hard upper bound of `batch_size`, as in the original
@@ -56,6 +58,7 @@ class ConfigData(BaseModel):
     include_metadata: bool = True
     session_id: str | None = Field(None, pattern=SESSION_ID_PATTERN)
     alert_thresholds: dict[str, dict[str, Any]] = {}  # {target signal or "*": {AlertThresholds field: value}}
+    alert_flood: FloodLimits = FloodLimits()  # alarm-flood cap of the session (models.alarm_flood)
 
 
 class Envelope(BaseModel):
@@ -183,8 +186,8 @@ def alert_record(event: AlertEvent, session_id: str) -> dict:
     """An alert event as stored in the session history and MongoDB."""
     return {"session_id": session_id, "signal": event.signal, "kind": event.kind, "opened": event.opened,
             "score": round(event.score, 4), "threshold": round(event.threshold, 4),
-            "first_sample": event.first_sample, "sample": event.sample, "message": event.message,
-            "created_at": now_iso()}
+            "first_sample": event.first_sample, "sample": event.sample, "contributors": event.contributors,
+            "message": event.message, "created_at": now_iso()}
 
 
 def batch_rows(data: dict, names: list[str], limit: int) -> tuple[np.ndarray, list[str] | None]:
@@ -200,12 +203,50 @@ def batch_rows(data: dict, names: list[str], limit: int) -> tuple[np.ndarray, li
     rows = _well_formed_rows(batch, names)
     if rows is None:  # find and name the first bad row and value
         rows = np.asarray([signal_row(values, names, f"batch[{i}]") for i, values in enumerate(batch)], dtype=np.float64)
+    return rows, batch_timestamps(data, len(batch), "batch")
+
+
+def batch_timestamps(data: dict, count: int, rows: str) -> list[str] | None:
+    """Optional per-row `timestamps` of `predict_batch`: a list as long as the `rows` field."""
     timestamps = data.get("timestamps")
-    if timestamps is not None:
-        if not isinstance(timestamps, list) or len(timestamps) != len(batch):
-            raise WireError(ErrorCode.INVALID_MESSAGE, "`timestamps` must be a list as long as `batch`")
-        timestamps = [timestamp_text(t) for t in timestamps]
-    return rows, timestamps
+    if timestamps is None:
+        return None
+    if not isinstance(timestamps, list) or len(timestamps) != count:
+        raise WireError(ErrorCode.INVALID_MESSAGE, f"`timestamps` must be a list as long as `{rows}`")
+    return [timestamp_text(t) for t in timestamps]
+
+
+def measured_inputs(actual: np.ndarray | None, where: str) -> np.ndarray:
+    """The inputs of a twin of target signals only (no boundary signals): the measured targets, each
+    predicted from the others; every row needs at least one measured value."""
+    if actual is None:
+        raise WireError(ErrorCode.MISSING_SIGNALS, f"this ensemble has no boundary signals: it predicts each target "
+                        f"from the other targets' measured values, so `{where}` is required")
+    empty = np.flatnonzero(np.isnan(actual).all(axis=1))
+    if len(empty):
+        raise WireError(ErrorCode.MISSING_SIGNALS, f"`{where}` needs at least one measured value per sample",
+                        {"rows": empty[:20].tolist()})
+    return actual
+
+
+def target_only_batch(data: dict, targets: list[str], limit: int) -> tuple[np.ndarray, list[str] | None]:
+    """Validate `predict_batch` data for a twin of target signals only: `actual_signals` is the batch
+    (`batch`, if sent, holds empty objects); (measured values [n, n_target], timestamps)."""
+    actual = data.get("actual_signals")
+    if not isinstance(actual, list):
+        raise WireError(ErrorCode.MISSING_SIGNALS, "this ensemble has no boundary signals: `actual_signals` (a list "
+                        "of target signal objects) is the batch")
+    if not actual:
+        raise WireError(ErrorCode.EMPTY_BATCH, "`actual_signals` is empty")
+    if len(actual) > limit:
+        raise WireError(ErrorCode.BATCH_TOO_LARGE, f"batch of {len(actual)} exceeds the session's batch_size {limit}",
+                        {"batch_size": len(actual), "max_batch_size": limit})
+    batch = data.get("batch")
+    if batch is not None and (not isinstance(batch, list) or any(row != {} for row in batch)):
+        raise WireError(ErrorCode.UNKNOWN_SIGNALS, "this ensemble has no boundary signals: `batch` may only hold "
+                        "empty objects", {"boundary_signals": []})
+    return (measured_inputs(batch_actuals(data, targets, len(actual)), "actual_signals"),
+            batch_timestamps(data, len(actual), "actual_signals"))
 
 
 def _well_formed_rows(batch: list, names: list[str]) -> np.ndarray | None:

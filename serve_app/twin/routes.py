@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
-from models.monitor import ALERT_KINDS
+from models.monitor_events import ALERT_KINDS
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from serve_app.settings import FRONTEND, project_path
 from serve_app.twin.connection import TwinConnection, TwinServices

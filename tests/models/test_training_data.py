@@ -11,7 +11,7 @@ import models.train
 from models.dataset import SignalTable, load_csv
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from models.repository import ModelRepository
-from models.train import min_training_rows, train_ensemble
+from models.train import MIN_TRAINING_ROWS, train_ensemble
 
 SIGNALS = BOUNDARY_SIGNALS + TARGET_SIGNALS
 
@@ -48,8 +48,8 @@ def test_a_cell_that_is_not_a_number_is_named(tmp_path):
 
 def test_too_few_rows_and_constant_columns_fail_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(models.train, "fit", lambda *a, **k: pytest.fail("training started"))
-    data = simulate(500, seed=2)
-    with pytest.raises(ValueError, match=rf"500 complete rows are too few .* \(need >= {min_training_rows(0.15)}\)"):
+    data = simulate(150, seed=2)
+    with pytest.raises(ValueError, match=rf"150 complete rows are too few .* \(need >= {MIN_TRAINING_ROWS}\)"):
         train_ensemble(SignalTable(data.boundary, data.target, None), BOUNDARY_SIGNALS, TARGET_SIGNALS, tmp_path, "Few")
     data = simulate(800, seed=3)
     boundary = data.boundary.copy()
