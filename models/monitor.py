@@ -19,7 +19,8 @@ For the residual vector as a whole (when the calibration has one, two or more ta
 
     multivariate  Hotelling T² of the drift EWMAs with the calibrated precision matrix beyond its
                   threshold; clears under half of it. Real faults move several residuals together, each
-                  too little for its own drift alert. It names the signals contributing most to T².
+                  too little for its own drift alert. It names the signals contributing most: those
+                  whose removal would lower T² most.
 
 While a signal is missing or stuck - or has repeated its reading more often than it does in normal
 operation (`SignalCalibration.hold_samples`; at least `SUSPECT_STUCK` times), a stuck sensor not yet
@@ -198,7 +199,8 @@ class ResidualMonitor:
         elif not self._vector_began:
             self._vector_began = ts
         if not self._vector_open and t2 > threshold:
-            share = self._ewma * pulled  # each signal's term of T² (they sum to T²)
+            # how much T² would drop without each signal: (P e)_j² / P_jj
+            share = pulled ** 2 / np.diag(self._precision)
             top = [j for j in np.argsort(-share)[:3] if share[j] > 0]
             self._vector_open, self._vector_first = True, self._vector_began or ts
             self._vector_contributors = [self.targets[j] for j in top]

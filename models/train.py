@@ -85,12 +85,15 @@ def fit(model: torch.nn.Module, inputs: tuple[np.ndarray, ...], y: np.ndarray, e
     schedule on `device`, with a tqdm bar. With `validation` (inputs, y), keep the weights of the epoch
     with the lowest validation loss and stop after PATIENCE epochs without a better one."""
     generator = torch.Generator().manual_seed(seed)
+    batch_size = min(batch_size, max(16, len(y) // 8))  # a few hundred rows still take several steps an epoch
     model.to(device)
     xt, yt = [torch.from_numpy(x).to(device) for x in inputs], torch.from_numpy(y).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * ((len(y) + batch_size - 1) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 20), pct_start=0.1)
     best_loss, best_state, stale = math.inf, None, 0
+    if validation is not None:  # the starting point (e.g. a linear fit) may already be the best
+        best_loss, best_state = _held_out_loss(model, validation), copy.deepcopy(model.state_dict())
     with tqdm(total=epochs, desc=desc, unit="epoch", leave=False) as bar:
         for _ in range(epochs):
             model.train()
@@ -108,8 +111,7 @@ def fit(model: torch.nn.Module, inputs: tuple[np.ndarray, ...], y: np.ndarray, e
             bar.update()
             if validation is None:
                 continue
-            model.eval()
-            held_out = float(masked_mse(torch.from_numpy(infer(model, validation[0])), torch.from_numpy(validation[1])))
+            held_out = _held_out_loss(model, validation)
             if held_out < best_loss:
                 best_loss, best_state, stale = held_out, copy.deepcopy(model.state_dict()), 0
             else:
@@ -119,6 +121,11 @@ def fit(model: torch.nn.Module, inputs: tuple[np.ndarray, ...], y: np.ndarray, e
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+
+
+def _held_out_loss(model: torch.nn.Module, validation: tuple[tuple[np.ndarray, ...], np.ndarray]) -> float:
+    model.eval()
+    return float(masked_mse(torch.from_numpy(infer(model, validation[0])), torch.from_numpy(validation[1])))
 
 
 def masked_mse(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -234,7 +241,7 @@ class TwinRecipe:
 
         if self.kept_stage1 is None:
             config = SSTConfig(n_in, n_out, self.plan.d_model, self.plan.nhead, self.plan.num_layers,
-                               dropout=self.dropout, masked=leave_one_out)
+                               dropout=self.dropout, masked=leave_one_out, linear_skip=True)
             stage1, lags = self._stage1(config, x, y, lambda t, salt: (examples(t, fit_rows, salt),
                                                                         examples(t, stop_rows, salt + 1)),
                                         not leave_one_out and self.sensor_lag, fit_rows)
@@ -263,6 +270,7 @@ class TwinRecipe:
 
         def run(targets: np.ndarray, epochs: int, desc: str) -> None:
             (fit_x, fit_y), (stop_x, stop_y) = examples(targets, 3)
+            stage1.fit_linear(torch.from_numpy(fit_x), torch.from_numpy(fit_y))
             fit(stage1, (fit_x,), fit_y, epochs, plan.lr, plan.batch_size, desc, self.seed, self.device,
                 validation=((stop_x,), stop_y))
 

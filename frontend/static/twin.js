@@ -2,7 +2,8 @@
 const $ = (id) => document.getElementById(id);
 const WINDOW = 300;
 let ws = null, running = false, data = null, cursor = 0, sessionId = null, ensembleInfo = null;
-let sentAt = 0, predictions = 0, rateStart = 0;
+let sentAt = 0, predictions = 0, rateStart = 0, monitor = null;
+const openAlerts = new Map();  // "signal|kind" -> alert record (with `acknowledged`)
 
 const signalChart = new Chart($("signal-chart"), {
   type: "line",
@@ -18,6 +19,17 @@ const latencyChart = new Chart($("latency-chart"), {
     { label: "predictions/s", data: [], borderColor: "#7a5af8", pointRadius: 0, yAxisID: "y1" }] },
   options: { animation: false, responsive: true, maintainAspectRatio: false, scales: { x: { display: false }, y: { beginAtZero: true },
              y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } } } },
+});
+
+const residualChart = new Chart($("residual-chart"), {
+  type: "line",
+  data: { labels: [], datasets: [
+    { label: "residual (measured - predicted)", data: [], borderColor: "#f04438", pointRadius: 0, borderWidth: 1.5 },
+    { label: "alarm band", data: [], borderColor: "#98a2b3", borderDash: [4, 4], pointRadius: 0, borderWidth: 1, fill: false },
+    { label: "", data: [], borderColor: "#98a2b3", borderDash: [4, 4], pointRadius: 0, borderWidth: 1, fill: "-1",
+      backgroundColor: "rgba(152,162,179,.12)" }] },
+  options: { animation: false, responsive: true, maintainAspectRatio: false, interaction: { intersect: false },
+             plugins: { legend: { labels: { filter: (item) => item.text !== "" } } }, scales: { x: { display: false } } },
 });
 
 function push(chart, label, values) {
@@ -38,8 +50,8 @@ async function loadEnsembles() {
   if (!ensembles.length) status("No ensembles on the server: train one with `python -m models.train`.", true);
 }
 
-async function loadDemo() {
-  const demo = await (await fetch("/api/v1/demo/plant?samples=3000&seed=7")).json();
+async function loadDemo(fault) {
+  const demo = await (await fetch(`/api/v1/demo/plant?samples=3000&seed=7${fault ? `&fault=${fault}` : ""}`)).json();
   return { timestamps: demo.timestamps, rows: demo.boundary.map((r) => Object.fromEntries(demo.boundary_signals.map((s, i) => [s, r[i]]))),
            actual: demo.target.map((r) => Object.fromEntries(demo.target_signals.map((s, i) => [s, r[i]]))) };
 }
@@ -47,8 +59,8 @@ async function loadDemo() {
 function parseCsv(text, boundary, targets) {
   const lines = text.trim().split(/\r?\n/);
   const header = lines[0].split(",").map((h) => h.trim());
-  const missing = boundary.filter((s) => !header.includes(s));
-  if (missing.length) throw new Error(`CSV lacks boundary columns: ${missing.join(", ")}`);
+  const missing = (boundary.length ? boundary : targets).filter((s) => !header.includes(s));
+  if (missing.length) throw new Error(`CSV lacks ${boundary.length ? "boundary" : "target"} columns: ${missing.join(", ")}`);
   const col = Object.fromEntries(header.map((h, i) => [h, i]));
   const rows = [], actual = [], timestamps = [];
   for (const line of lines.slice(1)) {
@@ -65,14 +77,71 @@ function sendNext() {
   const batch = Math.max(1, Number($("batch").value));
   if (cursor + batch > data.rows.length) cursor = 0;  // loop over the data
   sentAt = performance.now();
+  // measured values go along, so the server's residual monitor can warn; a twin of target signals only
+  // (no boundary signals) predicts from them alone
+  const withBoundary = ensembleInfo.boundary_signals.length > 0;
   const message = batch === 1
-    ? { type: "predict", data: { boundary_signals: data.rows[cursor], timestamp: data.timestamps[cursor] } }
-    : { type: "predict_batch", data: { batch: data.rows.slice(cursor, cursor + batch) } };
+    ? { type: "predict", data: { ...(withBoundary ? { boundary_signals: data.rows[cursor] } : {}),
+                                 actual_signals: data.actual[cursor], timestamp: data.timestamps[cursor] } }
+    : { type: "predict_batch", data: { ...(withBoundary ? { batch: data.rows.slice(cursor, cursor + batch) } : {}),
+                                       actual_signals: data.actual.slice(cursor, cursor + batch),
+                                       ...(data.timestamps[cursor] !== undefined ? { timestamps: data.timestamps.slice(cursor, cursor + batch) } : {}) } };
   message.id = cursor;
   ws.send(JSON.stringify(message));
 }
 
+function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
+
+function renderAlerts() {
+  const rows = [...openAlerts.values()].map((a) => {
+    const tr = document.createElement("tr");
+    tr.dataset.kind = a.kind; tr.dataset.signal = a.signal;
+    if (a.acknowledged) tr.className = "acknowledged";
+    const ack = document.createElement("button");
+    ack.textContent = a.acknowledged ? "Acknowledged" : "Acknowledge";
+    ack.disabled = !!a.acknowledged;
+    ack.className = "ack";
+    ack.onclick = () => acknowledge(a);
+    const action = document.createElement("td"); action.append(ack);
+    tr.append(cell(a.signal), cell(a.kind), cell(a.first_sample), cell(`${a.score.toFixed(2)} / ${a.threshold.toFixed(2)}`),
+              cell((a.contributors || []).join(", ")), action);
+    return tr;
+  });
+  $("open-alerts").tBodies[0].replaceChildren(...rows);
+  $("no-alerts").hidden = rows.length > 0;
+  $("alarm-count").textContent = `${rows.length} open`;
+  $("alarm-count").className = `pill ${rows.length ? "alarm" : "on"}`;
+}
+
+function onAlert(msg) {
+  const a = msg.data, key = `${a.signal}|${a.kind}`;
+  if (msg.type === "alert") openAlerts.set(key, a); else openAlerts.delete(key);
+  const li = document.createElement("li");
+  li.className = msg.type === "alert" ? "opened" : "cleared";
+  li.textContent = `${a.sample}: ${a.message}`;
+  $("alert-history").prepend(li);
+  while ($("alert-history").children.length > 50) $("alert-history").lastChild.remove();
+  renderAlerts();
+}
+
+async function acknowledge(alert) {
+  const reply = await fetch("/api/v1/alerts/ack", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ session_id: sessionId, signal: alert.signal, kind: alert.kind }) });
+  if (!reply.ok) { status(`could not acknowledge: HTTP ${reply.status}`, true); return; }
+  alert.acknowledged = true;
+  renderAlerts();
+}
+
+function band(target) {
+  // the spike detector's band around the normal residual (models.monitor): beyond it a single sample alarms
+  const signal = monitor?.signals?.[target], limits = monitor?.thresholds?.[target];
+  if (!signal || !limits) return [null, null];
+  const width = limits.spike_threshold * signal.residual_std;
+  return [signal.residual_mean + width, signal.residual_mean - width];
+}
+
 function onReply(msg) {
+  if (msg.type === "alert" || msg.type === "alert_cleared") { onAlert(msg); return; }
   if (msg.type === "config_ack") {
     sessionId = msg.session_id;
     ensembleInfo = msg.ensemble_info;
@@ -87,11 +156,16 @@ function onReply(msg) {
   if (msg.type === "error") { status(`${msg.error_code}: ${msg.message}`, true); stop(); return; }
   const start = msg.id, target = $("target").value;
   const preds = msg.type === "prediction" ? [msg.data.predictions] : msg.data.predictions;
-  preds.forEach((p, i) => push(signalChart, start + i, [p[target], data.actual[start + i]?.[target] ?? null]));
+  const residuals = msg.type === "prediction" ? [msg.data.residuals] : msg.data.residuals;
+  const [upper, lower] = band(target);
+  preds.forEach((p, i) => {
+    push(signalChart, start + i, [p[target], data.actual[start + i]?.[target] ?? null]);
+    push(residualChart, start + i, [residuals?.[i]?.[target] ?? null, upper, lower]);
+  });
   predictions += preds.length;
   const seconds = (performance.now() - rateStart) / 1000;
   push(latencyChart, start, [msg.data.latency_ms ?? performance.now() - sentAt, seconds > 0 ? predictions / seconds : 0]);
-  signalChart.update(); latencyChart.update();
+  signalChart.update(); latencyChart.update(); residualChart.update();
   cursor = start + preds.length;
   const wait = Math.max(0, 1000 / Number($("rate").value) - (performance.now() - sentAt));
   setTimeout(sendNext, wait);
@@ -102,12 +176,17 @@ async function start() {
   if (!ensemble) return;
   const info = (await (await fetch("/api/v1/ensembles")).json()).ensembles.find((e) => e.ensemble_name === ensemble);
   try {
-    data = $("source").value === "csv"
+    const source = $("source").value;
+    data = source === "csv"
       ? parseCsv(await $("csv").files[0].text(), info.boundary_signals, info.target_signals)
-      : await loadDemo();
+      : await loadDemo(source.split(":")[1]);
   } catch (err) { status(err.message, true); return; }
-  signalChart.data.labels = []; signalChart.data.datasets.forEach((d) => (d.data = []));
-  latencyChart.data.labels = []; latencyChart.data.datasets.forEach((d) => (d.data = []));
+  monitor = info.monitor;
+  $("band-note").textContent = monitor ? "dashed: the spike alarm band" : "this ensemble has no monitor calibration";
+  openAlerts.clear(); renderAlerts(); $("alert-history").replaceChildren();
+  for (const chart of [signalChart, latencyChart, residualChart]) {
+    chart.data.labels = []; chart.data.datasets.forEach((d) => (d.data = []));
+  }
   cursor = 0; running = true;
   $("start").disabled = true; $("stop").disabled = false;
   ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/inference/stream`);

@@ -8,6 +8,7 @@ import logging
 from pymongo import DESCENDING
 
 from deployments.mongo import connect
+from serve_app.web.wire import now_iso
 
 logger = logging.getLogger("streamforge.alerts")
 
@@ -38,6 +39,16 @@ class AlertLog:
     async def flush(self) -> None:
         """Wait for the writes in flight (tests and shutdown)."""
         await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    def acknowledge(self, session_id: str, signal: str, kind: str, by: str) -> bool:
+        """Mark the latest opening of this alert acknowledged (by whom, when); False when there is none."""
+        latest = self.collection.find_one({"session_id": session_id, "signal": signal, "kind": kind, "opened": True},
+                                          sort=[("created_at", DESCENDING)])
+        if latest is None:
+            return False
+        self.collection.update_one({"_id": latest["_id"]}, {"$set": {"acknowledged_at": now_iso(),
+                                                                     "acknowledged_by": by}})
+        return True
 
     def recent(self, limit: int, session_id: str | None = None, signal: str | None = None,
                kind: str | None = None, among_sessions: list[str] | None = None) -> list[dict]:

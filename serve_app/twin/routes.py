@@ -13,11 +13,11 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
 from models.monitor_events import ALERT_KINDS
-from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
+from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, Fault, simulate
 from serve_app.settings import FRONTEND, project_path
 from serve_app.twin.connection import TwinConnection, TwinServices
 from serve_app.twin.history import history_csv, history_json
@@ -26,6 +26,8 @@ from serve_app.web.auth import Principal
 from serve_app.web.wire import SESSION_ID_PATTERN
 
 router = APIRouter(tags=["digital twin"])
+DEMO_FAULT_SIGNALS = {"drift": "Temperature_target_2", "stuck": "Temperature_target_1", "dropout": "Power_target_2"}
+DEMO_FAULT_MAGNITUDES = {"drift": 6.0, "fouling": 0.35}
 RESULT_FILE = re.compile(r"^(?P<session>[A-Za-z0-9_.:-]+)_\d{8}_\d{6}\.(csv|json)$")
 
 
@@ -61,9 +63,13 @@ async def twin_page() -> FileResponse:
 
 
 @router.get("/api/v1/demo/plant")
-async def demo_plant(samples: int = Query(1000, ge=1, le=20000), seed: int = Query(0, ge=0, le=2**31)) -> dict:
-    """Simulated demo-plant data (boundary inputs and measured targets) for dashboards and clients."""
-    run = await asyncio.to_thread(simulate, samples, seed)
+async def demo_plant(samples: int = Query(1000, ge=1, le=20000), seed: int = Query(0, ge=0, le=2**31),
+                     fault: Literal["drift", "stuck", "dropout", "fouling"] | None = None) -> dict:
+    """Simulated demo-plant data (boundary inputs and measured targets) for dashboards and clients;
+    `fault` injects one over the middle third of the samples (models.plant.Fault)."""
+    faults = () if fault is None else (Fault(fault, samples // 3, 2 * samples // 3, DEMO_FAULT_SIGNALS.get(fault),
+                                             DEMO_FAULT_MAGNITUDES.get(fault, 0.0)),)
+    run = await asyncio.to_thread(simulate, samples, seed, faults=faults)
     return {"boundary_signals": BOUNDARY_SIGNALS, "target_signals": TARGET_SIGNALS, "timestamps": run.timestamps,
             "boundary": run.boundary.round(6).tolist(), "target": run.target.round(6).tolist()}
 
@@ -148,6 +154,30 @@ async def alerts(http: Request, session_id: str | None = Query(None, pattern=SES
     viewer = http.state.principal.twin_viewer
     own = None if viewer is None else [s["session_id"] for s in await services.sessions.summaries(viewer)]
     return {"alerts": await asyncio.to_thread(services.alert_log.recent, limit, session_id, signal, kind, own)}
+
+
+class AlertAcknowledgement(BaseModel):
+    """Which open alert an operator acknowledges."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str = Field(pattern=SESSION_ID_PATTERN)
+    signal: str = Field(min_length=1, max_length=200)
+    kind: Literal[ALERT_KINDS]  # type: ignore[valid-type]
+
+
+@router.post("/api/v1/alerts/ack")
+async def acknowledge_alert(http: Request, body: AlertAcknowledgement,
+                            services: TwinServices = Depends(twin_services)) -> dict:
+    """Acknowledge the latest opening of an alert of one of the caller's sessions (an admin's: any)."""
+    await services.alert_log.flush()
+    viewer = http.state.principal.twin_viewer
+    if viewer is not None and body.session_id not in {s["session_id"] for s in await services.sessions.summaries(viewer)}:
+        raise HTTPException(404, f"session {body.session_id!r} not found")
+    who = http.state.principal.identity
+    if not await asyncio.to_thread(services.alert_log.acknowledge, body.session_id, body.signal, body.kind, who):
+        raise HTTPException(404, f"no {body.kind} alert on {body.signal!r} in session {body.session_id!r}")
+    return {"acknowledged": True, **body.model_dump()}
 
 
 @router.delete("/api/admin/ensembles/{name}", status_code=204)
