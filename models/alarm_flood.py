@@ -64,6 +64,7 @@ class AlarmFlood:
         while self._openings and self._openings[0] <= now - self.limits.window_s:
             self._openings.popleft()
         passed: list[AlertEvent] = []
+        flood_began = False
         for event in events:
             key = (event.signal, event.kind)
             if not event.opened:
@@ -76,14 +77,13 @@ class AlarmFlood:
             if not self.flooding and len(self._openings) <= self.limits.max_alerts:
                 passed.append(event)
                 continue
-            starts = not self.flooding
-            if starts:
-                self._began, self._count, self._signals = event.first_sample or timestamp, 0, []
+            if not self.flooding:
+                self._began, self._count, self._signals, flood_began = event.first_sample or timestamp, 0, [], True
             self._held_back.add(key)
             self._count += 1
             self._signals.extend(s for s in event.contributors or [event.signal] if s not in self._signals)
-            if starts:
-                passed.append(self._flood_event(True, timestamp))
+        if flood_began:  # after this sample's openings, so it names all of them
+            passed.append(self._flood_event(True, timestamp))
         if self.flooding and len(self._openings) <= self.limits.max_alerts // 2:
             passed.append(self._flood_event(False, timestamp))
             self._began = ""
