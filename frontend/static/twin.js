@@ -182,7 +182,7 @@ async function start() {
       : await loadDemo(source.split(":")[1]);
   } catch (err) { status(err.message, true); return; }
   monitor = info.monitor;
-  $("band-note").textContent = monitor ? "dashed: the spike alarm band" : "this ensemble has no monitor calibration";
+  $("band-note").textContent = monitor ? "dashed: the spike band of the monitored residual (measured − lagged prediction)" : "this ensemble has no monitor calibration";
   openAlerts.clear(); renderAlerts(); $("alert-history").replaceChildren();
   for (const chart of [signalChart, latencyChart, residualChart]) {
     chart.data.labels = []; chart.data.datasets.forEach((d) => (d.data = []));

@@ -115,3 +115,32 @@ def test_twin_dashboard_streams_and_charts(server, browser):
     assert href.startswith("/api/v1/inference/stream/history/")
     shot(page, "twin-dashboard")
     page.click("#stop")
+
+
+def test_twin_dashboard_shows_acknowledges_and_clears_an_alert(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(f"{server.http}/twin?token={ADMIN_TOKEN}")
+    page.wait_for_function("document.querySelectorAll('#ensemble option').length > 0", timeout=20_000)
+    page.select_option("#ensemble", server.demo.name)
+    page.select_option("#source", "demo:stuck")  # Temperature_target_1 freezes over the middle third
+    page.fill("#batch", "10")
+    page.fill("#rate", "10")  # 100 samples/s: the fault shows for about 10 s
+    page.click("#start")
+    row = page.wait_for_selector("#open-alerts tbody tr[data-kind='stuck']", timeout=60_000)
+    assert row.get_attribute("data-signal") == "Temperature_target_1"
+    assert "Temperature_target_1" in row.inner_text() and page.inner_text("#alarm-count") == "1 open"
+    assert page.is_hidden("#no-alerts")
+    page.click("#open-alerts tbody tr[data-kind='stuck'] button.ack")
+    page.wait_for_selector("#open-alerts tbody tr.acknowledged", timeout=20_000)
+    session = page.evaluate("sessionId")
+    stored = server.api.get("/api/v1/alerts", params={"session_id": session, "kind": "stuck"}).json()["alerts"]
+    assert any(a["opened"] and a.get("acknowledged_at") for a in stored)
+    band = page.evaluate("residualChart.data.datasets.map(d => d.data.filter(v => v !== null).length)")
+    assert min(band) >= 100  # residuals and both edges of the alarm band
+    shot(page, "twin-alarm-panel")
+    # the fault ends at sample 2000: the alert clears, the panel empties, the history keeps both events
+    page.wait_for_selector("#open-alerts tbody tr", state="detached", timeout=60_000)
+    assert page.inner_text("#alarm-count") == "0 open"
+    history = page.inner_text("#alert-history")
+    assert "has not moved" in history and "stuck on Temperature_target_1 cleared" in history
+    page.click("#stop")
