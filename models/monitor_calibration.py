@@ -41,6 +41,8 @@ MIN_SPIKE_SD = 5.0  # a spike threshold never goes below this many residual stan
 TARGET_EXCEEDANCE = 1e-4  # per-sample probability of normal data crossing a parametric threshold
 CONFIDENCE = 0.95  # of the upper bound on a statistic's spread from a short calibration run
 DEFAULT_STUCK_SAMPLES = 10
+CALIBRATION_BLOCKS = 5  # time blocks for the multivariate alert's held-out T²
+MIN_VECTOR_SAMPLES = 30  # effective samples a residual needs in calibration to join the multivariate alert
 DEFAULT_BASELINE_HALFLIFE = 300.0  # samples: how fast the monitor follows slow normal change (models.monitor)
 
 
@@ -135,29 +137,47 @@ def longest_unchanged_run(values: np.ndarray) -> np.ndarray:
     return longest
 
 
-def multivariate_calibration(z: np.ndarray, drift_lambda: float, margin: float,
-                             allowed: int) -> MultivariateCalibration | None:
-    """Hotelling T² of the EWMA of the standardised residual vector z [n, k]: covariance from the EWMA
-    series itself (so autocorrelation is in it), shrunk towards its diagonal by k / n_eff (n_eff: the
-    residuals' median effective sample count); threshold the
-    larger of the budgeted empirical level and the Phase-II limit for n_eff samples, on the scale of a
-    chi-square fitted to T²'s mean and variance (Box)."""
-    n, k = z.shape
-    if k < 2:
-        return None
-    smoothed = ewma(z, drift_lambda)
-    n_eff = float(np.median([effective_samples(z[:, j]) for j in range(k)]))
-    covariance = smoothed.T @ smoothed / n
-    shrink = float(np.clip(k / n_eff, 0.05, 0.9))
+def _shrunk_precision(smoothed: np.ndarray, shrink: float) -> np.ndarray:
+    """Inverse of the EWMA vectors' covariance (about zero), shrunk towards its diagonal."""
+    covariance = smoothed.T @ smoothed / len(smoothed)
     covariance = (1.0 - shrink) * covariance + shrink * np.diag(np.diag(covariance))
-    precision = np.linalg.inv(covariance + 1e-9 * np.eye(k))
-    t2 = np.einsum("ij,jk,ik->i", smoothed, precision, smoothed)
-    mean, var = float(t2.mean()), float(max(t2.var(), 1e-12))
-    scale, dof = var / (2.0 * mean), 2.0 * mean * mean / var  # T² ~ scale * chi²(dof) on these data (Box)
+    return np.linalg.inv(covariance + 1e-9 * np.eye(len(covariance)))
+
+
+def _t2(smoothed: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,jk,ik->i", smoothed, precision, smoothed)
+
+
+def multivariate_calibration(z: np.ndarray, targets: list[str], drift_lambda: float, margin: float,
+                             allowed: int) -> MultivariateCalibration | None:
+    """Hotelling T² of the EWMA of the standardised residual vector z [n, k], over the signals whose
+    residuals are worth at least MIN_VECTOR_SAMPLES independent samples (a wandering residual cannot
+    have its covariance estimated from this run; its own drift limit is wide instead). Covariance from
+    the EWMA series itself (so autocorrelation is in it), shrunk towards its diagonal by k / n_eff
+    (n_eff: the smallest effective sample count among them). The threshold comes from T² on each of
+    CALIBRATION_BLOCKS time blocks computed with the covariance of the other blocks: the larger of its
+    budgeted empirical level and the Phase-II limit for n_eff samples on the scale of a chi-square fitted
+    to its mean and variance (Box). None with fewer than two such signals."""
+    n_eff_each = np.array([effective_samples(z[:, j]) for j in range(z.shape[1])])
+    used = np.flatnonzero(n_eff_each >= MIN_VECTOR_SAMPLES)
+    if len(used) < 2:
+        return None
+    k, n_eff = len(used), float(n_eff_each[used].min())
+    smoothed = ewma(z[:, used], drift_lambda)
+    shrink = float(np.clip(k / n_eff, 0.05, 0.9))
+    # T² of each time block with the covariance of the others: how T² behaves on normal data the
+    # covariance was not estimated from (a plant that wanders between blocks shows here)
+    held_out_t2 = np.empty(len(z))
+    for block in np.array_split(np.arange(len(z)), CALIBRATION_BLOCKS):
+        rest = np.setdiff1d(np.arange(len(z)), block)
+        held_out_t2[block] = _t2(smoothed[block], _shrunk_precision(smoothed[rest], shrink))
+    mean, var = float(held_out_t2.mean()), float(max(held_out_t2.var(), 1e-12))
+    scale, dof = var / (2.0 * mean), 2.0 * mean * mean / var  # T² ~ scale * chi²(dof) (Box)
     parametric = scale * phase2_t2_limit(1.0 - TARGET_EXCEEDANCE, dof, n_eff)
-    threshold = margin * max(parametric, lowest_threshold(drift_alarms, t2, allowed))
-    return MultivariateCalibration(precision=precision.tolist(), threshold=threshold, shrinkage=shrink,
-                                   effective_samples=n_eff)
+    threshold = margin * max(parametric, lowest_threshold(drift_alarms, held_out_t2, allowed))
+    precision = _shrunk_precision(smoothed, shrink)
+    return MultivariateCalibration(signals=[targets[j] for j in used], precision=precision.tolist(),
+                                   threshold=threshold, shrinkage=shrink, effective_samples=n_eff)
 
 
 def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, margin: float = DEFAULT_MARGIN,
@@ -199,7 +219,7 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
                                        stuck_samples=max(DEFAULT_STUCK_SAMPLES, 2 * int(held[j]) + 1))
                     for j, t in enumerate(targets)},
         validation_samples=len(predictions), threshold_margin=margin, alarm_budget=alarm_budget,
-        multivariate=multivariate_calibration(z, drift_lambda, margin, allowed),
+        multivariate=multivariate_calibration(z, targets, drift_lambda, margin, allowed),
         baseline_halflife=baseline_halflife,
     )
 

@@ -68,7 +68,9 @@ def test_three_hundred_rows_train_and_calibrate_out_of_fold(plant_twin_300):
         assert np.isfinite(metrics.r2_stage1) and np.isfinite(metrics.r2_ensemble)
     # Stage 1 is not useless on 300 rows: every demo-plant target well predicted on rows it never saw
     assert min(x.r2_stage1 for x in m.metrics.values()) > 0.75, {t: x.r2_stage1 for t, x in m.metrics.items()}
-    assert m.monitor.multivariate is not None
+    # 5 minutes of a slow plant hold too few independent samples to estimate the residuals' covariance:
+    # no multivariate alert rather than one that would fire on the next operating point
+    assert m.monitor.multivariate is None
 
 
 def test_a_modest_twin_stays_quiet_on_the_rest_of_the_normal_run(plant_twin_300):
