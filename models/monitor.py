@@ -67,8 +67,10 @@ class AlertThresholds(BaseModel):
 
 
 class MultivariateCalibration(BaseModel):
-    """The residual vector's normal spread: T² = e' P e of the drift EWMAs e, alert beyond `threshold`."""
+    """The residual vector's normal spread: T² = e' P e of the drift EWMAs e of `signals`, alert beyond
+    `threshold`."""
 
+    signals: list[str]  # the targets in the statistic (those with enough calibration data), in P's order
     precision: list[list[float]]  # inverse of the shrunk covariance of the EWMA vector on normal data
     threshold: float = Field(gt=0.0)
     shrinkage: float  # weight of the covariance's diagonal in the shrunk estimate
@@ -128,6 +130,7 @@ class ResidualMonitor:
         self._open = {k: np.zeros(n, dtype=bool) for k in SIGNAL_KINDS}
         vector = calibration.multivariate
         self._precision = np.array(vector.precision) if vector is not None else None
+        self._vector_index = np.array([self.targets.index(s) for s in vector.signals]) if vector is not None else None
         self._t2_threshold = vector.threshold if vector is not None else np.inf
         self._vector_open, self._vector_began, self._vector_first = False, "", ""
         self._vector_contributors: list[str] = []
@@ -191,8 +194,9 @@ class ResidualMonitor:
 
     def _vector_step(self, ts: str, events: list[AlertEvent]) -> None:
         """The multivariate alert on T² of the drift EWMAs, with the same half-threshold hysteresis."""
-        pulled = self._precision @ self._ewma
-        t2 = float(self._ewma @ pulled)
+        e = self._ewma[self._vector_index]
+        pulled = self._precision @ e
+        t2 = float(e @ pulled)
         threshold = self._t2_threshold
         if t2 < threshold / 2:
             self._vector_began = ""
@@ -203,7 +207,7 @@ class ResidualMonitor:
             share = pulled ** 2 / np.diag(self._precision)
             top = [j for j in np.argsort(-share)[:3] if share[j] > 0]
             self._vector_open, self._vector_first = True, self._vector_began or ts
-            self._vector_contributors = [self.targets[j] for j in top]
+            self._vector_contributors = [self.targets[self._vector_index[j]] for j in top]
             events.append(AlertEvent("multivariate", "*", True, t2, threshold, self._vector_first, ts,
                                      list(self._vector_contributors)))
         elif self._vector_open and t2 < threshold / 2:

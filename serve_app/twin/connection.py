@@ -133,7 +133,12 @@ class TwinConnection:
             if isinstance(reply, asyncio.Task):
                 reply = await reply
             if isinstance(reply, Measured):
-                alerts = await self._observe(reply)
+                try:
+                    alerts = await self._observe(reply)
+                except Exception as exc:  # the prediction stands; the client hears the monitor failed
+                    logger.exception("residual monitor failed in session %s", self.session_id)
+                    alerts = [WireError(ErrorCode.INTERNAL_ERROR, "the residual monitor failed on these samples",
+                                        {"reason": str(exc)[:200]}).to_message()]
                 reply = reply.reply
             else:
                 alerts = []

@@ -111,21 +111,25 @@ def test_a_twin_of_target_signals_only_exports_what_pytorch_computes(targets_onl
 
 
 def correlated_run(n: int, seed: int, shift: np.ndarray | None = None, start: int = 0):
-    """Three targets whose residuals move together (a shared factor), optionally shifted from `start`."""
+    """Three targets whose residuals move together (a shared factor), optionally shifted from `start`,
+    and a fourth whose residual wanders (a random walk)."""
     rng = np.random.default_rng(seed)
     shared = rng.normal(size=(n, 1))
     residual = 0.97 * shared + np.sqrt(1 - 0.97 ** 2) * rng.normal(size=(n, 3))
     if shift is not None:
         residual[start:] += shift
-    predictions = rng.normal(size=(n, 3)) * 5
-    return predictions, predictions + residual
+    wandering = np.cumsum(rng.normal(size=(n, 1)) * 0.05, axis=0)
+    predictions = rng.normal(size=(n, 4)) * 5
+    return predictions, predictions + np.hstack([residual, wandering])
 
 
 def test_the_multivariate_alert_catches_a_shift_no_single_signal_alarms_on():
-    names = ["a", "b", "c"]
-    predictions, actual = correlated_run(20_000, seed=1)
-    calibration = calibrate(names, predictions, actual, lags=np.zeros(3))
+    names = ["a", "b", "c", "wanders"]
+    predictions, actual = correlated_run(3_000, seed=1)
+    calibration = calibrate(names, predictions, actual, lags=np.zeros(4))
     calibration.baseline_halflife = None
+    # a residual that wanders through the calibration run has no covariance to speak of: left out of T²
+    assert calibration.multivariate.signals == ["a", "b", "c"]
     # against the shared factor: each residual moves by less than its own drift threshold, together they
     # leave the normal (correlated) cloud
     shift = np.array([0.2, -0.2, 0.0])
