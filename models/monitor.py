@@ -6,8 +6,8 @@ The measured sensor is taken to follow the twin's steady-state prediction throug
 `measured - lagged prediction`, standardised with the validation residuals' mean and standard deviation.
 Per target signal:
 
-    drift    EWMA of the standardised residual beyond +-drift_threshold; clears when it falls back
-             under half the threshold
+    drift    EWMA of the standardised residual beyond +-drift_threshold; clears when it has stayed
+             under half the threshold for `clear_samples` samples (an off-delay against chattering)
     spike    an isolated outlier: one standardised residual beyond +-spike_threshold with its neighbours
              under half of it (reported one sample later); clears after `clear_samples` quiet samples
     stuck    the measured value moved less than stuck_ratio * step_std for `stuck_samples` samples in a
@@ -18,7 +18,8 @@ Per target signal:
 For the residual vector as a whole (when the calibration has one, two or more targets):
 
     multivariate  Hotelling T² of the drift EWMAs with the calibrated precision matrix beyond its
-                  threshold; clears under half of it. Real faults move several residuals together, each
+                  threshold; clears after `clear_samples` (the targets' median) samples under half.
+                  Real faults move several residuals together, each
                   too little for its own drift alert. It names the signals contributing most: those
                   whose removal would lower T² most.
 
@@ -119,6 +120,7 @@ class ResidualMonitor:
         self._still_count = np.zeros(n, dtype=int)
         self._missing_count = np.zeros(n, dtype=int)
         self._quiet_count = np.zeros(n, dtype=int)
+        self._calm_count = np.zeros(n, dtype=int)  # samples in a row with the drift EWMA under half its threshold
         self._z_before2, self._z_before = np.zeros(n), np.zeros(n)  # the last two standardised residuals
         halflife = calibration.baseline_halflife
         self._follow = 0.0 if halflife is None else 1.0 - 0.5 ** (1.0 / halflife)
@@ -133,6 +135,7 @@ class ResidualMonitor:
         self._vector_index = np.array([self.targets.index(s) for s in vector.signals]) if vector is not None else None
         self._t2_threshold = vector.threshold if vector is not None else np.inf
         self._vector_open, self._vector_began, self._vector_first = False, "", ""
+        self._vector_calm, self._vector_clear_n = 0, int(np.median(self._clear_n)) if n else 1
         self._vector_contributors: list[str] = []
 
     @property
@@ -186,9 +189,12 @@ class ResidualMonitor:
         self._ewma = np.where(active, self._ewma + self._lambda * (clipped - self._ewma), self._ewma)
         level = np.abs(self._ewma)
         calm = level < self._drift_th / 2
+        self._calm_count = np.where(calm, self._calm_count + 1, 0)
         self._began["drift"][calm] = ""
         self._began["drift"][~calm & (self._began["drift"] == "")] = ts
-        self._switch(events, "drift", level > self._drift_th, calm, level, self._drift_th, ts)
+        # off-delay (ISA-18.2): a drift clears only after `clear_samples` calm samples, so it does not chatter
+        self._switch(events, "drift", level > self._drift_th, self._calm_count >= self._clear_n, level,
+                     self._drift_th, ts)
         if self._precision is not None:
             self._vector_step(ts, events)
 
@@ -198,7 +204,9 @@ class ResidualMonitor:
         pulled = self._precision @ e
         t2 = float(e @ pulled)
         threshold = self._t2_threshold
-        if t2 < threshold / 2:
+        calm = t2 < threshold / 2
+        self._vector_calm = self._vector_calm + 1 if calm else 0
+        if calm:
             self._vector_began = ""
         elif not self._vector_began:
             self._vector_began = ts
@@ -210,7 +218,7 @@ class ResidualMonitor:
             self._vector_contributors = [self.targets[self._vector_index[j]] for j in top]
             events.append(AlertEvent("multivariate", "*", True, t2, threshold, self._vector_first, ts,
                                      list(self._vector_contributors)))
-        elif self._vector_open and t2 < threshold / 2:
+        elif self._vector_open and self._vector_calm >= self._vector_clear_n:
             self._vector_open = False
             events.append(AlertEvent("multivariate", "*", False, t2, threshold, self._vector_first, ts,
                                      list(self._vector_contributors)))
