@@ -88,7 +88,11 @@ class AppSettings(BaseModel):
                                                                  "in their header are refused before decoding")
     face_interval_s: float = Field(1.0, ge=0, description="face recognition at most this often per kiosk")
     cart_stable_k: int = Field(3, ge=1, description="a product enters the cart when seen in k ...")
-    cart_stable_n: int = Field(5, ge=1, description="... of the last n processed frames")
+    cart_stable_n: int = Field(5, ge=1, description="... of the last n processed frames, in the same place")
+    cart_min_score: float = Field(0.5, ge=0, le=1, description="detections below this score are no evidence "
+                                  "for the cart (serve_app.store.cart)")
+    cart_min_iou: float = Field(0.3, gt=0, le=1, description="box overlap that makes a detection the same object "
+                                "as in the frame before")
     catalogue_refresh_s: float = Field(30.0, gt=0)
     # access and limits (per ingress replica)
     auth: AuthSettings = AuthSettings()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -71,7 +70,9 @@ class _Frame:
 class KioskConnection:
     def __init__(self, websocket: WebSocket, services: StoreServices, session_id: str):
         self.ws, self.services, self.session_id = websocket, services, session_id
-        self.tracker = CartTracker(services.settings.cart_stable_k, services.settings.cart_stable_n)
+        settings = services.settings
+        self.tracker = CartTracker(settings.cart_stable_k, settings.cart_stable_n, settings.cart_min_score,
+                                   settings.cart_min_iou)
         self.user: dict | None = None
         self.pending: _Frame | None = None
         self.frame_ready = asyncio.Event()
@@ -191,7 +192,7 @@ class KioskConnection:
                          "latency_ms": round(latency_ms, 2),
                          "detections": [{**d, "product_id": products[d["class_id"]]["id"],
                                          "name": products[d["class_id"]]["name"]} for d in known]})
-        additions = self.tracker.update(Counter(d["class_id"] for d in known))
+        additions = self.tracker.update(known)
         for class_id, units in additions.items():
             product = products[class_id]
             state = await self.services.sessions.add(self.session_id, product, units)

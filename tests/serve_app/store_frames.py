@@ -15,9 +15,17 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def product_frame(class_ids: list[int], seed: int, size: int = 480) -> bytes:
-    """A scene showing exactly these catalogue products (no distractors)."""
-    image, labels = render_scene(np.random.default_rng(seed), catalogue_looks(), size=size, classes=class_ids, distractors=0)
-    return jpeg_bytes(image)
+    """A shopper holding up exactly these catalogue products (no distractors): the scene is the same for
+    the same products, and `seed` moves the camera a few pixels and changes the light, as consecutive
+    frames of a real camera do."""
+    layout = 1000 + sum(10 ** i * (c + 1) for i, c in enumerate(class_ids))
+    image, _ = render_scene(np.random.default_rng(layout), catalogue_looks(), size=size, classes=class_ids,
+                            distractors=0)
+    rng = np.random.default_rng(seed)
+    shift = np.float32([[1, 0, rng.uniform(-6, 6)], [0, 1, rng.uniform(-6, 6)]])
+    moved = cv2.warpAffine(image, shift, (size, size), borderMode=cv2.BORDER_REFLECT)
+    lit = np.clip(moved.astype(np.float32) * rng.uniform(0.92, 1.08) + rng.normal(0, 3, moved.shape), 0, 255)
+    return jpeg_bytes(lit.astype(np.uint8))
 
 
 def empty_frame(seed: int, size: int = 480) -> bytes:

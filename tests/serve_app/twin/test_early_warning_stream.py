@@ -18,13 +18,15 @@ from tests.serve_app.wire import Peer, as_signals, connect
 
 
 @pytest.fixture(scope="module")
-def testbed_twin(server) -> Ensemble:
+def testbed_twin(server):
     """A twin of SKAB's 8 sensors from the first 400 rows of a valve run, in the server's repository."""
     from models.train import train_ensemble
     testbed = Run.read(DATASET / "valve1" / "0.csv")
     folder = train_ensemble(SignalTable(np.empty((TRAIN_ROWS, 0)), testbed.values[:TRAIN_ROWS], None), [],
                             testbed.signals, server.demo.folder.parent, "Testbed", epochs=10, boost_epochs=5)
-    return Ensemble(folder)
+    yield Ensemble(folder)
+    # the shared server's other tests expect its own ensembles only
+    assert server.api.delete(f"/api/admin/ensembles/{folder.name}").status_code == 204
 
 
 async def open_testbed_session(server, ensemble: Ensemble, **config) -> tuple[Peer, dict]:
