@@ -60,7 +60,8 @@ class Run:
     anomaly: np.ndarray  # [n] bool
 
     @classmethod
-    def read(cls, path: Path) -> "Run":
+    def read(cls, path: Path, name: str | None = None) -> "Run":
+        """A SKAB CSV (`;`-separated); `name` defaults to the file's name."""
         with path.open(newline="") as f:
             reader = csv.reader(f, delimiter=";")
             header = next(reader)
@@ -69,18 +70,19 @@ class Run:
         values = np.array([[float(c) for c in r[1:1 + len(signals)]] for r in rows])
         anomaly = (np.array([float(r[header.index("anomaly")]) for r in rows]) > 0
                    if "anomaly" in header else np.zeros(len(rows), bool))
-        return cls(str(path.relative_to(DATASET)), signals, [r[0] for r in rows], values, anomaly)
+        return cls(name or path.name, signals, [r[0] for r in rows], values, anomaly)
 
     def plant_minutes(self, rows: slice) -> float:
         first, last = (datetime.fromisoformat(self.timestamps[i]) for i in (rows.start, rows.stop - 1))
         return (last - first).total_seconds() / 60.0 + 1 / 60
 
 
-def runs(limit: int | None = None) -> tuple[list[Run], Run]:
-    """(the 34 fault runs in a fixed order, the anomaly-free run)."""
-    paths = sorted((p for p in DATASET.glob("*/*.csv") if p.parent.name != "anomaly-free"),
+def runs(dataset: Path = DATASET, limit: int | None = None) -> tuple[list[Run], Run]:
+    """(the 34 fault runs in a fixed order, the anomaly-free run) of SKAB's `data/` folder."""
+    paths = sorted((p for p in dataset.glob("*/*.csv") if p.parent.name != "anomaly-free"),
                    key=lambda p: (p.parent.name, int(p.stem)))
-    return [Run.read(p) for p in paths[:limit]], Run.read(DATASET / "anomaly-free" / "anomaly-free.csv")
+    free = dataset / "anomaly-free" / "anomaly-free.csv"
+    return [Run.read(p, str(p.relative_to(dataset))) for p in paths[:limit]], Run.read(free, "anomaly-free.csv")
 
 
 def train(run: Run, repository: Path) -> tuple[str, dict]:
@@ -184,10 +186,11 @@ def first_fault(run: Run) -> tuple[int, int] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", type=Path, default=DATASET, help="SKAB's data folder")
     parser.add_argument("--runs", type=int, default=None, help="only the first N fault runs")
     parser.add_argument("--out", default="skab.json")
     args = parser.parse_args()
-    fault_runs, normal_run = runs(args.runs)
+    fault_runs, normal_run = runs(args.dataset, args.runs)
     every = [*fault_runs, normal_run]
     repository = SCRATCH / "skab-repository"
     repository.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ of target signals only, the multivariate alert, sample-and-hold signals and alar
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,10 +23,13 @@ SKAB_SIGNALS = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure",
                 "Voltage", "Volume Flow RateRMS"]
 
 
+SKAB_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "skab"
+
+
 def skab_normal_rows(rows: int) -> np.ndarray:
     """The first rows of SKAB's anomaly-free run (a real water-circulation testbed at 1 Hz)."""
-    from bench.skab import DATASET, Run
-    return Run.read(DATASET / "anomaly-free" / "anomaly-free.csv").values[:rows]
+    from bench.skab import Run
+    return Run.read(SKAB_FIXTURES / "anomaly-free-head.csv").values[:rows]
 
 
 def timestamps(n: int) -> list[str]:

@@ -7,7 +7,8 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.skab import DATASET, TRAIN_ROWS, Run
+from bench.skab import TRAIN_ROWS, Run
+from tests.models.test_early_warning import SKAB_FIXTURES
 from models.dataset import SignalTable
 from models.ensemble import Ensemble
 from models.plant import TARGET_SIGNALS, simulate
@@ -21,7 +22,7 @@ from tests.serve_app.wire import Peer, as_signals, connect
 def testbed_twin(server):
     """A twin of SKAB's 8 sensors from the first 400 rows of a valve run, in the server's repository."""
     from models.train import train_ensemble
-    testbed = Run.read(DATASET / "valve1" / "0.csv")
+    testbed = Run.read(SKAB_FIXTURES / "valve1-0.csv")
     folder = train_ensemble(SignalTable(np.empty((TRAIN_ROWS, 0)), testbed.values[:TRAIN_ROWS], None), [],
                             testbed.signals, server.demo.folder.parent, "Testbed", epochs=10, boost_epochs=5)
     yield Ensemble(folder)
@@ -49,7 +50,7 @@ def readings(names: list[str], row: np.ndarray) -> dict:
 
 
 def test_a_twin_of_target_signals_only_is_served_with_the_same_protocol(server, testbed_twin):
-    testbed = Run.read(DATASET / "valve1" / "0.csv")
+    testbed = Run.read(SKAB_FIXTURES / "valve1-0.csv")
     names, rows = testbed.signals, testbed.values[TRAIN_ROWS:TRAIN_ROWS + 20]
 
     async def scenario():
@@ -84,7 +85,7 @@ def test_a_twin_of_target_signals_only_is_served_with_the_same_protocol(server, 
 
 
 def test_a_real_fault_opens_alerts_that_name_their_signals_and_can_be_acknowledged(server, testbed_twin):
-    testbed = Run.read(DATASET / "valve1" / "0.csv")  # the outlet valve closes around row 573
+    testbed = Run.read(SKAB_FIXTURES / "valve1-0.csv")  # the outlet valve closes around row 573
     names = testbed.signals
 
     async def scenario():
