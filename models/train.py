@@ -15,7 +15,8 @@ calibrate; with fewer (a plant's few hundred or thousand rows of history) they a
 `folds` time blocks is predicted by a twin trained on the other blocks, those out-of-fold residuals
 calibrate, and the twin that is served is then trained on all rows. Model size, epochs and learning
 rate follow the data size (`model_plan`) unless given, and every fit stops early on its last rows.
-`--stage1-from` keeps an existing ensemble's Stage 1 and trains only a new boost. The result is a folder
+`--stage1-from` keeps an existing ensemble's Stage 1 and trains only a new boost (then only the boost is
+cross-fitted: the kept Stage 1 may have seen every row). The result is a folder
 Ensemble_<model>_<YYYYmmdd_HHMMSS> (see models.ensemble), written whole or not at all.
 """
 
