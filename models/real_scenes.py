@@ -1,6 +1,7 @@
 """A corpus of real photos with no catalogue product in them, gathered from installed packages.
 
-    apt-get install gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers   # Debian
+    apt-get install gnome-backgrounds mate-backgrounds plasma-workspace-wallpapers sway-backgrounds \
+        ukui-wallpapers lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04   # Debian
     python -m models.real_scenes --out data/real_scenes     # writes configs/real_scenes.json too
 
 The store's detector must not see products in real scenes; these photos are its negatives and its
