@@ -200,12 +200,9 @@ class FittedTwin:
     @torch.inference_mode()
     def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(Stage 1, Stage 1 + boost) in physical units for raw input rows (the targets' readings for a
-        leave-one-out twin), as the sensors see them (through their lag)."""
+        leave-one-out twin): the steady state, which the sensors see through `lags` (models.sensor_lag)."""
         stage1, residual = self.graph().cpu()(torch.from_numpy(self.x_scaler.transform(inputs)))
-        stage1, boosted = stage1.numpy(), (stage1 + residual).numpy()
-        if self.lags is not None:
-            stage1, boosted = first_order_lag(stage1, self.lags), first_order_lag(boosted, self.lags)
-        return self.y_scaler.inverse(stage1), self.y_scaler.inverse(boosted)
+        return self.y_scaler.inverse(stage1.numpy()), self.y_scaler.inverse((stage1 + residual).numpy())
 
 
 @dataclass(frozen=True)
@@ -345,11 +342,17 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
         twin = recipe.fit(table.boundary, table.target)
         calibration = {"scheme": "cross-fit", "folds": folds, "rows": rows}
     actual = table.target
-    r2_s1 = r2_per_column(actual[held_out], stage1_pred[held_out])
-    r2_boost = r2_per_column(actual[held_out], boosted_pred[held_out])
+
+    def sensed(steady: np.ndarray) -> np.ndarray:
+        """Predictions as the sensors see them (through the served twin's lags), to score them."""
+        return steady if twin.lags is None else first_order_lag(steady, twin.lags)
+
+    stage1_seen, boosted_seen = sensed(stage1_pred), sensed(boosted_pred)
+    r2_s1 = r2_per_column(actual[held_out], stage1_seen[held_out])
+    r2_boost = r2_per_column(actual[held_out], boosted_seen[held_out])
     use_boost = (r2_boost - r2_s1) > delta_r2
-    ensemble_pred = np.where(use_boost, boosted_pred, stage1_pred)
-    test_r2 = ((r2_per_column(actual[test], stage1_pred[test]), r2_per_column(actual[test], ensemble_pred[test]))
+    ensemble_seen = np.where(use_boost, boosted_seen, stage1_seen)
+    test_r2 = ((r2_per_column(actual[test], stage1_seen[test]), r2_per_column(actual[test], ensemble_seen[test]))
                if test is not None else None)
     metrics = {
         t: SignalMetrics(r2_stage1=float(r2_s1[i]), r2_ensemble=float(r2_boost[i] if use_boost[i] else r2_s1[i]),
@@ -359,8 +362,8 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
         for i, t in enumerate(target_signals)
     }
     # the monitor lags the steady-state prediction itself: calibrate it on the steady state
-    steady = ensemble_pred if twin.lags is None else remove_lag(ensemble_pred, twin.lags)
-    monitor = calibrate(target_signals, steady[held_out], actual[held_out], lags=twin.lags)
+    ensemble_pred = np.where(use_boost, boosted_pred, stage1_pred)
+    monitor = calibrate(target_signals, ensemble_pred[held_out], actual[held_out], lags=twin.lags)
     training = {"rows": rows, "gap_rows_left_out": table.dropped_rows, "calibration": calibration,
                 "epochs": 0 if kept is not None else plan.epochs, "boost_epochs": plan.boost_epochs,
                 "d_model": plan.d_model, "num_layers": plan.num_layers, "lr": plan.lr, "batch_size": plan.batch_size,
