@@ -23,7 +23,7 @@ import numpy as np
 import websockets
 from tqdm import tqdm
 
-from bench.run_suite import RESULTS, streamforge_server
+from bench.run_suite import streamforge_server, write_report
 from models.real_scenes import held_out
 from serve_app.settings import ray_environment
 
@@ -101,10 +101,7 @@ def main() -> None:
                           "top_score": max((d["score"] for d in r["detections"]), default=0.0)}
                          for r in results), key=lambda w: -w["detections"])[:10],
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / args.out).write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: v for k, v in report.items() if k != "worst"}, indent=2))
-    print(f"wrote {RESULTS / args.out}")
+    write_report(args.out, report, "worst")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,14 @@ RESULTS = PROJECT_ROOT / "bench" / "results"  # what the benches report (committ
 SCRATCH = Path(tempfile.gettempdir()) / "streamforge-bench"  # config copies, databases, server logs
 
 
+def write_report(name: str, report: dict, detail: str) -> None:
+    """Write `report` to bench/results/<name> and print it without its `detail` entry."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / name).write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != detail}, indent=2))
+    print(f"wrote {RESULTS / name}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -40,7 +40,7 @@ import numpy as np
 import websockets
 from tqdm import tqdm
 
-from bench.run_suite import RESULTS, SCRATCH, streamforge_server
+from bench.run_suite import SCRATCH, streamforge_server, write_report
 from serve_app.settings import PROJECT_ROOT, ray_environment
 
 DATASET = PROJECT_ROOT.parent / "shared" / "datasets" / "skab"
@@ -259,10 +259,7 @@ def main() -> None:
         "training_minutes": round(training_minutes, 1),
         "per_run": per_run,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: v for k, v in results.items() if k != "per_run"}, indent=2))
-    print(f"wrote {RESULTS / args.out}")
+    write_report(args.out, results, "per_run")
 
 
 if __name__ == "__main__":

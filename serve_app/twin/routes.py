@@ -172,7 +172,7 @@ async def acknowledge_alert(http: Request, body: AlertAcknowledgement,
     """Acknowledge the latest opening of an alert of one of the caller's sessions (an admin's: any)."""
     await services.alert_log.flush()
     viewer = http.state.principal.twin_viewer
-    if viewer is not None and body.session_id not in {s["session_id"] for s in await services.sessions.summaries(viewer)}:
+    if viewer is not None and not await services.sessions.visible(body.session_id, viewer):
         raise HTTPException(404, f"session {body.session_id!r} not found")
     who = http.state.principal.identity
     if not await asyncio.to_thread(services.alert_log.acknowledge, body.session_id, body.signal, body.kind, who):
