@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ray import serve
 
-from models.detector import ProductDetector
+from deployments.detector_versions import DetectorVersions
+from deployments.live_detector import LiveDetector
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
@@ -17,11 +18,13 @@ class YOLODetector:
 
     Two batches run at once (one decoding and preparing while the other infers; on a CPU node each on its
     own ONNX Runtime thread): on CPUs latency comes from running frames side by side, not from bigger
-    batches (docs/benchmarks.md).
+    batches (docs/benchmarks.md). With `mongo_uri` the replica follows the live detector version
+    (deployments.live_detector).
     """
 
-    def __init__(self, weights: str, conf: float, iou: float, intra_op_threads: int = 1):
-        self.detector = ProductDetector(Path(weights), conf=conf, iou=iou, intra_op_threads=intra_op_threads)
+    def __init__(self, weights: str, conf: float, iou: float, mongo_uri: str | None = None, intra_op_threads: int = 1):
+        versions = DetectorVersions(mongo_uri) if mongo_uri else None
+        self.detector = LiveDetector(Path(weights), conf, iou, intra_op_threads, versions)
         gc.freeze()  # on the reply path: keep long-lived objects out of full GC passes (see StreamIngress)
 
     def reconfigure(self, config: dict) -> None:

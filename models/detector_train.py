@@ -1,12 +1,16 @@
-"""Train the store's product detector on synthetic scenes and export it to ONNX.
+"""Train the store's product detector on rendered scenes, products composed onto real photos and real
+negatives, and export it to ONNX.
 
-    pip install -e ".[yolo]"   # ultralytics + torch/torchvision (see docs/store.md)
-    python -m models.detector_train --train 1500 --val 300 --epochs 40 --out data/detector
+    pip install -e ".[dev]"                       # ultralytics + torch/torchvision (see docs/store.md)
+    python -m models.real_scenes --out data/real_scenes
+    python -m models.detector_train --model configs/store-yolo11p.yaml --out data/detector
 
-Renders a YOLO-format data set of catalogue products (models.store_render), trains an ultralytics YOLO
-built from its yaml (no pretrained download), reports mAP50 and mAP50-95 on a held-out synthetic set
-rendered with another seed, exports ONNX at --imgsz with a dynamic batch axis, and writes
-`<out>/store_detector.onnx` + `<out>/store_detector.json` (classes, image size, metrics).
+The data set (YOLO format) mixes three kinds of training pictures: products on drawn cluttered
+backgrounds, products composed onto the real-scene corpus's training photos (scale, rotation, light,
+blur, occlusion by hands), and training photos with nothing labeled, so real texture is learned as
+background. A YOLO built from its yaml (no pretrained download) or fine-tuned from a .pt is trained,
+exported to ONNX with a dynamic batch axis, and evaluated through the served ONNX path
+(models.detector_eval). Writes `<out>/store_detector.{onnx,pt,json}`.
 """
 
 from __future__ import annotations
@@ -14,71 +18,153 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from models.store_render import CATALOGUE, catalogue_looks, render_scene
+from models.real_scenes import pictures
+from models.store_render import CATALOGUE, Product, catalogue_looks, render_scene
 
 ONNX_NAME = "store_detector.onnx"
+WEIGHTS_NAME = "store_detector.pt"
 META_NAME = "store_detector.json"
 
+Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 
-def write_split(root: Path, split: str, count: int, seed: int, imgsz: int) -> None:
-    """Render `count` scenes into root/images/<split> and root/labels/<split> (YOLO txt labels)."""
-    looks = catalogue_looks()
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How many pictures of each kind, and how long to train."""
+
+    rendered: int = 500  # products on drawn backgrounds
+    composites: int = 1000  # products on real training photos
+    negatives: int = 400  # real training photos, nothing labeled
+    val: int = 200  # composites + rendered, from training photos
+    test: int = 200  # per test set: rendered; composed onto held-out photos
+    epochs: int = 30
+    imgsz: int = 320
+    batch: int = 32
+
+
+def catalogue_classes(path: Path = CATALOGUE) -> dict[int, str]:
+    """yolo_class_id -> sku of the catalogue seed."""
+    return {p["yolo_class_id"]: p["sku"] for p in json.loads(Path(path).read_text())["products"]}
+
+
+class PhotoPool:
+    """RGB photos read on first use and kept (the corpus is a few hundred pictures)."""
+
+    def __init__(self, paths: Sequence[Path]):
+        self.paths = list(paths)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def pick(self, rng: np.random.Generator) -> np.ndarray:
+        i = int(rng.integers(len(self.paths)))
+        if i not in self._cache:
+            self._cache[i] = cv2.cvtColor(cv2.imread(str(self.paths[i])), cv2.COLOR_BGR2RGB)
+        return self._cache[i]
+
+
+def _write_image(root: Path, split: str, name: str, image: np.ndarray, labels, imgsz: int, quality: int) -> None:
+    cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, quality])
+    lines = [f"{c} {(x0 + x1) / 2 / imgsz:.6f} {(y0 + y1) / 2 / imgsz:.6f} {(x1 - x0) / imgsz:.6f} {(y1 - y0) / imgsz:.6f}"
+             for c, (x0, y0, x1, y1) in labels]
+    (root / "labels" / split / f"{name}.txt").write_text("\n".join(lines))
+
+
+def write_split(root: Path, split: str, products: Mapping[int, Product], photos: PhotoPool | None, seed: int,
+                imgsz: int, rendered: int = 0, composites: int = 0, negatives: int = 0) -> None:
+    """Render one split into root/images/<split> and root/labels/<split> (YOLO txt labels)."""
     rng = np.random.default_rng(seed)
     (root / "images" / split).mkdir(parents=True, exist_ok=True)
     (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-    for i in tqdm(range(count), desc=f"render {split}", unit="img"):
-        image, labels = render_scene(rng, looks, size=imgsz)
-        cv2.imwrite(str(root / "images" / split / f"{i:05d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 95))])
-        lines = [f"{c} {(x0 + x1) / 2 / imgsz:.6f} {(y0 + y1) / 2 / imgsz:.6f} {(x1 - x0) / imgsz:.6f} {(y1 - y0) / imgsz:.6f}"
-                 for c, (x0, y0, x1, y1) in labels]
-        (root / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines))
+    kinds = ["rendered"] * rendered + ["composite"] * composites + ["negative"] * negatives
+    for i, kind in enumerate(tqdm(kinds, desc=f"render {split}", unit="img", leave=False)):
+        if kind == "rendered":
+            image, labels = render_scene(rng, products, size=imgsz)
+        elif kind == "composite":
+            classes = list(rng.choice(list(products), size=int(rng.integers(1, 4)), replace=True))
+            image, labels = render_scene(rng, products, size=imgsz, classes=classes, background=photos.pick(rng))
+        else:
+            image, labels = render_scene(rng, products, size=imgsz, classes=[], distractors=0,
+                                         background=photos.pick(rng))
+        _write_image(root, split, f"{kind}-{i:05d}", image, labels, imgsz, int(rng.integers(60, 95)))
+
+
+def write_dataset(root: Path, products: Mapping[int, Product], names: Mapping[int, str], corpus: Path,
+                  plan: TrainingPlan, seed: int = 0, test_products: Mapping[int, Product] | None = None) -> Path:
+    """The whole YOLO data set under root; returns its data.yaml. Held-out photos only reach `test_composite`;
+    `test_products` (default: `products`) are what the two test splits show."""
+    shutil.rmtree(root, ignore_errors=True)
+    train_photos, held_out = pictures(corpus, "train"), pictures(corpus, "heldout")
+    if not train_photos or not held_out:
+        raise FileNotFoundError(f"no real-scene corpus in {corpus}: build it with `python -m models.real_scenes`")
+    pool = PhotoPool(train_photos)
+    third = plan.val // 3
+    write_split(root, "train", products, pool, seed, plan.imgsz, plan.rendered, plan.composites, plan.negatives)
+    write_split(root, "val", products, pool, seed + 1, plan.imgsz, third, plan.val - 2 * third, third)
+    test_products = products if test_products is None else test_products
+    write_split(root, "test_rendered", test_products, None, seed + 2, plan.imgsz, rendered=plan.test)
+    write_split(root, "test_composite", test_products, PhotoPool(held_out), seed + 3, plan.imgsz, composites=plan.test)
+    data_yaml = root / "data.yaml"
+    data_yaml.write_text(json.dumps({"path": str(root.resolve()), "train": "images/train", "val": "images/val",
+                                     "names": {int(k): v for k, v in sorted(names.items())}}))
+    return data_yaml
+
+
+def train(data_yaml: Path, base: str, plan: TrainingPlan, work: Path, progress: Progress, seed: int = 0) -> Path:
+    """Train (from a model yaml) or fine-tune (from a .pt) with ultralytics; returns the best weights."""
+    from ultralytics import YOLO  # training-only dependency
+
+    model = YOLO(base)
+    model.add_callback("on_fit_epoch_end",
+                       lambda trainer: progress(min(1.0, (trainer.epoch + 1) / trainer.epochs),
+                                                f"epoch {trainer.epoch + 1}/{trainer.epochs}"))
+    model.train(data=str(data_yaml), imgsz=plan.imgsz, epochs=plan.epochs, batch=plan.batch, device="cpu",
+                workers=2, pretrained=base.endswith(".pt"), amp=False, plots=False, project=str(work.resolve()),
+                name="train", exist_ok=True, seed=seed, deterministic=False, fliplr=0.0, verbose=False)
+    return Path(model.trainer.best)
+
+
+def export(weights: Path, imgsz: int, out: Path) -> Path:
+    """Export trained weights to ONNX (dynamic batch) as out/store_detector.onnx, with the .pt beside it."""
+    from ultralytics import YOLO
+
+    exported = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True, opset=17))
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(exported, out / ONNX_NAME)
+    shutil.copy(weights, out / WEIGHTS_NAME)
+    return out / ONNX_NAME
 
 
 def main() -> None:
-    from ultralytics import YOLO  # training-only dependency
+    from models.detector_eval import evaluate
 
-    parser = argparse.ArgumentParser(description="Train and export the synthetic-catalogue product detector.")
-    parser.add_argument("--train", type=int, default=1500)
-    parser.add_argument("--val", type=int, default=300)
-    parser.add_argument("--test", type=int, default=300)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--model", default="yolo11n.yaml", help="ultralytics model yaml (built from scratch)")
+    parser = argparse.ArgumentParser(description="Train and export the store's product detector.")
+    defaults = TrainingPlan()
+    for field, value in asdict(defaults).items():
+        parser.add_argument(f"--{field}", type=int, default=value)
+    parser.add_argument("--model", default="configs/store-yolo11p.yaml", help="model yaml (from scratch) or .pt")
+    parser.add_argument("--corpus", type=Path, default=Path("data/real_scenes"))
     parser.add_argument("--work", type=Path, default=Path("data/detector_work"))
     parser.add_argument("--out", type=Path, default=Path("data/detector"))
+    parser.add_argument("--conf", type=float, default=0.4, help="the served score threshold (for the phantom rate)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-
-    products = json.loads(CATALOGUE.read_text())["products"]
-    names = {p["yolo_class_id"]: p["sku"] for p in products}
-    dataset = args.work / "dataset"
-    shutil.rmtree(dataset, ignore_errors=True)
-    write_split(dataset, "train", args.train, args.seed, args.imgsz)
-    write_split(dataset, "val", args.val, args.seed + 1, args.imgsz)
-    write_split(dataset, "test", args.test, args.seed + 2, args.imgsz)
-    data_yaml = dataset / "data.yaml"
-    data_yaml.write_text(json.dumps({"path": str(dataset.resolve()), "train": "images/train", "val": "images/val",
-                                     "test": "images/test", "names": names}))
-
-    model = YOLO(args.model)
-    model.train(data=str(data_yaml), imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, device="cpu",
-                workers=2, pretrained=False, amp=False, plots=False, project=str(args.work.resolve()), name="train",
-                exist_ok=True, seed=args.seed, deterministic=False, fliplr=0.0, verbose=False)
-    metrics = model.val(data=str(data_yaml), split="test", imgsz=args.imgsz, batch=args.batch, device="cpu", plots=False)
-    exported = Path(model.export(format="onnx", imgsz=args.imgsz, dynamic=True, opset=17))
-    args.out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(exported, args.out / ONNX_NAME)
-    meta = {"classes": names, "imgsz": args.imgsz, "model": args.model, "epochs": args.epochs,
-            "train_images": args.train, "test_images": args.test,
-            "test_map50": round(float(metrics.box.map50), 4), "test_map50_95": round(float(metrics.box.map), 4)}
+    plan = replace(defaults, **{f: getattr(args, f) for f in asdict(defaults)})
+    names = catalogue_classes()
+    data_yaml = write_dataset(args.work / "dataset", catalogue_looks(), names, args.corpus, plan, args.seed)
+    with tqdm(total=plan.epochs, desc="train", unit="epoch") as bar:
+        best = train(data_yaml, args.model, plan, args.work, lambda done, _: bar.update(round(done * plan.epochs) - bar.n),
+                     args.seed)
+    onnx = export(best, plan.imgsz, args.out)
+    metrics = evaluate(onnx, args.work / "dataset", args.corpus, names, args.conf)
+    meta = {"classes": names, "imgsz": plan.imgsz, "model": args.model, "plan": asdict(plan), **metrics}
     (args.out / META_NAME).write_text(json.dumps(meta, indent=2))
     print(json.dumps(meta, indent=2))
 

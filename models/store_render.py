@@ -1,13 +1,15 @@
-"""Synthetic store scenes: catalogue products with distinct packaging on cluttered backgrounds.
+"""Store scenes: products composed onto cluttered drawn backgrounds or onto real photos.
 
-Used to train the shipped detector (models/detector_train.py) and to make real JPEG frames for tests
-and benchmarks. Every product is a bottle with its own body colour, label pattern and logo; scenes vary
-pose, scale, light, blur, occlusion, background clutter and add unlabeled distractor bottles.
+Used to train the store detector (models/detector_train.py) and to make real JPEG frames for tests and
+benchmarks. A catalogue product is either a rendered bottle with its own body colour, label pattern and
+logo (`Look`), or cut-out photos of the real product (RGBA sprites, from enrollment). Scenes vary pose,
+scale, light, blur, occlusion by hand-coloured shapes, and add unlabeled distractor bottles.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +74,16 @@ def render_bottle(look: Look, height: int = 200) -> np.ndarray:
     return cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def photo_background(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.ndarray:
+    """A random square crop (40-100% of the short side) of an RGB photo, resized to size x size, float32."""
+    h, w = photo.shape[:2]
+    side = int(min(h, w) * rng.uniform(0.4, 1.0))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = cv2.resize(photo[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+    return (crop[:, ::-1] if rng.random() < 0.5 else crop).astype(np.float32)
+
+
+def _drawn_background(rng: np.random.Generator, size: int) -> np.ndarray:
     base = rng.integers(0, 256, 3)
     img = np.empty((size, size, 3), np.float32)
     img[:] = base
@@ -117,10 +128,35 @@ def _paste(canvas: np.ndarray, sprite: np.ndarray, rng: np.random.Generator, hei
     return cx0 + xs.min(), cy0 + ys.min(), cx0 + xs.max() + 1, cy0 + ys.max() + 1
 
 
-def render_scene(rng: np.random.Generator, looks: dict[int, Look], size: int = 320,
-                 classes: list[int] | None = None, distractors: int | None = None) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
-    """One RGB scene and its labels [(class_id, (x0, y0, x1, y1))]; `classes` fixes which products appear."""
-    canvas = _background(rng, size)
+Product = Look | Sequence[np.ndarray]  # a rendered look, or cut-out RGBA photos of the real thing
+
+
+def _sprite(product: Product, rng: np.random.Generator) -> np.ndarray:
+    return render_bottle(product) if isinstance(product, Look) else product[int(rng.integers(len(product)))]
+
+
+def _hand(canvas: np.ndarray, rng: np.random.Generator) -> None:
+    """Occlude part of the scene with a skin-toned palm and fingers (or a plain patch)."""
+    size = canvas.shape[0]
+    x, y = (int(v) for v in rng.integers(0, size, 2))
+    r = int(rng.integers(size // 14, size // 7))
+    skin = tuple(float(v) for v in (np.array([224, 172, 140]) * rng.uniform(0.35, 1.1)))  # RGB, light to dark
+    angle = rng.uniform(0, 2 * np.pi)
+    cv2.ellipse(canvas, (x, y), (r, int(r * 1.2)), np.degrees(angle), 0, 360, skin, -1)
+    for k in range(4):
+        a = angle + (k - 1.5) * 0.35
+        tip = (int(x + np.cos(a) * r * 2.1), int(y + np.sin(a) * r * 2.1))
+        cv2.line(canvas, (x, y), tip, skin, max(2, r // 3))
+
+
+def render_scene(rng: np.random.Generator, looks: Mapping[int, Product], size: int = 320,
+                 classes: list[int] | None = None, distractors: int | None = None,
+                 background: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
+    """One RGB scene and its labels [(class_id, (x0, y0, x1, y1))]; `classes` fixes which products appear.
+
+    `looks` maps class ids to products; `background` (an RGB photo) replaces the drawn background with a
+    random crop of it."""
+    canvas = _drawn_background(rng, size) if background is None else photo_background(rng, background, size)
     if classes is None:
         classes = list(rng.choice(list(looks), size=int(rng.integers(0, 4)), replace=True))
     n_distractors = int(rng.integers(0, 3)) if distractors is None else distractors
@@ -137,10 +173,13 @@ def render_scene(rng: np.random.Generator, looks: dict[int, Look], size: int = 3
                    for x, y, r in placed):
                 break
         placed.append((center[0], center[1], height // 2))
-        box = _paste(canvas, render_bottle(look), rng, height, float(rng.uniform(-30, 30)), center)
+        box = _paste(canvas, _sprite(look, rng), rng, height, float(rng.uniform(-30, 30)), center)
         if box is not None and class_id is not None:
             labels.append((int(class_id), box))
-    for _ in range(int(rng.integers(0, 2))):  # occluder: a hand-sized patch
+    for _ in range(int(rng.integers(0, 2))):  # occluder: a hand-sized patch, or a hand in photo scenes
+        if background is not None and rng.random() < 0.6:
+            _hand(canvas, rng)
+            continue
         x, y = rng.integers(0, size, 2)
         w, h = rng.integers(size // 12, size // 5, 2)
         cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(float(v) for v in rng.integers(0, 256, 3)), -1)

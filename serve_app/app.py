@@ -5,6 +5,7 @@ from __future__ import annotations
 from ray.serve import Application
 
 from deployments.ensemble_predictor import EnsemblePredictor
+from deployments.detector_versions import DetectorVersions
 from deployments.face_matcher import FaceMatcher
 from deployments.mongo import ShopperRecords
 from deployments.yolo_detector import YOLODetector
@@ -12,6 +13,7 @@ from serve_app.embedded_mongo import mongo_uri
 from serve_app.ingress import StreamIngress
 from serve_app.settings import AppSettings, project_path
 from serve_app.store.database import StoreDatabase
+from serve_app.store.enrollment import EnrollmentRecords
 from serve_app.twin.alert_log import AlertLog
 
 
@@ -19,7 +21,7 @@ def build_app(args: dict | None = None) -> Application:
     """Compose ingress + predictor + detector + face matcher; `args` are AppSettings fields (configs/serve.yaml).
 
     Also resolves the store database (starting the embedded one when no MongoDB is configured), creates
-    its indexes (store, shoppers and alerts) and loads the catalogue seed (idempotent).
+    its indexes (store, shoppers, alerts, detector versions, enrollments) and loads the catalogue seed (idempotent).
     """
     settings = AppSettings.model_validate(args or {})
     uri = mongo_uri(settings.mongodb_uri, project_path(settings.db_dir), settings.embedded_mongo_port)
@@ -28,7 +30,10 @@ def build_app(args: dict | None = None) -> Application:
     database.seed_catalogue(project_path(settings.catalogue))
     ShopperRecords(uri).ensure_schema()
     AlertLog(uri).ensure_schema()
+    DetectorVersions(uri).ensure_schema()
+    EnrollmentRecords(uri).ensure_schema()
     predictor = EnsemblePredictor.bind(str(project_path(settings.model_repository)), settings.twin_runtime)
-    detector = YOLODetector.bind(str(project_path(settings.detector_weights)), settings.detector_conf, settings.detector_iou)
+    detector = YOLODetector.bind(str(project_path(settings.detector_weights)), settings.detector_conf, settings.detector_iou,
+                                 uri)
     faces = FaceMatcher.bind(uri)
     return StreamIngress.bind(predictor, detector, faces, uri, settings)

@@ -16,13 +16,16 @@ from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
 from ray import serve
 
+from deployments.detector_versions import DetectorVersions
 from deployments.mongo import ShopperRecords
 from serve_app.settings import FRONTEND, AppSettings, project_path
+from serve_app.store import enrollment_routes
 from serve_app.store import routes as store_routes
 from serve_app.store.catalogue import Catalogue
 from serve_app.store.connection import StoreServices
 from serve_app.store.database import StoreDatabase
 from serve_app.store.detection import DetectorPool, LocalDetector
+from serve_app.store.enrollment import EnrollmentRecords
 from serve_app.store.sessions import StoreSessions
 from serve_app.twin import routes as twin_routes
 from serve_app.twin.alert_log import AlertLog
@@ -51,6 +54,7 @@ app.add_middleware(AccessControl)
 app.mount("/static", StaticFiles(directory=FRONTEND / "static", check_dir=False), name="static")
 app.include_router(twin_routes.router)
 app.include_router(store_routes.router)
+app.include_router(enrollment_routes.router)
 
 
 @app.exception_handler(PyMongoError)
@@ -82,15 +86,17 @@ def _twin_services(settings: AppSettings, predictor, mongo_uri: str, actor_prefi
 
 def _store_services(settings: AppSettings, detector, faces, mongo_uri: str, actor_prefix: str, auth: Authenticator,
                     gate: WebSocketGate, metrics: StreamMetrics) -> StoreServices:
+    versions = DetectorVersions(mongo_uri)
     if settings.store_inference == "ingress":
         frames = LocalDetector(project_path(settings.detector_weights), settings.detector_conf, settings.detector_iou,
-                               settings.ingress_detector_calls)
+                               settings.ingress_detector_calls, versions)
     else:
         frames = DetectorPool(detector)
     db = StoreDatabase(mongo_uri)
     return StoreServices(
         settings=settings, detector=frames, faces=faces, catalogue=Catalogue(db, settings.catalogue_refresh_s),
         sessions=StoreSessions(actor_prefix, settings, mongo_uri), db=db, shoppers=ShopperRecords(mongo_uri),
+        enrollments=EnrollmentRecords(mongo_uri), detector_versions=versions, mongo_uri=mongo_uri,
         auth=auth, gate=gate, metrics=metrics)
 
 

@@ -39,6 +39,29 @@ def project_path(path: str) -> Path:
     return p if p.is_absolute() else PROJECT_ROOT / p
 
 
+class EnrollmentSettings(BaseModel):
+    """Teaching the store detector new products (serve_app.store.enrollment, docs/store.md)."""
+
+    real_scenes: str = Field("data/real_scenes", description="the real-scene corpus (python -m models.real_scenes)")
+    work_dir: str = Field("data/enrollment", description="training jobs' scratch folders")
+    cpus: float = Field(1.0, gt=0, description="Ray CPUs a training job reserves")
+    min_photos: int = Field(5, ge=2)
+    max_photos: int = Field(20, ge=2)
+    photo_side: int = Field(640, ge=64, description="uploaded photos are scaled down to this longest side")
+    # the training plan (models.detector_train.TrainingPlan): sized for ~15 minutes on 2 CPU cores
+    rendered: int = Field(150, ge=0)
+    composites: int = Field(450, ge=1)
+    negatives: int = Field(150, ge=0)
+    val: int = Field(60, ge=3)
+    test: int = Field(200, ge=1)
+    epochs: int = Field(12, ge=1)
+    batch: int = Field(32, ge=1)
+    # the quality gate (models.detector_enroll.GateLimits)
+    new_class_map50: float = Field(0.9, ge=0, le=1)
+    max_class_drop: float = Field(0.02, ge=0, le=1)
+    max_phantom_increase: float = Field(0.0, ge=0, description="phantoms per 1,000 held-out real frames")
+
+
 class AppSettings(BaseModel):
     """Tunables of the StreamForge application (deployment sizes live in the Serve config)."""
 
@@ -94,6 +117,7 @@ class AppSettings(BaseModel):
     cart_min_iou: float = Field(0.3, gt=0, le=1, description="box overlap that makes a detection the same object "
                                 "as in the frame before")
     catalogue_refresh_s: float = Field(30.0, gt=0)
+    enrollment: EnrollmentSettings = EnrollmentSettings()
     # access and limits (per ingress replica)
     auth: AuthSettings = AuthSettings()
     max_http_body_bytes: int = Field(12 * 1024 * 1024, gt=0)

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import skimage
 import yaml
 
 from bench.process_group import stop_process_group
 from models.dataset import SignalTable
 from models.ensemble import Ensemble
 from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
+from models.real_scenes import build as build_real_scenes
 from models.repository import ModelRepository
 from models.train import train_ensemble
 from serve_app.settings import override_serve_config, ray_environment
@@ -43,6 +45,10 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 CLIENT_TOKEN = "test-twin-client-token-0123456789"
 OTHER_CLIENT_TOKEN = "test-other-twin-client-token-9876543210"  # a second twin client
 AUTH_SECRET = "test-secret-for-kiosk-tokens-0123456789abcdef"
+# product enrollment at a size CI can afford: one short epoch, a few dozen pictures (the model is bad on
+# purpose: the quality gate must refuse it)
+ENROLLMENT = {"cpus": 0.25, "rendered": 16, "composites": 48, "negatives": 16, "val": 9, "test": 24, "epochs": 1,
+              "batch": 16}
 
 
 @pytest.fixture(scope="session")
@@ -153,6 +159,12 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
     tiny_folder = train_ensemble(SignalTable(data.boundary, data.target[:, :3], None), BOUNDARY_SIGNALS, tiny_targets,
                                  repository, "Tiny", epochs=1, boost_epochs=1, d_model=16, num_layers=1, nhead=2,
                                  boost_d_model=8, boost_layers=1, delta_r2=-1.0)  # boost every target
+    scenes = work / "scene_sources"  # scikit-image's photos but the coffee cup (the enrollment tests' product)
+    scenes.mkdir()
+    for photo in (Path(skimage.__file__).parent / "data").glob("*"):
+        if photo.suffix in (".png", ".jpg") and photo.stem != "coffee":
+            shutil.copy(photo, scenes)
+    build_real_scenes(work / "real_scenes", [scenes])
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port, mongo_port = _free_port(), _free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
@@ -162,6 +174,7 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
                 max_frame_bytes=MAX_FRAME_BYTES,
                 max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
                 http_requests_per_s=HTTP_REQUESTS_PER_S, http_burst=HTTP_BURST,
+                enrollment={**ENROLLMENT, "real_scenes": str(work / "real_scenes"), "work_dir": str(work / "enrollment")},
                 auth={"enabled": True, "admin_tokens": [ADMIN_TOKEN], "client_tokens": [CLIENT_TOKEN, OTHER_CLIENT_TOKEN],
                       "secret": AUTH_SECRET})
     # serve.yaml's inference settings (twin predictions and kiosk frames inside the ingress), as users run it;

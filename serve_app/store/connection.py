@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ray.serve.handle import DeploymentHandle
 
+from deployments.detector_versions import DetectorVersions
 from deployments.mongo import ShopperRecords
 
 from serve_app.settings import AppSettings
@@ -24,6 +25,7 @@ from serve_app.store.cart import CartTracker
 from serve_app.store.catalogue import Catalogue
 from serve_app.store.database import StoreDatabase
 from serve_app.store.detection import DetectorPool, LocalDetector
+from serve_app.store.enrollment import EnrollmentRecords
 from serve_app.store.protocol import (
     ImageLimits, StoreError, cart_updated, checked_image, error, face_detected, frame_bytes,
 )
@@ -50,6 +52,9 @@ class StoreServices:
     sessions: StoreSessions
     db: StoreDatabase  # products, orders
     shoppers: ShopperRecords
+    enrollments: EnrollmentRecords  # products being taught to the detector
+    detector_versions: DetectorVersions
+    mongo_uri: str  # for the training jobs this replica starts
     auth: Authenticator  # signs kiosk tokens
     gate: WebSocketGate
     metrics: StreamMetrics

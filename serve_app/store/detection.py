@@ -5,7 +5,7 @@ ingress` (configs/serve.yaml) detects in the ingress: on one small node the Ray 
 than it saves (docs/benchmarks.md). Frames run in worker threads (OpenCV and ONNX Runtime release the GIL),
 at most `calls` at once per replica with one ONNX Runtime thread each: on CPUs a batch of frames is no
 cheaper per frame than one frame, so frames of different kiosks run side by side instead of waiting for
-each other's batch.
+each other's batch. Both follow the live detector version (deployments.live_detector).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from models.detector import ProductDetector
+from deployments.detector_versions import DetectorVersions
+from deployments.live_detector import LiveDetector
 
 
 class DetectorPool:
@@ -30,8 +31,8 @@ class DetectorPool:
 class LocalDetector:
     """`await detect(jpeg_bytes)` -> detections as dicts, or {"error": ...}: the YOLODetector contract."""
 
-    def __init__(self, weights: Path, conf: float, iou: float, calls: int = 1):
-        self.detector = ProductDetector(weights, conf=conf, iou=iou, intra_op_threads=1)
+    def __init__(self, weights: Path, conf: float, iou: float, calls: int = 1, versions: DetectorVersions | None = None):
+        self.detector = LiveDetector(weights, conf, iou, 1, versions)
         self._calls = asyncio.Semaphore(calls)
 
     async def detect(self, frame: bytes) -> list[dict] | dict:

@@ -24,6 +24,7 @@ from serve_app.web import codec
 from serve_app.web.wire import SESSION_ID_PATTERN, WireError
 
 logger = logging.getLogger("streamforge.store")
+SKU_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 router = APIRouter(tags=["smart store"])
 
 
@@ -112,8 +113,8 @@ async def store_session(session_id: str, services: StoreServices = Depends(store
     return {k: state[k] for k in ("session_id", "user", "cart", "cart_version")}
 
 
-def _photo_bytes(i: int, photo: str, limits: ImageLimits) -> bytes:
-    """One registration photo (base64, data URL accepted) as checked image bytes; HTTP 413/422 otherwise."""
+def photo_bytes(i: int, photo: str, limits: ImageLimits) -> bytes:
+    """One uploaded photo (base64, data URL accepted) as checked image bytes; HTTP 413/422 otherwise."""
     payload = photo.partition(",")[2] if photo.startswith("data:") else photo
     try:
         return checked_image(base64.b64decode(payload, validate=True), limits)
@@ -129,7 +130,7 @@ async def register_user(request: RegisterUser, services: StoreServices = Depends
     """Register a shopper with one or more face photos; the largest face of each photo is stored.
 
     422 for photos without a face, 409 when the face already belongs to a registered shopper."""
-    photos = [_photo_bytes(i, p, services.image_limits) for i, p in enumerate(request.photos)]
+    photos = [photo_bytes(i, p, services.image_limits) for i, p in enumerate(request.photos)]
     encodings = await services.faces.encode.remote(photos)
     if isinstance(encodings, str):
         raise HTTPException(422, encodings)
@@ -153,7 +154,7 @@ async def issue_kiosk_token(request: KioskTokenRequest, services: StoreServices 
 @router.put("/api/products/{sku}")
 async def put_product(sku: str, product: ProductUpdate, services: StoreServices = Depends(store_services)) -> dict:
     """Create or change a catalogue product (409 when its detector class belongs to another SKU)."""
-    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", sku):
+    if not re.match(SKU_PATTERN, sku):
         raise HTTPException(422, "sku: use 1-64 of A-Z a-z 0-9 _ . -")
     saved = await asyncio.to_thread(services.db.upsert_product, sku, product.name, product.price, product.yolo_class_id)
     if saved is None:

@@ -27,7 +27,7 @@ logger = logging.getLogger("streamforge.access")
 ANYONE = "anyone"  # no token needed
 SIGNED_IN = frozenset({ADMIN, TWIN, KIOSK})
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-PAGES = {"/", "/twin"}
+PAGES = {"/", "/twin", "/enroll"}
 TOKEN_COOKIE = "sf_token"
 
 
