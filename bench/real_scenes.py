@@ -1,13 +1,16 @@
-"""Phantom products: held-out real photos with no product, streamed as kiosk cameras through the server.
+"""The store detector in the real world: phantom products in held-out real scenes streamed through the
+server, and accuracy on products composed onto held-out real photos.
 
     python -m models.real_scenes --out data/real_scenes      # the corpus, from installed packages
-    python -m bench.real_scenes --corpus data/real_scenes     # ~2 minutes
+    python -m bench.real_scenes --corpus data/real_scenes     # ~5 minutes
 
-Each held-out picture is one kiosk session: FRAMES_PER_SCENE frames at 10 fps, each moved a few pixels
-and relit as consecutive frames of a real camera are. Nothing in these pictures is for sale, so every
-`detections` entry is a false detection at the shipped threshold and every cart line is a phantom item.
-Writes bench/results/real_scenes.json (`phantom_cart_items`, `false_detections_per_1000`, the pictures
-that fooled the detector most).
+Kiosk sessions at 10 fps through configs/serve.yaml's server: each held-out picture is one kiosk
+(FRAMES_PER_PICTURE frames, each moved a few pixels and relit as consecutive frames of a real camera
+are), each held-out video is one kiosk streaming its frames in order. Nothing in them is for sale, so
+every `detections` entry is a false detection at the served threshold and every cart line a phantom item.
+Then, without the server, the served detector's mAP50 on catalogue products composed onto held-out
+photos and on rendered scenes (models.detector_eval), and its milliseconds per frame.
+Writes bench/results/real_scenes.json.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -23,13 +27,18 @@ import numpy as np
 import websockets
 from tqdm import tqdm
 
-from bench.run_suite import streamforge_server, write_report
-from models.real_scenes import held_out
-from serve_app.settings import ray_environment
+from bench.run_suite import SCRATCH, streamforge_server, write_report
+from models.detector import ProductDetector
+from models.detector_eval import MAP_CONF, labeled_split, map50_per_class, phantoms, real_frames
+from models.detector_train import PhotoPool, catalogue_classes, write_split
+from models.real_scenes import held_out_videos, pictures
+from models.store_render import catalogue_looks
+from serve_app.settings import AppSettings, project_path, ray_environment
 
-FRAMES_PER_SCENE = 40
+FRAMES_PER_PICTURE = 10
 FPS = 10.0
 KIOSKS_AT_ONCE = 4
+TEST_SCENES = 300
 
 
 def camera_frames(picture: Path, count: int, seed: int) -> list[bytes]:
@@ -43,6 +52,11 @@ def camera_frames(picture: Path, count: int, seed: int) -> list[bytes]:
         lit = np.clip(moved.astype(np.float32) * rng.uniform(0.93, 1.07) + rng.normal(0, 2.5, moved.shape), 0, 255)
         frames.append(cv2.imencode(".jpg", lit.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
     return frames
+
+
+def video_frames(frames: list[Path]) -> list[bytes]:
+    """A held-out video's stored frames (already at 10 fps), as JPEG bytes."""
+    return [f.read_bytes() for f in frames]
 
 
 async def scene_session(url: str, name: str, frames: list[bytes]) -> dict:
@@ -69,15 +83,32 @@ async def scene_session(url: str, name: str, frames: list[bytes]) -> dict:
     return {"processed": processed, "detections": detections, "cart_items": cart_items, "fooled": fooled}
 
 
-async def run(url: str, pictures: list[Path]) -> list[dict]:
+async def run(url: str, scenes: list[tuple[str, list[bytes]]]) -> list[dict]:
     results = []
-    for start in tqdm(range(0, len(pictures), KIOSKS_AT_ONCE), desc="scenes", unit="batch"):
-        batch = pictures[start:start + KIOSKS_AT_ONCE]
-        sessions = [scene_session(url, f"real-{start + i}", camera_frames(p, FRAMES_PER_SCENE, start + i))
-                    for i, p in enumerate(batch)]
-        for picture, result in zip(batch, await asyncio.gather(*sessions)):
-            results.append({"picture": picture.name, **result})
+    for start in tqdm(range(0, len(scenes), KIOSKS_AT_ONCE), desc="kiosks", unit="batch"):
+        batch = scenes[start:start + KIOSKS_AT_ONCE]
+        sessions = [scene_session(url, f"real-{start + i}", frames) for i, (_, frames) in enumerate(batch)]
+        for (name, _), result in zip(batch, await asyncio.gather(*sessions)):
+            results.append({"scene": name, **result})
     return results
+
+
+def accuracy(corpus: Path, weights: Path, conf: float) -> dict:
+    """mAP50 of the served detector on composites over held-out photos and on rendered scenes; ms per frame."""
+    dataset, names = SCRATCH / "real_scenes_test", catalogue_classes()
+    shutil.rmtree(dataset, ignore_errors=True)
+    looks = catalogue_looks()
+    write_split(dataset, "test_composite", looks, PhotoPool(pictures(corpus, "heldout")), 7, 320, composites=TEST_SCENES)
+    write_split(dataset, "test_rendered", looks, None, 8, 320, rendered=TEST_SCENES)
+    scoring = ProductDetector(weights, conf=MAP_CONF, prefer_gpu=False)
+    report = {}
+    for split in ("composite", "rendered"):
+        per_class = map50_per_class(scoring, *labeled_split(dataset, f"test_{split}"), names)
+        report[f"{split}_map50"] = round(float(np.mean(list(per_class.values()))), 4)
+        report[f"{split}_map50_per_class"] = {names[c]: ap for c, ap in per_class.items()}
+    per_1000, ms = phantoms(ProductDetector(weights, conf=conf, prefer_gpu=False), real_frames(corpus))
+    report.update(offline_false_detections_per_1000=round(per_1000, 1), ms_per_frame=round(ms, 2))
+    return report
 
 
 def main() -> None:
@@ -85,21 +116,25 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=Path("data/real_scenes"))
     parser.add_argument("--out", default="real_scenes.json")
     args = parser.parse_args()
-    pictures = held_out(args.corpus)
-    if not pictures:
+    stills, videos = pictures(args.corpus, "heldout"), held_out_videos(args.corpus)
+    if not stills:
         raise SystemExit(f"no held-out pictures in {args.corpus}: build the corpus with `python -m models.real_scenes`")
+    scenes = [(p.name, camera_frames(p, FRAMES_PER_PICTURE, i)) for i, p in enumerate(stills)]
+    scenes += [(frames[0].parent.name, video_frames(frames)) for frames in videos]
     with streamforge_server("real_scenes.log", ray_environment()) as url:
-        results = asyncio.run(run(url, pictures))
+        results = asyncio.run(run(url, scenes))
     frames = sum(r["processed"] for r in results)
     false = sum(len(r["detections"]) for r in results)
+    settings = AppSettings()
     report = {
-        "pictures": len(pictures), "frames": frames,
+        "pictures": len(stills), "videos": {frames[0].parent.name: len(frames) for frames in videos}, "frames": frames,
         "phantom_cart_items": sum(r["cart_items"] for r in results),
         "false_detections_per_1000": round(1000 * false / max(frames, 1), 1),
-        "frames_with_a_false_detection": round(sum(r["fooled"] for r in results) / max(frames, 1), 3),
-        "worst": sorted(({"picture": r["picture"], "detections": len(r["detections"]), "cart_items": r["cart_items"],
+        "frames_with_a_false_detection": round(sum(r["fooled"] for r in results) / max(frames, 1), 4),
+        **accuracy(args.corpus, project_path(settings.detector_weights), settings.detector_conf),
+        "worst": sorted(({"scene": r["scene"], "detections": len(r["detections"]), "cart_items": r["cart_items"],
                           "top_score": max((d["score"] for d in r["detections"]), default=0.0)}
-                         for r in results), key=lambda w: -w["detections"])[:10],
+                         for r in results if r["detections"]), key=lambda w: -w["detections"])[:10],
     }
     write_report(args.out, report, "worst")
 

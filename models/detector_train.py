@@ -34,6 +34,7 @@ WEIGHTS_NAME = "store_detector.pt"
 META_NAME = "store_detector.json"
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
+CLASS_SLOTS = 16  # outputs the detector is built with: products taught later keep every trained weight
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,12 @@ def write_split(root: Path, split: str, products: Mapping[int, Product], photos:
         _write_image(root, split, f"{kind}-{i:05d}", image, labels, imgsz, int(rng.integers(60, 95)))
 
 
+def slot_names(names: Mapping[int, str]) -> dict[int, str]:
+    """The data set's class names: the products, and CLASS_SLOTS outputs at least (spare ones unused), so
+    teaching a product later fine-tunes the same network instead of a new output layer."""
+    return {i: names.get(i, f"unused-{i}") for i in range(max(CLASS_SLOTS, max(names) + 1))}
+
+
 def write_dataset(root: Path, products: Mapping[int, Product], names: Mapping[int, str], corpus: Path,
                   plan: TrainingPlan, seed: int = 0, test_products: Mapping[int, Product] | None = None) -> Path:
     """The whole YOLO data set under root; returns its data.yaml. Held-out photos only reach `test_composite`;
@@ -113,13 +120,16 @@ def write_dataset(root: Path, products: Mapping[int, Product], names: Mapping[in
     write_split(root, "test_composite", test_products, PhotoPool(held_out), seed + 3, plan.imgsz, composites=plan.test)
     data_yaml = root / "data.yaml"
     data_yaml.write_text(json.dumps({"path": str(root.resolve()), "train": "images/train", "val": "images/val",
-                                     "names": {int(k): v for k, v in sorted(names.items())}}))
+                                     "names": slot_names(names)}))
     return data_yaml
 
 
 def train(data_yaml: Path, base: str, plan: TrainingPlan, work: Path, progress: Progress, seed: int = 0) -> Path:
     """Train (from a model yaml) or fine-tune (from a .pt) with ultralytics; returns the best weights."""
-    from ultralytics import YOLO  # training-only dependency
+    try:
+        from ultralytics import YOLO  # training-only dependency
+    except ImportError as exc:
+        raise RuntimeError("training the detector needs the `train` extra: pip install -e '.[train]'") from exc
 
     model = YOLO(base)
     model.add_callback("on_fit_epoch_end",

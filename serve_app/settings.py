@@ -44,7 +44,7 @@ class EnrollmentSettings(BaseModel):
 
     real_scenes: str = Field("data/real_scenes", description="the real-scene corpus (python -m models.real_scenes)")
     work_dir: str = Field("data/enrollment", description="training jobs' scratch folders")
-    cpus: float = Field(1.0, gt=0, description="Ray CPUs a training job reserves")
+    cpus: float = Field(0.5, gt=0, description="Ray CPUs a training job reserves (it uses every core it finds)")
     min_photos: int = Field(5, ge=2)
     max_photos: int = Field(20, ge=2)
     photo_side: int = Field(640, ge=64, description="uploaded photos are scaled down to this longest side")

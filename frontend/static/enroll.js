@@ -1,6 +1,6 @@
 // StreamForge product enrollment: product -> photos (cut out by the server, corrected by a box) -> training job.
 const $ = (id) => document.getElementById(id);
-let enrollment = null, polling = null;
+let enrollment = null, polling = null, shownPhotos = "";
 
 async function api(method, path, body) {
   const response = await fetch(path, { method, headers: body ? { "Content-Type": "application/json" } : {},
@@ -69,7 +69,11 @@ function photoCard(photo, index) {
 
 function show(record) {
   enrollment = record;
-  $("cutouts").replaceChildren(...record.photos.map(photoCard));
+  const photos = JSON.stringify(record.photos);
+  if (photos !== shownPhotos) {  // redraw the photos only when they changed (not on every progress poll)
+    shownPhotos = photos;
+    $("cutouts").replaceChildren(...record.photos.map(photoCard));
+  }
   $("photo-count").textContent = `${record.photos.length} photos`;
   const collecting = record.status === "collecting";
   $("photos").disabled = !collecting;

@@ -154,10 +154,13 @@ def _live_model(versions: DetectorVersions, settings: AppSettings, work: Path) -
     """(live version, its ONNX, its ultralytics weights, its classes) as files in `work`."""
     live = versions.live()
     if live == CONFIGURED:
-        onnx = project_path(settings.detector_weights)
-        weights, meta = onnx.with_suffix(".pt"), json.loads(onnx.with_suffix(".json").read_text())
-        if not weights.exists():
-            raise FileNotFoundError(f"{weights} is missing: the configured detector has no weights to fine-tune")
+        onnx = project_path(settings.detector_weights).with_suffix(".onnx")
+        weights, described = onnx.with_suffix(".pt"), onnx.with_suffix(".json")
+        for needed in (weights, described):
+            if not needed.exists():
+                raise FileNotFoundError(f"{needed} is missing: fine-tuning needs the configured detector's .onnx, "
+                                        ".pt (ultralytics weights) and .json (its classes) side by side")
+        meta = json.loads(described.read_text())
     else:
         stored = versions.get(live, files=True)
         onnx, weights, meta = work / "live" / "store_detector.onnx", work / "live" / "store_detector.pt", stored["meta"]
@@ -187,6 +190,15 @@ def train_enrollment(mongo_uri: str, enrollment_id: str, settings: AppSettings) 
     options = settings.enrollment
     work = project_path(options.work_dir) / enrollment_id
     shutil.rmtree(work, ignore_errors=True)
+    try:
+        _train_and_gate(records, versions, db, record, settings, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the result is in MongoDB
+
+
+def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: StoreDatabase, record: dict,
+                    settings: AppSettings, work: Path) -> None:
+    enrollment_id, options = record["enrollment_id"], settings.enrollment
     live, live_onnx, base_weights, classes = _live_model(versions, settings, work)
     known = _known_products(records, classes, project_path(settings.catalogue))
     class_id = 1 + max([*classes, *(p["yolo_class_id"] for p in db.products())])
@@ -220,4 +232,3 @@ def train_enrollment(mongo_uri: str, enrollment_id: str, settings: AppSettings) 
                        **outcome)
     else:
         records.update(enrollment_id, status="enrolled", message=f"version {version} is live", **outcome)
-    shutil.rmtree(work / "dataset", ignore_errors=True)

@@ -21,7 +21,8 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from models.product_cutout import cut_out
-from serve_app.settings import FRONTEND
+from models.real_scenes import pictures
+from serve_app.settings import FRONTEND, project_path
 from serve_app.store.connection import StoreServices
 from serve_app.store.enrollment import start_job
 from serve_app.store.protocol import ImageLimits
@@ -142,6 +143,9 @@ async def train(enrollment_id: str, services: StoreServices = Depends(store_serv
     """Start the training job on the Ray cluster; follow it with GET /api/enrollments/{id}."""
     options = services.settings.enrollment
     record = _found(await asyncio.to_thread(services.enrollments.get, enrollment_id), enrollment_id)
+    if not pictures(project_path(options.real_scenes), "heldout"):
+        raise HTTPException(409, f"no real-scene corpus in {options.real_scenes}: build it with "
+                                 "`python -m models.real_scenes` (docs/store.md)")
     busy = await asyncio.to_thread(services.enrollments.training)
     if busy is not None:
         raise HTTPException(409, f"enrollment {busy['enrollment_id']} is training: one trains at a time")

@@ -6,6 +6,7 @@ Screenshots land in tests/results/screenshots/.
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,54 @@ def test_twin_dashboard_shows_acknowledges_and_clears_an_alert(server, browser):
     history = page.inner_text("#alert-history")
     assert "has not moved" in history and "stuck on Temperature_target_1 cleared" in history
     page.click("#stop")
+
+
+def test_enrollment_page_cuts_out_photos_trains_with_a_progress_bar_and_rolls_back(server, browser, tmp_path):
+    from deployments.detector_versions import CONFIGURED, DetectorVersions
+    from tests.deployments.test_live_detector import blind_model
+    from tests.serve_app.store.test_enrollment import product_photos
+
+    files = []
+    for i, photo in enumerate(product_photos(5)):
+        files.append(tmp_path / f"cup-{i}.jpg")
+        files[-1].write_bytes(base64.b64decode(photo))
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(f"{server.http}/enroll?token={ADMIN_TOKEN}")
+    page.fill("#sku", "cup-browser")
+    page.fill("#name", "Browser cup")
+    page.fill("#price", "55")
+    page.click("#product-form button[type=submit]")
+    page.wait_for_function("!document.querySelector('#photos').disabled", timeout=10_000)
+    page.set_input_files("#photos", [str(f) for f in files])
+    page.wait_for_function("document.querySelectorAll('.cutout').length === 5", timeout=60_000)
+    page.wait_for_function("[...document.querySelectorAll('.cutout img')].every(i => i.complete && i.naturalWidth > 0)",
+                           timeout=20_000)
+    canvas = page.locator(".cutout canvas").first
+    box = canvas.bounding_box()
+    before = page.evaluate("enrollment.photos[0].box")
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.9, steps=5)
+    page.mouse.up()  # the admin's box: the photo is cut out again inside it
+    width = page.evaluate("document.querySelector('.cutout canvas').width")
+    page.wait_for_function(f"enrollment.photos[0].box[2] <= {0.7 * width + 2}", timeout=30_000)
+    stored = server.api.get(f"/api/enrollments/{page.evaluate('enrollment.enrollment_id')}").json()["photos"][0]["box"]
+    assert stored != before and stored[0] >= 0.3 * width - 2 and stored[2] <= 0.7 * width + 2
+    shot(page, "enroll-cutouts")
+    page.click("#train")
+    page.wait_for_function("document.querySelector('#progress').value > 0", timeout=120_000)
+    page.wait_for_function("document.querySelector('#train-status').innerText.startsWith('refused')", timeout=420_000)
+    assert page.evaluate("document.querySelector('#progress').value") == 1
+    assert "refused" in page.inner_text("#gate")
+    shot(page, "enroll-refused")
+
+    versions = DetectorVersions(server.mongo_uri)
+    blind = versions.add(blind_model(), b"", {"classes": {}, "imgsz": 320}, "passed", "browser test")
+    page.reload()
+    row = page.locator("#versions tbody tr", has_text="browser test")
+    row.locator("button").click()
+    page.wait_for_function(f"document.querySelector('#versions').innerText.includes('{blind} (live)')", timeout=10_000)
+    assert versions.live() == blind
+    page.locator("#versions tbody tr", has_text="configured").locator("button").click()
+    page.wait_for_function("document.querySelector('#versions').innerText.includes('0 (live)')", timeout=10_000)
+    assert versions.live() == CONFIGURED

@@ -12,6 +12,7 @@ import time
 import cv2
 import httpx
 import numpy as np
+import pytest
 from skimage import data
 
 from deployments.detector_versions import CONFIGURED, DetectorVersions
@@ -174,3 +175,33 @@ def test_a_model_that_passes_the_gate_goes_live_with_its_product_in_the_catalogu
         assert stored["meta"]["classes"][str(done["class_id"])] == "cup-lungo"
     finally:
         assert server.api.put("/api/detector/live", json={"version": CONFIGURED}).status_code == 200
+
+
+async def _until(ws, frame: bytes, found: bool, timeout_s: float = 60) -> list[dict]:
+    """Send the frame until its detections are (not) empty; the last detections."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        await ws.send(frame)
+        while (message := json.loads(await asyncio.wait_for(ws.recv(), 60)))["type"] != "detections":
+            pass
+        if bool(message["detections"]) == found or time.monotonic() > deadline:
+            return message["detections"]
+        await asyncio.sleep(0.3)
+
+
+@pytest.mark.restarts_server
+def test_the_detector_pool_replicas_follow_the_live_version(server):
+    server.in_pool_mode()  # frames through the YOLODetector deployment
+    blind = DetectorVersions(server.mongo_uri).add(blind_model(), b"", {"classes": {}, "imgsz": 320}, "passed", "test")
+    frame = product_frame([3], seed=34)
+
+    async def scenario():
+        async with kiosk(server, "pool-swap") as ws:
+            before = await _until(ws, frame, True)
+            server.api.put("/api/detector/live", json={"version": blind}).raise_for_status()
+            swapped = await _until(ws, frame, False)
+            server.api.put("/api/detector/live", json={"version": CONFIGURED}).raise_for_status()
+            return before, swapped, await _until(ws, frame, True)
+
+    before, swapped, back = asyncio.run(scenario())
+    assert [d["class_id"] for d in before] == [3] and swapped == [] and back == before
