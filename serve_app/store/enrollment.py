@@ -37,6 +37,7 @@ from serve_app.store.database import StoreDatabase
 
 logger = logging.getLogger("streamforge.enrollment")
 PROGRESS_EVERY_S = 1.0
+STALE_AFTER_S = 900.0  # a job that reported nothing for this long is gone (its node died): others may train
 
 
 def sprite_png(sprite: np.ndarray) -> bytes:
@@ -113,12 +114,14 @@ class EnrollmentRecords:
             return None
         claimed = self.enrollments.find_one_and_update(
             {"enrollment_id": enrollment_id, "status": "collecting"},
-            {"$set": {"status": "queued", "message": "waiting for the cluster", "queued_at": time.time()}})
+            {"$set": {"status": "queued", "message": "waiting for the cluster", "updated_at": time.time()}})
         return self.get(enrollment_id) if claimed else None
 
     def training(self) -> dict | None:
-        """The enrollment queued or training now, if any (one trains at a time)."""
-        return self.enrollments.find_one({"status": {"$in": ["queued", "training"]}}, PUBLIC)
+        """The enrollment queued or training now, if any (one trains at a time; one whose job has reported
+        nothing for STALE_AFTER_S no longer counts)."""
+        return self.enrollments.find_one({"status": {"$in": ["queued", "training"]},
+                                          "updated_at": {"$gt": time.time() - STALE_AFTER_S}}, PUBLIC)
 
     def enrolled_cutouts(self, class_ids: list[int]) -> dict[int, list[np.ndarray]]:
         """class id -> cut-outs, of the enrollments that went live with one of these classes."""
@@ -126,7 +129,8 @@ class EnrollmentRecords:
                 for done in self.enrollments.find({"status": "enrolled", "class_id": {"$in": class_ids}}, PUBLIC)}
 
     def update(self, enrollment_id: str, **fields) -> None:
-        self.enrollments.update_one({"enrollment_id": enrollment_id}, {"$set": fields})
+        """Set fields (and `updated_at`, the job's heartbeat)."""
+        self.enrollments.update_one({"enrollment_id": enrollment_id}, {"$set": {**fields, "updated_at": time.time()}})
 
 
 @ray.remote(max_restarts=0)

@@ -18,7 +18,7 @@ from skimage import data
 from deployments.detector_versions import CONFIGURED, DetectorVersions
 from models.product_cutout import cut_out
 from serve_app.settings import AppSettings
-from serve_app.store.enrollment import EnrollmentRecords, train_enrollment
+from serve_app.store.enrollment import STALE_AFTER_S, EnrollmentRecords, train_enrollment
 from tests.conftest import CLIENT_TOKEN, ENROLLMENT
 from tests.deployments.test_live_detector import blind_model
 from tests.serve_app.store.test_stream import kiosk
@@ -75,6 +75,22 @@ def test_enrollment_routes_are_for_admins_and_refuse_bad_input(server):
     assert server.api.post(path + "/train").status_code == 409  # fewer than min_photos
     assert server.api.get("/api/enrollments/nope").status_code == 404
     assert server.api.put("/api/detector/live", json={"version": 999}).status_code == 404
+
+
+def test_one_enrollment_trains_at_a_time_until_its_job_goes_silent(server):
+    records = EnrollmentRecords(server.mongo_uri, name="enrollment-records-test")
+    records.ensure_schema()
+    photos = [base64.b64decode(p) for p in product_photos(2)]
+    cutouts = [(p, cut_out(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR))) for p in photos]
+    first = records.create("cup-a", "Cup A", 1)["enrollment_id"]
+    assert records.add_photos(first, cutouts, max_photos=3) is not None
+    assert records.add_photos(first, cutouts, max_photos=3) is None  # 4 > 3
+    assert records.claim(first, min_photos=3) is None and records.claim(first, min_photos=2)["status"] == "queued"
+    assert records.claim(first, min_photos=2) is None  # once
+    assert records.add_photos(first, cutouts[:1], max_photos=3) is None  # no photos once queued
+    assert records.training()["enrollment_id"] == first
+    records.enrollments.update_one({"enrollment_id": first}, {"$set": {"updated_at": time.time() - STALE_AFTER_S - 1}})
+    assert records.training() is None  # its job reported nothing for too long
 
 
 async def _stream(server, session_id: str, stop: asyncio.Event, frame: bytes) -> list[list[dict]]:
