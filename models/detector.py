@@ -41,6 +41,13 @@ def ensure_onnx(weights: Path, imgsz: int = 320) -> Path:
     return target
 
 
+def exported_size(session) -> int | None:
+    """The image size an ultralytics export records in its ONNX metadata ("[320, 320]"), if any."""
+    recorded = session.get_modelmeta().custom_metadata_map.get("imgsz", "")
+    sizes = [int(v) for v in recorded.strip("[]").split(",") if v.strip().isdigit()]
+    return sizes[0] if sizes else None
+
+
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
     """Resize keeping aspect ratio and pad to size x size (grey 114, as ultralytics does)."""
     h, w = image.shape[:2]
@@ -63,7 +70,7 @@ class ProductDetector:
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         self.session = inference_session(str(path), intra_op_threads, prefer_gpu)
         shape = self.session.get_inputs()[0].shape
-        self.imgsz = imgsz or meta.get("imgsz") or (shape[2] if isinstance(shape[2], int) else 640)
+        self.imgsz = imgsz or meta.get("imgsz") or exported_size(self.session) or (shape[2] if isinstance(shape[2], int) else 640)
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.conf, self.iou = conf, iou
         self.input_name = self.session.get_inputs()[0].name

@@ -80,7 +80,7 @@ def enroll(known: Mapping[int, Product], new: Mapping[int, Sequence[np.ndarray]]
     data_yaml = write_dataset(work / "dataset", train_products, names, corpus, plan, test_products=test_products)
     best = train(data_yaml, str(base_weights), plan, work, lambda done, what: progress(0.1 + 0.75 * done, what))
     progress(0.85, "exporting")
-    onnx = export(best, plan.imgsz, work / "candidate")
+    onnx = export(best, plan.imgsz, names, work / "candidate")
     progress(0.88, "evaluating")
     candidate = evaluate(onnx, work / "dataset", corpus, names, conf)
     live = evaluate(live_onnx, work / "dataset", corpus, names, conf)

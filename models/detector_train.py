@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.real_scenes import pictures
-from models.store_render import CATALOGUE, Product, catalogue_looks, render_scene
+from models.store_render import CATALOGUE, Product, catalogue_looks, photo_background, render_scene
 
 ONNX_NAME = "store_detector.onnx"
 WEIGHTS_NAME = "store_detector.pt"
@@ -49,6 +49,8 @@ class TrainingPlan:
     epochs: int = 30
     imgsz: int = 320
     batch: int = 32
+    hard_negatives: int = 400  # then crops of training photos the trained model sees products in ...
+    hard_epochs: int = 8  # ... join the training pictures for this many more epochs
 
 
 def catalogue_classes(path: Path = CATALOGUE) -> dict[int, str]:
@@ -124,7 +126,28 @@ def write_dataset(root: Path, products: Mapping[int, Product], names: Mapping[in
     return data_yaml
 
 
-def train(data_yaml: Path, base: str, plan: TrainingPlan, work: Path, progress: Progress, seed: int = 0) -> Path:
+def mine_hard_negatives(root: Path, onnx: Path, photos: PhotoPool, count: int, imgsz: int, conf: float,
+                        seed: int) -> int:
+    """Add to the training split up to `count` random crops of training photos (cut as training crops
+    them) in which the detector at `onnx` sees a product at score >= `conf`: the real texture it still
+    mistakes for packaging. Returns how many it found."""
+    from models.detector import ProductDetector
+
+    detector = ProductDetector(onnx, conf=conf, prefer_gpu=False)
+    rng = np.random.default_rng(seed)
+    found = 0
+    for _ in tqdm(range(count * 20), desc="hard negatives", unit="crop", leave=False):
+        image = photo_background(rng, photos.pick(rng), imgsz).astype(np.uint8)
+        if detector.detect([cv2.cvtColor(image, cv2.COLOR_RGB2BGR)])[0]:
+            _write_image(root, "train", f"hard-{found:05d}", image, [], imgsz, 90)
+            found += 1
+            if found == count:
+                break
+    return found
+
+
+def train(data_yaml: Path, base: str, plan: TrainingPlan, work: Path, progress: Progress, seed: int = 0,
+          run: str = "train") -> Path:
     """Train (from a model yaml) or fine-tune (from a .pt) with ultralytics; returns the best weights."""
     try:
         from ultralytics import YOLO  # training-only dependency
@@ -137,18 +160,20 @@ def train(data_yaml: Path, base: str, plan: TrainingPlan, work: Path, progress: 
                                                 f"epoch {trainer.epoch + 1}/{trainer.epochs}"))
     model.train(data=str(data_yaml), imgsz=plan.imgsz, epochs=plan.epochs, batch=plan.batch, device="cpu",
                 workers=2, pretrained=base.endswith(".pt"), amp=False, plots=False, project=str(work.resolve()),
-                name="train", exist_ok=True, seed=seed, deterministic=False, fliplr=0.0, verbose=False)
+                name=run, exist_ok=True, seed=seed, deterministic=False, fliplr=0.0, verbose=False)
     return Path(model.trainer.best)
 
 
-def export(weights: Path, imgsz: int, out: Path) -> Path:
-    """Export trained weights to ONNX (dynamic batch) as out/store_detector.onnx, with the .pt beside it."""
+def export(weights: Path, imgsz: int, names: Mapping[int, str], out: Path) -> Path:
+    """Export trained weights to ONNX (dynamic batch) as out/store_detector.onnx, with the .pt and the
+    .json (classes, image size: what ProductDetector reads) beside it."""
     from ultralytics import YOLO
 
     exported = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True, opset=17))
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(exported, out / ONNX_NAME)
     shutil.copy(weights, out / WEIGHTS_NAME)
+    (out / META_NAME).write_text(json.dumps({"classes": {str(c): n for c, n in names.items()}, "imgsz": imgsz}))
     return out / ONNX_NAME
 
 
@@ -169,10 +194,20 @@ def main() -> None:
     plan = replace(defaults, **{f: getattr(args, f) for f in asdict(defaults)})
     names = catalogue_classes()
     data_yaml = write_dataset(args.work / "dataset", catalogue_looks(), names, args.corpus, plan, args.seed)
-    with tqdm(total=plan.epochs, desc="train", unit="epoch") as bar:
-        best = train(data_yaml, args.model, plan, args.work, lambda done, _: bar.update(round(done * plan.epochs) - bar.n),
-                     args.seed)
-    onnx = export(best, plan.imgsz, args.out)
+
+    def stage(base: str, epochs: int, run: str) -> Path:
+        with tqdm(total=epochs, desc=run, unit="epoch") as bar:
+            return train(data_yaml, base, replace(plan, epochs=epochs), args.work,
+                         lambda done, _: bar.update(round(done * epochs) - bar.n), args.seed, run)
+
+    best = stage(args.model, plan.epochs, "train") if plan.epochs else Path(args.model)  # 0: args.model is trained
+    if plan.hard_negatives and plan.hard_epochs:
+        first = export(best, plan.imgsz, names, args.work / "first")
+        mined = mine_hard_negatives(args.work / "dataset", first, PhotoPool(pictures(args.corpus, "train")),
+                                    plan.hard_negatives, plan.imgsz, args.conf / 2, args.seed + 4)
+        print(f"{mined} hard negatives from the training photos")
+        best = stage(str(args.work / "first" / WEIGHTS_NAME), plan.hard_epochs, "hard")
+    onnx = export(best, plan.imgsz, names, args.out)
     metrics = evaluate(onnx, args.work / "dataset", args.corpus, names, args.conf)
     meta = {"classes": names, "imgsz": plan.imgsz, "model": args.model, "plan": asdict(plan), **metrics}
     (args.out / META_NAME).write_text(json.dumps(meta, indent=2))
