@@ -1,8 +1,9 @@
 """Teach the live store detector new products: fine-tune, evaluate beside the live model, gate.
 
 One enrollment: the new products' cut-out photos (models.product_cutout) join the products the live
-detector knows; scenes are composed on the real-scene corpus (models.detector_train), the live model's
-weights are fine-tuned, exported to ONNX, and both models are evaluated on the same test pictures
+detector knows; scenes are composed on the real-scene corpus (models.detector_train), joined by crops of
+training photos the live model mistakes for products (hard negatives), the live model's weights are
+fine-tuned, exported to ONNX, and both models are evaluated on the same test pictures
 (models.detector_eval). A product's photos are split: one in five (at least one) is kept for the test
 composites only, so the new class is scored on photos it was not trained on.
 
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from models.detector_eval import evaluate
-from models.detector_train import WEIGHTS_NAME, Progress, TrainingPlan, export, train, write_dataset
+from models.detector_train import (WEIGHTS_NAME, PhotoPool, Progress, TrainingPlan, export, mine_hard_negatives,
+                                   train, write_dataset)
+from models.real_scenes import pictures
 from models.store_render import Product
 
 TEST_PHOTO_EVERY = 5  # one photo in five of a new product is kept for testing
@@ -78,6 +81,9 @@ def enroll(known: Mapping[int, Product], new: Mapping[int, Sequence[np.ndarray]]
     test_products = {**known, **{c: s[1] for c, s in split.items()}}
     progress(0.0, "composing scenes")
     data_yaml = write_dataset(work / "dataset", train_products, names, corpus, plan, test_products=test_products)
+    if plan.hard_negatives:  # what the live model mistakes for products stays background
+        mine_hard_negatives(work / "dataset", live_onnx, PhotoPool(pictures(corpus, "train")), plan.hard_negatives,
+                            plan.imgsz, conf / 2, seed=4)
     best = train(data_yaml, str(base_weights), plan, work, lambda done, what: progress(0.1 + 0.75 * done, what))
     progress(0.85, "exporting")
     onnx = export(best, plan.imgsz, names, work / "candidate")

@@ -48,13 +48,14 @@ class EnrollmentSettings(BaseModel):
     min_photos: int = Field(5, ge=2)
     max_photos: int = Field(20, ge=2)
     photo_side: int = Field(640, ge=64, description="uploaded photos are scaled down to this longest side")
-    # the training plan (models.detector_train.TrainingPlan): sized for ~15 minutes on 2 CPU cores
+    # the training plan (models.detector_train.TrainingPlan): sized for ~20 minutes on 2 CPU cores
     rendered: int = Field(150, ge=0)
     composites: int = Field(450, ge=1)
     negatives: int = Field(150, ge=0)
+    hard_negatives: int = Field(200, ge=0, description="crops of training photos the live model sees products in")
     val: int = Field(60, ge=3)
     test: int = Field(200, ge=1)
-    epochs: int = Field(12, ge=1)
+    epochs: int = Field(24, ge=1)
     batch: int = Field(32, ge=1)
     # the quality gate (models.detector_enroll.GateLimits)
     new_class_map50: float = Field(0.9, ge=0, le=1)
