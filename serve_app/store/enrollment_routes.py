@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from models.product_cutout import cut_out
 from models.real_scenes import pictures
@@ -44,9 +44,16 @@ class EnrollmentPhotos(BaseModel):
 class CutoutBox(BaseModel):
     box: tuple[int, int, int, int] = Field(description="x0, y0, x1, y1 in the stored photo's pixels")
 
+    @field_validator("box")
+    @classmethod
+    def _in_range(cls, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        if not all(-100_000 <= v <= 100_000 for v in box):
+            raise ValueError("box coordinates must be within +-100000")
+        return box
+
 
 class LiveVersion(BaseModel):
-    version: int = Field(ge=0, description="0: the detector file named in the configuration")
+    version: int = Field(ge=0, le=2**31, description="0: the detector file named in the configuration")
 
 
 def _scaled_jpeg(data: bytes, side: int) -> tuple[bytes, np.ndarray]:
