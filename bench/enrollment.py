@@ -59,7 +59,7 @@ async def kiosk(url: str, name: str, frames: list[bytes], stop: asyncio.Event | 
                     message = json.loads(await asyncio.wait_for(ws.recv(), 120))
                 except websockets.ConnectionClosed:
                     disconnects += 1
-                    return {"answered": answered, "disconnects": disconnects}
+                    return {"answered": answered, "disconnects": disconnects, "classes": with_class, "cart": cart}
                 if message["type"] == "detections":
                     answered += 1
                     with_class.append({d["class_id"] for d in message["detections"]})

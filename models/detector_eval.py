@@ -71,6 +71,7 @@ def evaluate(onnx: Path, dataset: Path, corpus: Path, names: Mapping[int, str], 
         per_class = map50_per_class(scoring, images, truths, names)
         metrics[f"{split}_map50"] = round(float(np.mean(list(per_class.values()))), 4) if per_class else 0.0
         metrics[f"{split}_map50_per_class"] = {names[c]: ap for c, ap in per_class.items()}
-    per_1000, ms = phantoms(ProductDetector(onnx, conf=conf, prefer_gpu=False), real_frames(corpus))
-    metrics.update(phantoms_per_1000=round(per_1000, 1), real_frames=len(real_frames(corpus)), ms_per_frame=round(ms, 2))
+    frames = real_frames(corpus)
+    per_1000, ms = phantoms(ProductDetector(onnx, conf=conf, prefer_gpu=False), frames)
+    metrics.update(phantoms_per_1000=round(per_1000, 1), real_frames=len(frames), ms_per_frame=round(ms, 2))
     return metrics

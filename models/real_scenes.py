@@ -92,14 +92,28 @@ def video_frames(path: Path, fps: float = VIDEO_FPS) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def _content_split(key: str) -> tuple[str, str]:
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    return digest, "heldout" if int(digest, 16) % HELD_OUT_EVERY == 0 else "train"
-
-
 def _write(out: Path, relative: str, image: np.ndarray) -> None:
     (out / relative).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out / relative), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+class _Stills:
+    """The distinct still pictures gathered so far, written under `out` as they come."""
+
+    def __init__(self, out: Path):
+        self.out, self.seen, self.entries = out, set(), []
+
+    def add(self, image: np.ndarray | None, source: str, split: str | None = None) -> None:
+        """Keep a usable picture not seen before; in `split`, or held out one in HELD_OUT_EVERY by content."""
+        image = scene(image)
+        key = average_hash(image) if image is not None else None
+        if key is None or key in self.seen:
+            return
+        self.seen.add(key)
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        split = split or ("heldout" if int(digest, 16) % HELD_OUT_EVERY == 0 else "train")
+        self.entries.append({"file": f"{split}/{digest[:16]}.jpg", "source": source, "hash": key, "split": split})
+        _write(self.out, self.entries[-1]["file"], image)
 
 
 def build(out: Path, folders: list[Path] | None = None) -> list[dict]:
@@ -108,35 +122,21 @@ def build(out: Path, folders: list[Path] | None = None) -> list[dict]:
     files = sorted(p for folder in folders or package_folders() for p in folder.rglob("*") if p.is_file())
     photos = [p for p in files if p.name.lower().endswith(PHOTO_SUFFIXES)]
     videos = [p for p in files if p.name.lower().endswith(VIDEO_SUFFIXES) and p.name not in PRODUCT_VIDEOS]
-    seen: set[str] = set()
-    entries = []
+    stills = _Stills(out)
     for path in tqdm(photos, desc="real pictures", unit="file"):
-        image = scene(cv2.imread(str(path), cv2.IMREAD_COLOR))
-        key = average_hash(image) if image is not None else None
-        if key is None or key in seen:
-            continue
-        seen.add(key)
-        digest, split = _content_split(key)
-        entries.append({"file": f"{split}/{digest[:16]}.jpg", "source": str(path), "hash": key, "split": split})
-        _write(out, entries[-1]["file"], image)
+        stills.add(cv2.imread(str(path), cv2.IMREAD_COLOR), str(path))
+    held_out = []
     for path in tqdm(videos, desc="real videos", unit="video"):
-        if path.name in HELD_OUT_VIDEOS:
-            frames = [f for f in map(scene, video_frames(path)) if f is not None]
-            folder = f"heldout_video/{path.name.split('.')[0]}"
-            for i, frame in enumerate(frames):
-                _write(out, f"{folder}/{i:05d}.jpg", frame)
-            entries.append({"file": folder, "source": str(path), "frames": len(frames), "split": "heldout"})
+        if path.name not in HELD_OUT_VIDEOS:  # one picture per distinct view, for training
+            for i, frame in enumerate(video_frames(path)):
+                stills.add(frame, f"{path}#{i}", split="train")
             continue
-        for i, frame in enumerate(video_frames(path)):
-            frame = scene(frame)
-            key = average_hash(frame) if frame is not None else None
-            if key is None or key in seen:
-                continue
-            seen.add(key)
-            digest = hashlib.sha256(key.encode()).hexdigest()
-            entries.append({"file": f"train/{digest[:16]}.jpg", "source": f"{path}#{i}", "hash": key, "split": "train"})
-            _write(out, entries[-1]["file"], frame)
-    return entries
+        frames = [f for f in map(scene, video_frames(path)) if f is not None]
+        folder = f"heldout_video/{path.name.split('.')[0]}"
+        for i, frame in enumerate(frames):
+            _write(out, f"{folder}/{i:05d}.jpg", frame)
+        held_out.append({"file": folder, "source": str(path), "frames": len(frames), "split": "heldout"})
+    return stills.entries + held_out
 
 
 def pictures(folder: Path, split: str) -> list[Path]:

@@ -83,13 +83,20 @@ class EnrollmentRecords:
             record["photos"] = list(self.photos.find({"enrollment_id": enrollment_id}, projection).sort("index", ASCENDING))
         return record
 
+    def photo(self, enrollment_id: str, index: int) -> dict | None:
+        """One photo with its bytes (`photo` JPEG, `cutout` PNG), box and warning; None if there is none."""
+        return self.photos.find_one({"enrollment_id": enrollment_id, "index": index}, PUBLIC)
+
     def summaries(self) -> list[dict]:
         """Every enrollment (without photos), newest first."""
         return list(self.enrollments.find({}, PUBLIC).sort("created_at", -1))
 
+    def _collecting(self, enrollment_id: str) -> bool:
+        return self.enrollments.count_documents({"enrollment_id": enrollment_id, "status": "collecting"}) > 0
+
     def add_photos(self, enrollment_id: str, photos: list[tuple[bytes, Cutout]], max_photos: int) -> dict | None:
         """Append photos while the enrollment is collecting and stays within `max_photos`; None otherwise."""
-        if self.enrollments.count_documents({"enrollment_id": enrollment_id, "status": "collecting"}) == 0:
+        if not self._collecting(enrollment_id):
             return None
         first = self.photos.count_documents({"enrollment_id": enrollment_id})
         if first + len(photos) > max_photos:
@@ -103,7 +110,7 @@ class EnrollmentRecords:
 
     def replace_cutout(self, enrollment_id: str, index: int, photo_jpeg: bytes, cutout: Cutout) -> dict | None:
         """Store a photo's new cut-out (while collecting)."""
-        if self.enrollments.count_documents({"enrollment_id": enrollment_id, "status": "collecting"}) == 0:
+        if not self._collecting(enrollment_id):
             return None
         self.photos.update_one({"enrollment_id": enrollment_id, "index": index}, {"$set": _photo_fields(photo_jpeg, cutout)})
         return self.get(enrollment_id)
@@ -154,8 +161,8 @@ def start_job(mongo_uri: str, enrollment_id: str, settings: AppSettings) -> None
     job.run.remote(mongo_uri, enrollment_id, settings.model_dump())
 
 
-def _live_model(versions: DetectorVersions, settings: AppSettings, work: Path) -> tuple[int, Path, Path, dict[int, str]]:
-    """(live version, its ONNX, its ultralytics weights, its classes) as files in `work`."""
+def _live_model(versions: DetectorVersions, settings: AppSettings, work: Path) -> tuple[int, Path, Path, dict]:
+    """(live version, its ONNX, its ultralytics weights as files in `work`, its description: classes, imgsz)."""
     live = versions.live()
     if live == CONFIGURED:
         onnx = project_path(settings.detector_weights).with_suffix(".onnx")
@@ -172,7 +179,7 @@ def _live_model(versions: DetectorVersions, settings: AppSettings, work: Path) -
         onnx.write_bytes(stored["onnx"])
         weights.write_bytes(stored["weights"])
         onnx.with_suffix(".json").write_text(json.dumps(meta))
-    return live, onnx, weights, {int(k): v for k, v in meta["classes"].items()}
+    return live, onnx, weights, meta
 
 
 def _known_products(records: EnrollmentRecords, classes: dict[int, str], catalogue: Path) -> dict:
@@ -203,7 +210,8 @@ def train_enrollment(mongo_uri: str, enrollment_id: str, settings: AppSettings) 
 def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: StoreDatabase, record: dict,
                     settings: AppSettings, work: Path) -> None:
     enrollment_id, options = record["enrollment_id"], settings.enrollment
-    live, live_onnx, base_weights, classes = _live_model(versions, settings, work)
+    live, live_onnx, base_weights, live_meta = _live_model(versions, settings, work)
+    classes = {int(k): v for k, v in live_meta["classes"].items()}
     known = _known_products(records, classes, project_path(settings.catalogue))
     class_id = 1 + max([*classes, *(p["yolo_class_id"] for p in db.products())])
     names = {**classes, class_id: record["sku"]}
@@ -218,7 +226,7 @@ def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: 
     plan = TrainingPlan(rendered=options.rendered, composites=options.composites, negatives=options.negatives,
                         val=options.val, test=options.test, epochs=options.epochs, batch=options.batch,
                         hard_negatives=options.hard_negatives, hard_epochs=0,
-                        imgsz=json.loads(live_onnx.with_suffix(".json").read_text()).get("imgsz", 320))
+                        imgsz=live_meta.get("imgsz", 320))
     limits = GateLimits(options.new_class_map50, options.max_class_drop, options.max_phantom_increase)
     result = enroll(known, {class_id: [png_sprite(p["cutout"]) for p in record["photos"]]}, names, base_weights,
                     live_onnx, project_path(options.real_scenes), work, plan, limits, settings.detector_conf, progress)

@@ -73,6 +73,14 @@ def _found(record: dict | None, enrollment_id: str) -> dict:
     return record
 
 
+async def _photo(services: StoreServices, enrollment_id: str, index: int) -> dict:
+    """One stored photo with its bytes (only that one is read); 404 when there is none."""
+    photo = await asyncio.to_thread(services.enrollments.photo, enrollment_id, index)
+    if photo is None:
+        raise HTTPException(404, f"photo {index} of enrollment {enrollment_id!r} not found")
+    return photo
+
+
 @router.get("/enroll", include_in_schema=False)
 async def enroll_page() -> FileResponse:
     return FileResponse(FRONTEND / "enroll.html")
@@ -118,10 +126,7 @@ async def add_photos(enrollment_id: str, request: EnrollmentPhotos, services: St
 async def recut_photo(enrollment_id: str, index: int, request: CutoutBox,
                       services: StoreServices = Depends(store_services)) -> dict:
     """Cut a photo out again inside the admin's box."""
-    record = _found(await asyncio.to_thread(services.enrollments.get, enrollment_id, True), enrollment_id)
-    if not 0 <= index < len(record["photos"]):
-        raise HTTPException(404, f"photo {index} not found")
-    jpeg = bytes(record["photos"][index]["photo"])
+    jpeg = bytes((await _photo(services, enrollment_id, index))["photo"])
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     try:
         cutout = await asyncio.to_thread(cut_out, image, request.box)
@@ -138,11 +143,9 @@ async def photo_file(enrollment_id: str, index: int, kind: str, services: StoreS
     """A stored photo (`photo.jpg`) or its cut-out with transparency (`cutout.png`)."""
     if kind not in ("photo.jpg", "cutout.png"):
         raise HTTPException(404, f"{kind!r} not found: photo.jpg or cutout.png")
-    record = _found(await asyncio.to_thread(services.enrollments.get, enrollment_id, True), enrollment_id)
-    if not 0 <= index < len(record["photos"]):
-        raise HTTPException(404, f"photo {index} not found")
+    photo = await _photo(services, enrollment_id, index)
     field, media = ("photo", "image/jpeg") if kind == "photo.jpg" else ("cutout", "image/png")
-    return Response(bytes(record["photos"][index][field]), media_type=media)
+    return Response(bytes(photo[field]), media_type=media)
 
 
 @router.post("/api/enrollments/{enrollment_id}/train", status_code=202)
