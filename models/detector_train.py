@@ -166,13 +166,17 @@ def train(data_yaml: Path, base: str, plan: TrainingPlan, work: Path, progress: 
 
 def export(weights: Path, imgsz: int, names: Mapping[int, str], out: Path) -> Path:
     """Export trained weights to ONNX (dynamic batch) as out/store_detector.onnx, with the .pt and the
-    .json (classes, image size: what ProductDetector reads) beside it."""
+    .json (classes, image size: what ProductDetector reads) beside it. The export runs on a copy in
+    `out` (ultralytics writes the ONNX beside the weights it reads: never beside the source's)."""
     from ultralytics import YOLO
 
-    exported = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=True, opset=17))
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(exported, out / ONNX_NAME)
-    shutil.copy(weights, out / WEIGHTS_NAME)
+    staged = out / WEIGHTS_NAME
+    if staged.resolve() != Path(weights).resolve():
+        shutil.copy(weights, staged)
+    exported = Path(YOLO(str(staged)).export(format="onnx", imgsz=imgsz, dynamic=True, opset=17))
+    if exported.resolve() != (out / ONNX_NAME).resolve():
+        shutil.move(exported, out / ONNX_NAME)
     (out / META_NAME).write_text(json.dumps({"classes": {str(c): n for c, n in names.items()}, "imgsz": imgsz}))
     return out / ONNX_NAME
 

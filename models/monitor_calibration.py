@@ -14,6 +14,9 @@ effective (autocorrelation-discounted) number of samples n_eff: for one residual
 n_eff - 1 degrees of freedom times the upper CONFIDENCE bound of the spread; for the residual vector,
 the Phase-II limit of Hotelling's T² with an estimated covariance (an F quantile). With little data
 these are several times the large-sample limits; with the demo plant's 45,000 samples they are the same.
+Drift thresholds are read off the EWMA of each time block standardised by the other blocks (a plant that
+wanders between blocks needs a wider threshold than one block's own spread shows), and an alert clears
+after the EWMA's memory (1 / drift_lambda samples) under half its threshold.
 
 Calibration also records how long each signal's reading normally stays unchanged (analysers that sample
 and hold, quantised signals), so `stuck` waits longer than that, and fits the multivariate alert: the
@@ -69,6 +72,12 @@ def spike_alarms(size: np.ndarray, threshold: float) -> int:
     """How many isolated spikes a |z| series [n] holds: above `threshold`, both neighbours under half."""
     calm = size < threshold / 2
     return int(((size[1:-1] > threshold) & calm[:-2] & calm[2:]).sum())
+
+
+def off_delay(drift_lambda: float) -> int:
+    """Calm samples before an alert clears: the drift EWMA's memory (1 / lambda samples), long enough that
+    it does not chatter, short enough that the alert ends soon after the plant has recovered."""
+    return max(1, round(1.0 / drift_lambda))
 
 
 def lowest_threshold(alarms, statistic: np.ndarray, allowed: int) -> float:
@@ -180,6 +189,17 @@ def multivariate_calibration(z: np.ndarray, targets: list[str], drift_lambda: fl
                                    threshold=threshold, shrinkage=shrink, effective_samples=n_eff)
 
 
+def held_out_ewma(residual: np.ndarray, drift_lambda: float) -> np.ndarray:
+    """The drift EWMA of residuals [n, k] as live monitoring sees it: each of CALIBRATION_BLOCKS time blocks
+    standardised with the mean and spread of the other blocks, so a plant that wanders between blocks
+    widens the drift threshold (as the multivariate alert's held-out T² does)."""
+    out = np.empty_like(residual, dtype=np.float64)
+    for block in np.array_split(np.arange(len(residual)), CALIBRATION_BLOCKS):
+        rest = np.delete(residual, block, axis=0)
+        out[block] = ewma((residual[block] - rest.mean(axis=0)) / np.maximum(rest.std(axis=0), 1e-12), drift_lambda)
+    return out
+
+
 def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, margin: float = DEFAULT_MARGIN,
               drift_lambda: float = DEFAULT_DRIFT_LAMBDA, lags: np.ndarray | None = None,
               alarm_budget: float = DEFAULT_ALARM_BUDGET,
@@ -198,7 +218,7 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
     mean, std = residual.mean(axis=0), np.maximum(residual.std(axis=0), 1e-12)
     z = (residual - mean) / std
     allowed = int(alarm_budget * len(z) / 10_000)
-    smoothed = ewma(z, drift_lambda)
+    smoothed = held_out_ewma(residual, drift_lambda)
     spike, drift = [], []
     for j in range(len(targets)):
         # the run's worth in independent samples comes from the residuals (the EWMA's own smoothing is known)
@@ -216,7 +236,8 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
                  for j, t in enumerate(targets)},
         thresholds={t: AlertThresholds(drift_lambda=drift_lambda, drift_threshold=float(drift[j]),
                                        spike_threshold=float(spike[j]),
-                                       stuck_samples=max(DEFAULT_STUCK_SAMPLES, 2 * int(held[j]) + 1))
+                                       stuck_samples=max(DEFAULT_STUCK_SAMPLES, 2 * int(held[j]) + 1),
+                                       clear_samples=off_delay(drift_lambda))
                     for j, t in enumerate(targets)},
         validation_samples=len(predictions), threshold_margin=margin, alarm_budget=alarm_budget,
         multivariate=multivariate_calibration(z, targets, drift_lambda, margin, allowed),

@@ -8,7 +8,7 @@ import pytest
 
 from models.ensemble import Ensemble
 from models.monitor import AlertThresholds, ResidualMonitor
-from models.monitor_calibration import calibrate
+from models.monitor_calibration import calibrate, held_out_ewma
 from models.sensor_lag import first_order_lag
 from models.plant import LAG_SAMPLES, TARGET_SIGNALS, Fault, simulate, steady_state
 
@@ -100,3 +100,39 @@ def test_calibration_refuses_too_little_data():
     data = simulate(50, seed=1)
     with pytest.raises(ValueError, match="too few"):
         calibrate(TARGET_SIGNALS, data.target, data.target)
+
+
+def _noise_run(rng: np.random.Generator, n: int, wander: float) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, measured) of two signals: white noise around a flat twin, plus a level that steps by
+    `wander` standard deviations between fifths of the run."""
+    steps = np.repeat(rng.normal(0.0, wander, (5, 2)), n // 5, axis=0)
+    return np.zeros((n, 2)), rng.normal(0.0, 1.0, (n, 2)) + steps
+
+
+def test_drift_is_calibrated_on_each_time_block_against_the_other_blocks():
+    rng = np.random.default_rng(8)
+    residual = rng.normal(0.0, 0.1, (2000, 1))
+    residual[800:1200] += 2.0  # the plant held another level for the middle fifth of its normal run
+    smoothed = held_out_ewma(residual, 0.05)
+    others = np.delete(residual, np.s_[800:1200], axis=0)
+    expected = (2.0 - others.mean()) / others.std()  # ~20 sd of the other blocks: what live monitoring sees
+    assert smoothed[1199, 0] == pytest.approx(expected, rel=0.05)
+    assert np.abs(smoothed[:800]).max() < 0.3 * expected  # the other blocks against a mean that includes it
+    # so the threshold is wider than the run's overall spread would make it
+    calibration = calibrate(["a"], np.zeros_like(residual), residual, lags=np.zeros(1))
+    assert calibration.thresholds["a"].drift_threshold > expected > 2.0 / calibration.signals["a"].residual_std
+
+
+def test_an_alert_clears_one_ewma_memory_after_the_plant_recovers():
+    rng = np.random.default_rng(9)
+    calibration = calibrate(["a", "b"], *_noise_run(rng, 2000, 0.0), lags=np.zeros(2))
+    threshold = calibration.thresholds["a"]
+    assert threshold.clear_samples == round(1 / threshold.drift_lambda) == 20
+    predictions, measured = _noise_run(rng, 1000, 0.0)
+    measured[300:500, 0] += 10.0  # a 10 sd fault on `a` for 200 samples
+    monitor = ResidualMonitor(["a", "b"], calibration)
+    events = monitor.update(predictions, measured, [str(i) for i in range(1000)])
+    drift = [(int(e.sample), e.opened) for e in events if e.kind == "drift"]
+    assert [opened for _, opened in drift] == [True, False] and 300 <= drift[0][0] < 310
+    # the EWMA falls under half the threshold within ~2 memories of the fault's end, then 20 calm samples
+    assert 500 + threshold.clear_samples < drift[1][0] < 500 + 4 / threshold.drift_lambda + threshold.clear_samples

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -83,3 +85,24 @@ def test_the_gate_passes_a_good_model_and_names_every_reason_to_refuse_a_bad_one
     assert len(reasons) == 3
     assert "box: mAP50 0.600" in reasons[0] and "tea: rendered mAP50 fell" in reasons[1] and "phantoms" in reasons[2]
     assert gate(_candidate(0.6), LIVE, ["box"], GateLimits(new_class_map50=0.5)) == []
+
+
+def test_exporting_weights_writes_only_into_the_output_folder(tmp_path):
+    """ultralytics writes an ONNX beside the weights it exports: the shipped folder must stay untouched."""
+    import hashlib
+
+    from models.detector import ProductDetector
+    from models.detector_train import export
+    from models.store_render import catalogue_looks, render_scene
+
+    shipped = Path(__file__).resolve().parents[2] / "data" / "detector"
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shipped.iterdir()}
+    names = {0: "tea-yuancui", 1: "tea-fenjie", 2: "tea-oolong", 3: "coffee-black"}
+    onnx = export(shipped / "store_detector.pt", 320, names, tmp_path / "out")
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shipped.iterdir()} == before
+    assert sorted(p.name for p in onnx.parent.iterdir()) == ["store_detector.json", "store_detector.onnx",
+                                                              "store_detector.pt"]
+    image, labels = render_scene(np.random.default_rng(11), catalogue_looks(), size=320, classes=[2], distractors=0)
+    exported, served = (ProductDetector(path).detect([cv2.cvtColor(image, cv2.COLOR_RGB2BGR)])[0]
+                        for path in (onnx, shipped / "store_detector.onnx"))
+    assert [d.class_id for d in exported] == [d.class_id for d in served] == [labels[0][0]]
