@@ -64,7 +64,7 @@ class AlertThresholds(BaseModel):
     stuck_samples: int = Field(10, ge=2, le=1_000_000)
     stuck_ratio: float = Field(0.01, ge=0.0, le=1.0)
     missing_samples: int = Field(5, ge=1, le=1_000_000)
-    clear_samples: int = Field(20, ge=1, le=1_000_000)  # the off-delay; calibration sets 1 / drift_lambda
+    clear_samples: int = Field(60, ge=1, le=1_000_000)  # the off-delay; calibration sets 3 / drift_lambda
 
 
 class MultivariateCalibration(BaseModel):

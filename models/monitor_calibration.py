@@ -16,7 +16,7 @@ the Phase-II limit of Hotelling's T² with an estimated covariance (an F quantil
 these are several times the large-sample limits; with the demo plant's 45,000 samples they are the same.
 Drift thresholds are read off the EWMA of each time block standardised by the other blocks (a plant that
 wanders between blocks needs a wider threshold than one block's own spread shows), and an alert clears
-after the EWMA's memory (1 / drift_lambda samples) under half its threshold.
+after three EWMA memories (3 / drift_lambda samples) under half its threshold.
 
 Calibration also records how long each signal's reading normally stays unchanged (analysers that sample
 and hold, quantised signals), so `stuck` waits longer than that, and fits the multivariate alert: the
@@ -74,10 +74,14 @@ def spike_alarms(size: np.ndarray, threshold: float) -> int:
     return int(((size[1:-1] > threshold) & calm[:-2] & calm[2:]).sum())
 
 
+OFF_DELAY_MEMORIES = 3  # SKAB's 2.6-hour normal run: off-delays of 1, 2, 3 and 5 memories open 18, 16, 14, 14 alerts
+
+
 def off_delay(drift_lambda: float) -> int:
-    """Calm samples before an alert clears: the drift EWMA's memory (1 / lambda samples), long enough that
-    it does not chatter, short enough that the alert ends soon after the plant has recovered."""
-    return max(1, round(1.0 / drift_lambda))
+    """Calm samples before an alert clears: OFF_DELAY_MEMORIES times the drift EWMA's memory (1 / lambda
+    samples) - the shortest off-delay that opens no more alerts on a long normal run than a longer one
+    (no chattering), so an alert ends soon after the plant has recovered."""
+    return max(1, round(OFF_DELAY_MEMORIES / drift_lambda))
 
 
 def lowest_threshold(alarms, statistic: np.ndarray, allowed: int) -> float:

@@ -123,16 +123,16 @@ def test_drift_is_calibrated_on_each_time_block_against_the_other_blocks():
     assert calibration.thresholds["a"].drift_threshold > expected > 2.0 / calibration.signals["a"].residual_std
 
 
-def test_an_alert_clears_one_ewma_memory_after_the_plant_recovers():
+def test_an_alert_clears_three_ewma_memories_after_the_plant_recovers():
     rng = np.random.default_rng(9)
     calibration = calibrate(["a", "b"], *_noise_run(rng, 2000, 0.0), lags=np.zeros(2))
     threshold = calibration.thresholds["a"]
-    assert threshold.clear_samples == round(1 / threshold.drift_lambda) == 20
+    assert threshold.clear_samples == round(3 / threshold.drift_lambda) == 60
     predictions, measured = _noise_run(rng, 1000, 0.0)
     measured[300:500, 0] += 10.0  # a 10 sd fault on `a` for 200 samples
     monitor = ResidualMonitor(["a", "b"], calibration)
     events = monitor.update(predictions, measured, [str(i) for i in range(1000)])
     drift = [(int(e.sample), e.opened) for e in events if e.kind == "drift"]
     assert [opened for _, opened in drift] == [True, False] and 300 <= drift[0][0] < 310
-    # the EWMA falls under half the threshold within ~2 memories of the fault's end, then 20 calm samples
+    # the EWMA falls under half the threshold within ~2 memories of the fault's end, then 60 calm samples
     assert 500 + threshold.clear_samples < drift[1][0] < 500 + 4 / threshold.drift_lambda + threshold.clear_samples
