@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -173,7 +174,8 @@ def plot(results: dict) -> None:
 def streamforge_server(log_name: str, env: dict | None = None, args: dict | None = None,
                        replicas: dict[str, int | dict] | None = None):
     """`serve run` of configs/serve.yaml (application `args` and deployments' `replicas` overridden, see
-    `override_serve_config`) on free loopback ports with its own embedded database; yields its ws:// URL."""
+    `override_serve_config`) on free loopback ports with a fresh embedded database (nothing a previous bench
+    stored - enrolled products, a live detector version - carries over); yields its ws:// URL."""
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
@@ -181,6 +183,7 @@ def streamforge_server(log_name: str, env: dict | None = None, args: dict | None
                                    "max_connections_per_address": 5000,  # every load comes from loopback
                                    **(args or {})}, replicas or {})
     SCRATCH.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(SCRATCH / "bench-db", ignore_errors=True)
     config_path = SCRATCH / "serve.bench.yaml"
     config_path.write_text(yaml.safe_dump(config))
     server = Process([str(Path(sys.executable).with_name("serve")), "run", str(config_path)], SCRATCH / log_name,
