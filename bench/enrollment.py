@@ -77,7 +77,10 @@ async def enroll(url: str, photos: list[np.ndarray], held_out: list[bytes]) -> d
         shown = [jpeg_bytes(render_scene(np.random.default_rng(s), catalogue_looks(), 480, [1], 0)[0]) for s in range(20)]
         watching = asyncio.create_task(kiosk(url, "enroll-watch", shown, stop, 5.0))
         started = time.monotonic()
-        record = (await api.post("/api/enrollments", json={"sku": "tea-box", "name": "Tea box", "price": 120})).json()
+        created = await api.post("/api/enrollments", json={"sku": "tea-box", "name": "Tea box", "price": 120})
+        if created.status_code != 201:
+            raise RuntimeError(f"the server refused the enrollment: {created.status_code} {created.text}")
+        record = created.json()
         path = f"/api/enrollments/{record['enrollment_id']}"
         encoded = [base64.b64encode(jpeg_bytes(cv2.cvtColor(p, cv2.COLOR_BGR2RGB), 92)).decode() for p in photos]
         record = (await api.post(path + "/photos", json={"photos": encoded})).json()
