@@ -28,6 +28,7 @@ from models.real_scenes import pictures
 from models.store_render import Product
 
 TEST_PHOTO_EVERY = 5  # one photo in five of a new product is kept for testing
+HARD_NEGATIVE_SCORE = 0.25  # of the served threshold: a live model that hardly errs still shows its near-misses
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ def enroll(known: Mapping[int, Product], new: Mapping[int, Sequence[np.ndarray]]
     test_products = {**known, **{c: s[1] for c, s in split.items()}}
     progress(0.0, "composing scenes")
     data_yaml = write_dataset(work / "dataset", train_products, names, corpus, plan, test_products=test_products)
-    if plan.hard_negatives:  # what the live model mistakes for products stays background
+    if plan.hard_negatives:  # what the live model mistakes for products - or nearly does - stays background
         mine_hard_negatives(work / "dataset", live_onnx, PhotoPool(pictures(corpus, "train")), plan.hard_negatives,
-                            plan.imgsz, conf / 2, seed=4)
+                            plan.imgsz, conf * HARD_NEGATIVE_SCORE, seed=4)
     best = train(data_yaml, str(base_weights), plan, work, lambda done, what: progress(0.1 + 0.75 * done, what))
     progress(0.85, "exporting")
     onnx = export(best, plan.imgsz, names, work / "candidate")

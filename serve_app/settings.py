@@ -51,7 +51,7 @@ class EnrollmentSettings(BaseModel):
     # the training plan (models.detector_train.TrainingPlan): sized for ~20 minutes on 2 CPU cores
     rendered: int = Field(150, ge=0)
     composites: int = Field(450, ge=1)
-    negatives: int = Field(150, ge=0)
+    negatives: int = Field(300, ge=0, description="real training photos with nothing labeled")
     hard_negatives: int = Field(200, ge=0, description="crops of training photos the live model sees products in")
     val: int = Field(60, ge=3)
     test: int = Field(200, ge=1)
