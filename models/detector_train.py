@@ -174,11 +174,9 @@ def export(weights: Path, imgsz: int, names: Mapping[int, str], out: Path) -> Pa
     staged = out / WEIGHTS_NAME
     if staged.resolve() != Path(weights).resolve():
         shutil.copy(weights, staged)
-    exported = Path(YOLO(str(staged)).export(format="onnx", imgsz=imgsz, dynamic=True, opset=17))
-    if exported.resolve() != (out / ONNX_NAME).resolve():
-        shutil.move(exported, out / ONNX_NAME)
+    exported = Path(YOLO(str(staged)).export(format="onnx", imgsz=imgsz, dynamic=True, opset=17))  # out/ONNX_NAME
     (out / META_NAME).write_text(json.dumps({"classes": {str(c): n for c, n in names.items()}, "imgsz": imgsz}))
-    return out / ONNX_NAME
+    return exported
 
 
 def main() -> None:

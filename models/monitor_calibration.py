@@ -150,6 +150,14 @@ def longest_unchanged_run(values: np.ndarray) -> np.ndarray:
     return longest
 
 
+def held_out_blocks(n: int):
+    """(block, the other rows) index pairs of CALIBRATION_BLOCKS consecutive time blocks of n samples: a
+    statistic on each block with parameters from the others shows how it behaves on unseen normal data."""
+    rows = np.arange(n)
+    for block in np.array_split(rows, CALIBRATION_BLOCKS):
+        yield block, np.setdiff1d(rows, block)
+
+
 def _shrunk_precision(smoothed: np.ndarray, shrink: float) -> np.ndarray:
     """Inverse of the EWMA vectors' covariance (about zero), shrunk towards its diagonal."""
     covariance = smoothed.T @ smoothed / len(smoothed)
@@ -181,8 +189,7 @@ def multivariate_calibration(z: np.ndarray, targets: list[str], drift_lambda: fl
     # T² of each time block with the covariance of the others: how T² behaves on normal data the
     # covariance was not estimated from (a plant that wanders between blocks shows here)
     held_out_t2 = np.empty(len(z))
-    for block in np.array_split(np.arange(len(z)), CALIBRATION_BLOCKS):
-        rest = np.setdiff1d(np.arange(len(z)), block)
+    for block, rest in held_out_blocks(len(z)):
         held_out_t2[block] = _t2(smoothed[block], _shrunk_precision(smoothed[rest], shrink))
     mean, var = float(held_out_t2.mean()), float(max(held_out_t2.var(), 1e-12))
     scale, dof = var / (2.0 * mean), 2.0 * mean * mean / var  # T² ~ scale * chi²(dof) (Box)
@@ -198,9 +205,9 @@ def held_out_ewma(residual: np.ndarray, drift_lambda: float) -> np.ndarray:
     standardised with the mean and spread of the other blocks, so a plant that wanders between blocks
     widens the drift threshold (as the multivariate alert's held-out T² does)."""
     out = np.empty_like(residual, dtype=np.float64)
-    for block in np.array_split(np.arange(len(residual)), CALIBRATION_BLOCKS):
-        rest = np.delete(residual, block, axis=0)
-        out[block] = ewma((residual[block] - rest.mean(axis=0)) / np.maximum(rest.std(axis=0), 1e-12), drift_lambda)
+    for block, rest in held_out_blocks(len(residual)):
+        others = residual[rest]
+        out[block] = ewma((residual[block] - others.mean(axis=0)) / np.maximum(others.std(axis=0), 1e-12), drift_lambda)
     return out
 
 
