@@ -18,6 +18,7 @@ from deployments.mongo import PUBLIC, connect
 
 CONFIGURED = 0  # the version number of the detector file named in the configuration
 LIVE_POINTER = "detector"  # its document in the `versions` collection holds the live version
+FILES = {"onnx": 0, "weights": 0, "meta.hard_negatives": 0}  # the bulk of a version: only a training job reads it
 
 
 class DetectorVersions:
@@ -43,11 +44,12 @@ class DetectorVersions:
 
     def catalog(self) -> list[dict]:
         """Every stored version, newest first, without its files."""
-        return list(self.models.find({}, {**PUBLIC, "onnx": 0, "weights": 0}).sort("version", DESCENDING))
+        return list(self.models.find({}, {**PUBLIC, **FILES}).sort("version", DESCENDING))
 
     def get(self, version: int, files: bool = False) -> dict | None:
-        """One stored version (with `onnx` and `weights` bytes when `files`), or None."""
-        return self.models.find_one({"version": version}, PUBLIC if files else {**PUBLIC, "onnx": 0, "weights": 0})
+        """One stored version (with `onnx` and `weights` bytes and the hard negatives it was taught when
+        `files`), or None."""
+        return self.models.find_one({"version": version}, PUBLIC if files else {**PUBLIC, **FILES})
 
     def live(self) -> int:
         """The live version (CONFIGURED until a trained version is promoted)."""

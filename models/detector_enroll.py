@@ -23,7 +23,7 @@ import numpy as np
 
 from models.detector_eval import evaluate
 from models.detector_train import (WEIGHTS_NAME, PhotoPool, Progress, TrainingPlan, export, mine_hard_negatives,
-                                   train, write_dataset)
+                                   replay_hard_negatives, train, write_dataset)
 from models.real_scenes import pictures
 from models.store_render import Product
 
@@ -45,6 +45,7 @@ class EnrollmentResult:
     candidate: dict  # metrics of the fine-tuned model
     live: dict  # metrics of the live model on the same pictures
     refused: list[str]  # why the gate refused it; empty when it passed
+    hard_negatives: list[dict]  # what it was taught is no product: the live model's, and those mined for it
 
 
 def split_photos(sprites: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -75,16 +76,20 @@ def gate(candidate: dict, live: dict, new_classes: Sequence[str], limits: GateLi
 
 def enroll(known: Mapping[int, Product], new: Mapping[int, Sequence[np.ndarray]], names: Mapping[int, str],
            base_weights: Path, live_onnx: Path, corpus: Path, work: Path, plan: TrainingPlan, limits: GateLimits,
-           conf: float, progress: Progress) -> EnrollmentResult:
-    """Fine-tune `base_weights` so it also knows the `new` products (class id -> cut-outs), then gate it."""
+           conf: float, progress: Progress, kept: Sequence[Mapping] = ()) -> EnrollmentResult:
+    """Fine-tune `base_weights` so it also knows the `new` products (class id -> cut-outs), then gate it.
+    `kept`: the live model's hard negatives (models.detector_train.kept_hard_negatives); `plan.replay` of
+    them are trained on again."""
     split = {c: split_photos(sprites) for c, sprites in new.items()}
     train_products = {**known, **{c: s[0] for c, s in split.items()}}
     test_products = {**known, **{c: s[1] for c, s in split.items()}}
     progress(0.0, "composing scenes")
     data_yaml = write_dataset(work / "dataset", train_products, names, corpus, plan, test_products=test_products)
+    replay_hard_negatives(work / "dataset", corpus, kept, plan.imgsz, plan.replay)
+    mined = []
     if plan.hard_negatives:  # what the live model mistakes for products - or nearly does - stays background
-        mine_hard_negatives(work / "dataset", live_onnx, PhotoPool(pictures(corpus, "train")), plan.hard_negatives,
-                            plan.imgsz, conf * HARD_NEGATIVE_SCORE, seed=4)
+        mined = mine_hard_negatives(work / "dataset", live_onnx, PhotoPool(pictures(corpus, "train")),
+                                    plan.hard_negatives, plan.imgsz, conf * HARD_NEGATIVE_SCORE, seed=4)
     best = train(data_yaml, str(base_weights), plan, work, lambda done, what: progress(0.1 + 0.75 * done, what))
     progress(0.85, "exporting")
     onnx = export(best, plan.imgsz, names, work / "candidate")
@@ -93,4 +98,4 @@ def enroll(known: Mapping[int, Product], new: Mapping[int, Sequence[np.ndarray]]
     live = evaluate(live_onnx, work / "dataset", corpus, names, conf)
     refused = gate(candidate, live, [names[c] for c in new], limits)
     progress(1.0, "refused" if refused else "passed")
-    return EnrollmentResult(onnx, work / "candidate" / WEIGHTS_NAME, candidate, live, refused)
+    return EnrollmentResult(onnx, work / "candidate" / WEIGHTS_NAME, candidate, live, refused, [*kept, *mined])

@@ -8,9 +8,13 @@ negatives, and export it to ONNX.
 The data set (YOLO format) mixes three kinds of training pictures: products on drawn cluttered
 backgrounds, products composed onto the real-scene corpus's training photos (scale, rotation, light,
 blur, occlusion by hands), and training photos with nothing labeled, so real texture is learned as
-background. A YOLO built from its yaml (no pretrained download) or fine-tuned from a .pt is trained,
-exported to ONNX with a dynamic batch axis, and evaluated through the served ONNX path
-(models.detector_eval). Writes `<out>/store_detector.{onnx,pt,json}`.
+background; unlabeled surfaces printed like a product but without its outline (look-alikes) lie under
+the products. A YOLO built from its yaml (no pretrained download) or fine-tuned from a .pt is trained,
+then crops of training photos it still sees products in (hard negatives) join the training pictures for
+a few more epochs. The model's .json keeps where each hard negative was cut: fine-tuning that model
+later (here or in an enrollment) trains on them again instead of unlearning them. Exported to ONNX with
+a dynamic batch axis and evaluated through the served ONNX path (models.detector_eval). Writes
+`<out>/store_detector.{onnx,pt,json}`.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ import numpy as np
 from tqdm import tqdm
 
 from models.real_scenes import pictures
-from models.store_render import CATALOGUE, Product, catalogue_looks, photo_background, render_scene
+from models.store_render import CATALOGUE, Product, SquareCrop, catalogue_looks, render_scene
 
 ONNX_NAME = "store_detector.onnx"
 WEIGHTS_NAME = "store_detector.pt"
 META_NAME = "store_detector.json"
+HARD_NEGATIVES = "hard_negatives"  # in a model's .json: the crops of corpus photos it was taught are no product
 
 Progress = Callable[[float, str], None]  # (fraction done, what is happening)
 CLASS_SLOTS = 16  # outputs the detector is built with: products taught later keep every trained weight
@@ -49,8 +54,10 @@ class TrainingPlan:
     epochs: int = 30
     imgsz: int = 320
     batch: int = 32
+    look_alikes: int = 2  # up to this many surfaces printed like a product, without its outline, per training scene
     hard_negatives: int = 400  # then crops of training photos the trained model sees products in ...
     hard_epochs: int = 8  # ... join the training pictures for this many more epochs
+    replay: int = 100_000  # of the base model's kept hard negatives, replay at most this many (a random sample)
 
 
 def catalogue_classes(path: Path = CATALOGUE) -> dict[int, str]:
@@ -66,13 +73,20 @@ class PhotoPool:
         self._cache: dict[int, np.ndarray] = {}
 
     def pick(self, rng: np.random.Generator) -> np.ndarray:
+        """A random photo (RGB)."""
+        return self.pick_named(rng)[1]
+
+    def pick_named(self, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+        """A random photo and its name in the corpus (`<split>/<file>`)."""
         i = int(rng.integers(len(self.paths)))
         if i not in self._cache:
             self._cache[i] = cv2.cvtColor(cv2.imread(str(self.paths[i])), cv2.COLOR_BGR2RGB)
-        return self._cache[i]
+        return f"{self.paths[i].parent.name}/{self.paths[i].name}", self._cache[i]
 
 
 def _write_image(root: Path, split: str, name: str, image: np.ndarray, labels, imgsz: int, quality: int) -> None:
+    for kind in ("images", "labels"):
+        (root / kind / split).mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_JPEG_QUALITY, quality])
     lines = [f"{c} {(x0 + x1) / 2 / imgsz:.6f} {(y0 + y1) / 2 / imgsz:.6f} {(x1 - x0) / imgsz:.6f} {(y1 - y0) / imgsz:.6f}"
@@ -81,21 +95,24 @@ def _write_image(root: Path, split: str, name: str, image: np.ndarray, labels, i
 
 
 def write_split(root: Path, split: str, products: Mapping[int, Product], photos: PhotoPool | None, seed: int,
-                imgsz: int, rendered: int = 0, composites: int = 0, negatives: int = 0) -> None:
-    """Render one split into root/images/<split> and root/labels/<split> (YOLO txt labels)."""
+                imgsz: int, rendered: int = 0, composites: int = 0, negatives: int = 0, look_alikes: int = 0) -> None:
+    """Render one split into root/images/<split> and root/labels/<split> (YOLO txt labels); each scene gets
+    0 to `look_alikes` product-printed surfaces (models.store_render.render_scene)."""
     rng = np.random.default_rng(seed)
-    (root / "images" / split).mkdir(parents=True, exist_ok=True)
-    (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+    for kind in ("images", "labels"):  # even when empty: ultralytics wants every split it is given
+        (root / kind / split).mkdir(parents=True, exist_ok=True)
     kinds = ["rendered"] * rendered + ["composite"] * composites + ["negative"] * negatives
     for i, kind in enumerate(tqdm(kinds, desc=f"render {split}", unit="img", leave=False)):
+        surfaces = int(rng.integers(0, look_alikes + 1)) if look_alikes else 0
         if kind == "rendered":
-            image, labels = render_scene(rng, products, size=imgsz)
+            image, labels = render_scene(rng, products, size=imgsz, look_alikes=surfaces)
         elif kind == "composite":
             classes = list(rng.choice(list(products), size=int(rng.integers(1, 4)), replace=True))
-            image, labels = render_scene(rng, products, size=imgsz, classes=classes, background=photos.pick(rng))
+            image, labels = render_scene(rng, products, size=imgsz, classes=classes, background=photos.pick(rng),
+                                         look_alikes=surfaces)
         else:
             image, labels = render_scene(rng, products, size=imgsz, classes=[], distractors=0,
-                                         background=photos.pick(rng))
+                                         background=photos.pick(rng), look_alikes=surfaces)
         _write_image(root, split, f"{kind}-{i:05d}", image, labels, imgsz, int(rng.integers(60, 95)))
 
 
@@ -115,8 +132,9 @@ def write_dataset(root: Path, products: Mapping[int, Product], names: Mapping[in
         raise FileNotFoundError(f"no real-scene corpus in {corpus}: build it with `python -m models.real_scenes`")
     pool = PhotoPool(train_photos)
     third = plan.val // 3
-    write_split(root, "train", products, pool, seed, plan.imgsz, plan.rendered, plan.composites, plan.negatives)
-    write_split(root, "val", products, pool, seed + 1, plan.imgsz, third, plan.val - 2 * third, third)
+    write_split(root, "train", products, pool, seed, plan.imgsz, plan.rendered, plan.composites, plan.negatives,
+                plan.look_alikes)
+    write_split(root, "val", products, pool, seed + 1, plan.imgsz, third, plan.val - 2 * third, third, plan.look_alikes)
     test_products = products if test_products is None else test_products
     write_split(root, "test_rendered", test_products, None, seed + 2, plan.imgsz, rendered=plan.test)
     write_split(root, "test_composite", test_products, PhotoPool(held_out), seed + 3, plan.imgsz, composites=plan.test)
@@ -127,23 +145,52 @@ def write_dataset(root: Path, products: Mapping[int, Product], names: Mapping[in
 
 
 def mine_hard_negatives(root: Path, onnx: Path, photos: PhotoPool, count: int, imgsz: int, conf: float,
-                        seed: int) -> int:
+                        seed: int) -> list[dict]:
     """Add to the training split up to `count` random crops of training photos (cut as training crops
     them) in which the detector at `onnx` sees a product at score >= `conf`: the real texture it still
-    mistakes for packaging. Returns how many it found."""
+    mistakes for packaging. Returns where each was cut ({"picture", **SquareCrop}), for replay_hard_negatives."""
     from models.detector import ProductDetector
 
     detector = ProductDetector(onnx, conf=conf, prefer_gpu=False)
     rng = np.random.default_rng(seed)
-    found = 0
+    found: list[dict] = []
     for _ in tqdm(range(count * 20), desc="hard negatives", unit="crop", leave=False):
-        image = photo_background(rng, photos.pick(rng), imgsz).astype(np.uint8)
+        if len(found) == count:
+            break
+        picture, photo = photos.pick_named(rng)
+        crop = SquareCrop.random(rng, photo.shape)
+        image = crop.cut(photo, imgsz).astype(np.uint8)
         if detector.detect([cv2.cvtColor(image, cv2.COLOR_RGB2BGR)])[0]:
-            _write_image(root, "train", f"hard-{found:05d}", image, [], imgsz, 90)
-            found += 1
-            if found == count:
-                break
+            _write_image(root, "train", f"hard-{len(found):05d}", image, [], imgsz, 90)
+            found.append({"picture": picture, **asdict(crop)})
     return found
+
+
+def kept_hard_negatives(meta: Mapping) -> list[dict]:
+    """The hard negatives a model was taught (its .json / version description), for replay."""
+    return list(meta.get(HARD_NEGATIVES, []))
+
+
+def replay_hard_negatives(root: Path, corpus: Path, crops: Sequence[Mapping], imgsz: int,
+                          sample: int | None = None) -> int:
+    """Cut the hard negatives an earlier model was taught (mine_hard_negatives' records; at most `sample`
+    of them, a random choice) from the corpus again into the training split, so fine-tuning does not
+    unlearn them. Returns how many were written (a corpus from other package versions may lack pictures)."""
+    if sample is not None and sample < len(crops):
+        crops = [crops[i] for i in sorted(np.random.default_rng(0).choice(len(crops), sample, replace=False))]
+    photos: dict[str, np.ndarray | None] = {}
+    written = 0
+    for i, crop in enumerate(tqdm(crops, desc="replay hard negatives", unit="crop", leave=False)):
+        if crop["picture"] not in photos:
+            image = cv2.imread(str(corpus / crop["picture"]))
+            photos[crop["picture"]] = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        photo = photos[crop["picture"]]
+        if photo is None:
+            continue
+        square = SquareCrop(int(crop["x"]), int(crop["y"]), int(crop["side"]), bool(crop["mirrored"]))
+        _write_image(root, "train", f"kept-{i:05d}", square.cut(photo, imgsz).astype(np.uint8), [], imgsz, 90)
+        written += 1
+    return written
 
 
 def train(data_yaml: Path, base: str, plan: TrainingPlan, work: Path, progress: Progress, seed: int = 0,
@@ -196,6 +243,11 @@ def main() -> None:
     plan = replace(defaults, **{f: getattr(args, f) for f in asdict(defaults)})
     names = catalogue_classes()
     data_yaml = write_dataset(args.work / "dataset", catalogue_looks(), names, args.corpus, plan, args.seed)
+    base_meta = Path(args.model).with_suffix(".json")  # fine-tuning a trained model: what it was taught stays
+    kept = kept_hard_negatives(json.loads(base_meta.read_text())) if base_meta.exists() else []
+    if kept:
+        print(f"{replay_hard_negatives(args.work / 'dataset', args.corpus, kept, plan.imgsz, plan.replay)} of the base model's "
+              f"{len(kept)} hard negatives replayed")
 
     def stage(base: str, epochs: int, run: str) -> Path:
         with tqdm(total=epochs, desc=run, unit="epoch") as bar:
@@ -203,15 +255,17 @@ def main() -> None:
                          lambda done, _: bar.update(round(done * epochs) - bar.n), args.seed, run)
 
     best = stage(args.model, plan.epochs, "train") if plan.epochs else Path(args.model)  # 0: args.model is trained
+    mined: list[dict] = []
     if plan.hard_negatives and plan.hard_epochs:
         first = export(best, plan.imgsz, names, args.work / "first")
         mined = mine_hard_negatives(args.work / "dataset", first, PhotoPool(pictures(args.corpus, "train")),
                                     plan.hard_negatives, plan.imgsz, args.conf / 2, args.seed + 4)
-        print(f"{mined} hard negatives from the training photos")
+        print(f"{len(mined)} hard negatives from the training photos")
         best = stage(str(args.work / "first" / WEIGHTS_NAME), plan.hard_epochs, "hard")
     onnx = export(best, plan.imgsz, names, args.out)
     metrics = evaluate(onnx, args.work / "dataset", args.corpus, names, args.conf)
-    meta = {"classes": names, "imgsz": plan.imgsz, "model": args.model, "plan": asdict(plan), **metrics}
+    meta = {"classes": names, "imgsz": plan.imgsz, "model": args.model, "plan": asdict(plan), **metrics,
+            HARD_NEGATIVES: kept + mined}
     (args.out / META_NAME).write_text(json.dumps(meta, indent=2))
     print(json.dumps(meta, indent=2))
 

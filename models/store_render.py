@@ -74,13 +74,33 @@ def render_bottle(look: Look, height: int = 200) -> np.ndarray:
     return cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)
 
 
+@dataclass(frozen=True)
+class SquareCrop:
+    """Where a square training crop was cut from a photo: top-left corner, side, mirrored or not."""
+
+    x: int
+    y: int
+    side: int
+    mirrored: bool
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, shape: tuple[int, ...]) -> SquareCrop:
+        """A random square of 40-100% of the short side of a photo of `shape`, mirrored half of the time."""
+        h, w = shape[:2]
+        side = int(min(h, w) * rng.uniform(0.4, 1.0))
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        return cls(x, y, side, bool(rng.random() < 0.5))
+
+    def cut(self, photo: np.ndarray, size: int) -> np.ndarray:
+        """This square of `photo`, resized to size x size, float32."""
+        crop = cv2.resize(photo[self.y:self.y + self.side, self.x:self.x + self.side], (size, size),
+                          interpolation=cv2.INTER_AREA)
+        return (crop[:, ::-1] if self.mirrored else crop).astype(np.float32)
+
+
 def photo_background(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.ndarray:
-    """A random square crop (40-100% of the short side) of an RGB photo, resized to size x size, float32."""
-    h, w = photo.shape[:2]
-    side = int(min(h, w) * rng.uniform(0.4, 1.0))
-    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    crop = cv2.resize(photo[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
-    return (crop[:, ::-1] if rng.random() < 0.5 else crop).astype(np.float32)
+    """A random square crop (SquareCrop.random) of an RGB photo, resized to size x size, float32."""
+    return SquareCrop.random(rng, photo.shape).cut(photo, size)
 
 
 def _drawn_background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -149,14 +169,59 @@ def _hand(canvas: np.ndarray, rng: np.random.Generator) -> None:
         cv2.line(canvas, (x, y), tip, skin, max(2, r // 3))
 
 
+def _texture_window(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """An RGB window cut from inside a sprite's opaque part (none of its outline), or None if none is found."""
+    h, w = sprite.shape[:2]
+    for _ in range(10):
+        wh, ww = max(4, int(h * rng.uniform(0.15, 0.5))), max(4, int(w * rng.uniform(0.4, 0.9)))
+        y, x = int(rng.integers(0, h - wh + 1)), int(rng.integers(0, w - ww + 1))
+        window = sprite[y:y + wh, x:x + ww]
+        if (window[:, :, 3] > 127).mean() > 0.97:
+            return window[:, :, :3].astype(np.float32)
+    return None
+
+
+def paint_look_alike(canvas: np.ndarray, sprite: np.ndarray, rng: np.random.Generator) -> None:
+    """Paint a surface in a product's colours and print but without its shape - a patterned cloth, a
+    wallpaper, a printed card: a window from inside the sprite, mirror-tiled over a rotated rectangle or an
+    ellipse larger than one tile. Unlabeled, it teaches the detector that packaging needs its outline."""
+    window = _texture_window(sprite, rng)
+    if window is None:
+        return
+    size = canvas.shape[0]
+    tile = max(6, int(size * rng.uniform(0.04, 0.2)))
+    window = cv2.resize(window, (max(4, int(tile * window.shape[1] / window.shape[0])), tile),
+                        interpolation=cv2.INTER_AREA)
+    rw, rh = (int(v) for v in size * rng.uniform(0.3, 1.0, 2))
+    reps = (rh // window.shape[0] + 2, rw // window.shape[1] + 2)
+    mirrored = np.vstack([window, window[::-1]])
+    mirrored = np.hstack([mirrored, mirrored[:, ::-1]])
+    surface = np.tile(mirrored, ((reps[0] + 1) // 2, (reps[1] + 1) // 2, 1))[:rh, :rw]
+    mask = np.zeros((size, size), np.float32)
+    center = (int(rng.integers(0, size)), int(rng.integers(0, size)))
+    angle = float(rng.uniform(0, 180))
+    if rng.random() < 0.5:
+        cv2.ellipse(mask, center, (rw // 2, rh // 2), angle, 0, 360, 1.0, -1)
+    else:
+        corners = cv2.boxPoints((center, (rw, rh), angle))
+        cv2.fillPoly(mask, [corners.astype(np.int32)], 1.0)
+    m = cv2.getRotationMatrix2D((rw / 2, rh / 2), angle, 1.0)
+    m[:, 2] += (center[0] - rw / 2, center[1] - rh / 2)
+    placed = cv2.warpAffine(surface, m, (size, size), borderMode=cv2.BORDER_REFLECT) * rng.uniform(0.6, 1.2)
+    canvas[:] = canvas * (1 - mask[:, :, None]) + placed * mask[:, :, None]
+
+
 def render_scene(rng: np.random.Generator, looks: Mapping[int, Product], size: int = 320,
                  classes: list[int] | None = None, distractors: int | None = None,
-                 background: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
+                 background: np.ndarray | None = None, look_alikes: int = 0) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
     """One RGB scene and its labels [(class_id, (x0, y0, x1, y1))]; `classes` fixes which products appear.
 
     `looks` maps class ids to products; `background` (an RGB photo) replaces the drawn background with a
-    random crop of it."""
+    random crop of it; `look_alikes` surfaces printed like a random product (no outline, unlabeled) go
+    under the products."""
     canvas = _drawn_background(rng, size) if background is None else photo_background(rng, background, size)
+    for _ in range(look_alikes):
+        paint_look_alike(canvas, _sprite(looks[list(looks)[int(rng.integers(len(looks)))]], rng), rng)
     if classes is None:
         classes = list(rng.choice(list(looks), size=int(rng.integers(0, 4)), replace=True))
     n_distractors = int(rng.integers(0, 3)) if distractors is None else distractors

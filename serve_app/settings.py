@@ -51,8 +51,9 @@ class EnrollmentSettings(BaseModel):
     # the training plan (models.detector_train.TrainingPlan): sized for ~20 minutes on 2 CPU cores
     rendered: int = Field(150, ge=0)
     composites: int = Field(450, ge=1)
-    negatives: int = Field(300, ge=0, description="real training photos with nothing labeled")
+    negatives: int = Field(150, ge=0, description="real training photos with nothing labeled")
     hard_negatives: int = Field(200, ge=0, description="crops of training photos the live model sees products in")
+    replay: int = Field(400, ge=0, description="of the hard negatives the live model was taught, train on this many again")
     val: int = Field(60, ge=3)
     test: int = Field(200, ge=1)
     epochs: int = Field(24, ge=1)

@@ -47,8 +47,8 @@ OTHER_CLIENT_TOKEN = "test-other-twin-client-token-9876543210"  # a second twin 
 AUTH_SECRET = "test-secret-for-kiosk-tokens-0123456789abcdef"
 # product enrollment at a size CI can afford: one short epoch, a few dozen pictures (the model is bad on
 # purpose: the quality gate must refuse it)
-ENROLLMENT = {"cpus": 0.25, "rendered": 16, "composites": 48, "negatives": 16, "hard_negatives": 8, "val": 9, "test": 24,
-              "epochs": 1, "batch": 16}
+ENROLLMENT = {"cpus": 0.25, "rendered": 16, "composites": 48, "negatives": 16, "hard_negatives": 8, "replay": 8,
+              "val": 9, "test": 24, "epochs": 1, "batch": 16}
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from deployments.detector_versions import CONFIGURED, DetectorVersions
 from deployments.mongo import PUBLIC, connect
 from models.detector_enroll import GateLimits, enroll
-from models.detector_train import TrainingPlan
+from models.detector_train import HARD_NEGATIVES, TrainingPlan, kept_hard_negatives
 from models.product_cutout import Cutout
 from models.store_render import catalogue_looks
 from serve_app.settings import AppSettings, project_path
@@ -225,13 +225,15 @@ def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: 
 
     plan = TrainingPlan(rendered=options.rendered, composites=options.composites, negatives=options.negatives,
                         val=options.val, test=options.test, epochs=options.epochs, batch=options.batch,
-                        hard_negatives=options.hard_negatives, hard_epochs=0,
+                        hard_negatives=options.hard_negatives, hard_epochs=0, replay=options.replay,
                         imgsz=live_meta.get("imgsz", 320))
     limits = GateLimits(options.new_class_map50, options.max_class_drop, options.max_phantom_increase)
     result = enroll(known, {class_id: [png_sprite(p["cutout"]) for p in record["photos"]]}, names, base_weights,
-                    live_onnx, project_path(options.real_scenes), work, plan, limits, settings.detector_conf, progress)
+                    live_onnx, project_path(options.real_scenes), work, plan, limits, settings.detector_conf, progress,
+                    kept_hard_negatives(live_meta))
     meta = {"classes": {str(c): n for c, n in names.items()}, "imgsz": plan.imgsz, "metrics": result.candidate,
-            "live_metrics": result.live, "refused": result.refused, "enrollment_id": enrollment_id}
+            "live_metrics": result.live, "refused": result.refused, "enrollment_id": enrollment_id,
+            HARD_NEGATIVES: result.hard_negatives}
     version = versions.add(result.onnx.read_bytes(), result.weights.read_bytes(), meta,
                            "refused" if result.refused else "passed", f"enrollment {enrollment_id} ({record['sku']})")
     outcome = {"version": version, "metrics": result.candidate, "live_metrics": result.live, "refused": result.refused,

@@ -106,3 +106,23 @@ def test_exporting_weights_writes_only_into_the_output_folder(tmp_path):
     exported, served = (ProductDetector(path).detect([cv2.cvtColor(image, cv2.COLOR_RGB2BGR)])[0]
                         for path in (onnx, shipped / "store_detector.onnx"))
     assert [d.class_id for d in exported] == [d.class_id for d in served] == [labels[0][0]]
+
+
+def test_hard_negatives_are_recorded_and_replayed_as_the_same_crops(tmp_path):
+    """A model keeps where its hard negatives were cut; fine-tuning it later trains on the very same crops."""
+    from models.detector_train import PhotoPool, mine_hard_negatives, replay_hard_negatives
+
+    corpus = tmp_path / "corpus"
+    (corpus / "train").mkdir(parents=True)
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
+        cv2.imwrite(str(corpus / "train" / f"{name}.jpg"), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
+    shipped = Path(__file__).resolve().parents[2] / "data" / "detector" / "store_detector.onnx"
+    pool = PhotoPool(sorted((corpus / "train").glob("*.jpg")))
+    mined = mine_hard_negatives(tmp_path / "first", shipped, pool, 4, 320, conf=0.01, seed=0)
+    assert len(mined) == 4 and {m["picture"] for m in mined} <= {f"train/{p.name}" for p in pool.paths}
+    crops = [*mined, {**mined[0], "picture": "train/gone.jpg"}]  # a picture this corpus does not have
+    assert replay_hard_negatives(tmp_path / "again", corpus, crops, 320) == 4
+    for i in range(4):
+        assert ((tmp_path / "again" / "images" / "train" / f"kept-{i:05d}.jpg").read_bytes()
+                == (tmp_path / "first" / "images" / "train" / f"hard-{i:05d}.jpg").read_bytes())
+    assert replay_hard_negatives(tmp_path / "sample", corpus, mined, 320, sample=2) == 2

@@ -19,7 +19,7 @@ from deployments.detector_versions import CONFIGURED, DetectorVersions
 from models.product_cutout import cut_out
 from serve_app.settings import AppSettings
 from serve_app.store.enrollment import STALE_AFTER_S, EnrollmentRecords, train_enrollment
-from tests.conftest import CLIENT_TOKEN, ENROLLMENT
+from tests.conftest import CLIENT_TOKEN, ENROLLMENT, PROJECT_ROOT
 from tests.deployments.test_live_detector import blind_model
 from tests.serve_app.store.test_stream import kiosk
 from tests.serve_app.store_frames import product_frame
@@ -142,6 +142,11 @@ def test_an_enrollment_trains_on_the_cluster_and_the_gate_refuses_a_bad_model(se
     assert versions["live"] == CONFIGURED
     stored = next(v for v in versions["versions"] if v["version"] == record["version"])
     assert stored["status"] == "refused" and stored["meta"]["refused"] == record["refused"]
+    assert "hard_negatives" not in stored["meta"]  # training data, not for the listing
+    taught = DetectorVersions(server.mongo_uri).get(record["version"], files=True)["meta"]["hard_negatives"]
+    shipped = json.loads((PROJECT_ROOT / "data" / "detector" / "store_detector.json").read_text())["hard_negatives"]
+    assert shipped and taught[:len(shipped)] == shipped  # what the live model was taught stays with the new one
+    assert len(taught) <= len(shipped) + ENROLLMENT["hard_negatives"]
     assert server.api.put("/api/detector/live", json={"version": record["version"]}).status_code == 409
     assert all(p["id"] != "cup-espresso" for p in server.api.get("/api/products").json()["products"])
     assert answers and all({d["class_id"] for d in a} == {2} for a in answers)  # the old model answered throughout
