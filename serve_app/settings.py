@@ -48,7 +48,7 @@ class EnrollmentSettings(BaseModel):
     min_photos: int = Field(5, ge=2)
     max_photos: int = Field(20, ge=2)
     photo_side: int = Field(640, ge=64, description="uploaded photos are scaled down to this longest side")
-    # the training plan (models.detector_train.TrainingPlan): sized for ~20 minutes on 2 CPU cores
+    # the training plan (models.detector_train.TrainingPlan): sized for ~25 minutes on 2 CPU cores
     rendered: int = Field(150, ge=0)
     composites: int = Field(450, ge=1)
     negatives: int = Field(150, ge=0, description="real training photos with nothing labeled")
