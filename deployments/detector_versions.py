@@ -18,7 +18,7 @@ from deployments.mongo import PUBLIC, connect
 
 CONFIGURED = 0  # the version number of the detector file named in the configuration
 LIVE_POINTER = "detector"  # its document in the `versions` collection holds the live version
-FILES = {"onnx": 0, "weights": 0, "meta.hard_negatives": 0}  # the bulk of a version: only a training job reads it
+FILES = {"onnx": 0, "weights": 0, "hard_negatives": 0}  # the bulk of a version: only replicas and jobs read it
 
 
 class DetectorVersions:
@@ -32,14 +32,17 @@ class DetectorVersions:
         """Unique version number."""
         self.models.create_index([("version", ASCENDING)], unique=True)
 
-    def add(self, onnx: bytes, weights: bytes, meta: dict, status: str, source: str) -> int:
-        """Store a trained model (status `passed` or `refused`); its new version number."""
+    def add(self, onnx: bytes, weights: bytes, meta: dict, status: str, source: str,
+            hard_negatives: list[dict] | None = None) -> int:
+        """Store a trained model (status `passed` or `refused`) with the crops it was taught are no product
+        (models.detector_train.mine_hard_negatives); its new version number."""
         counter = self.pointers.find_one_and_update({"name": "detector_version_counter"}, {"$inc": {"value": 1}},
                                                     upsert=True, return_document=ReturnDocument.AFTER)
         version = int(counter["value"])
         self.models.insert_one({"version": version, "status": status, "source": source, "meta": meta,
                                 "digest": hashlib.sha256(onnx).hexdigest(),
-                                "created_at": time.time(), "onnx": Binary(onnx), "weights": Binary(weights)})
+                                "created_at": time.time(), "onnx": Binary(onnx), "weights": Binary(weights),
+                                "hard_negatives": hard_negatives or []})
         return version
 
     def catalog(self) -> list[dict]:

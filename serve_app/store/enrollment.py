@@ -162,7 +162,8 @@ def start_job(mongo_uri: str, enrollment_id: str, settings: AppSettings) -> None
 
 
 def _live_model(versions: DetectorVersions, settings: AppSettings, work: Path) -> tuple[int, Path, Path, dict]:
-    """(live version, its ONNX, its ultralytics weights as files in `work`, its description: classes, imgsz)."""
+    """(live version, its ONNX, its ultralytics weights as files in `work`, its description: classes, imgsz,
+    hard negatives)."""
     live = versions.live()
     if live == CONFIGURED:
         onnx = project_path(settings.detector_weights).with_suffix(".onnx")
@@ -174,7 +175,8 @@ def _live_model(versions: DetectorVersions, settings: AppSettings, work: Path) -
         meta = json.loads(described.read_text())
     else:
         stored = versions.get(live, files=True)
-        onnx, weights, meta = work / "live" / "store_detector.onnx", work / "live" / "store_detector.pt", stored["meta"]
+        onnx, weights = work / "live" / "store_detector.onnx", work / "live" / "store_detector.pt"
+        meta = {**stored["meta"], HARD_NEGATIVES: stored.get(HARD_NEGATIVES, [])}
         onnx.parent.mkdir(parents=True, exist_ok=True)
         onnx.write_bytes(stored["onnx"])
         weights.write_bytes(stored["weights"])
@@ -232,10 +234,10 @@ def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: 
                     live_onnx, project_path(options.real_scenes), work, plan, limits, settings.detector_conf, progress,
                     kept_hard_negatives(live_meta))
     meta = {"classes": {str(c): n for c, n in names.items()}, "imgsz": plan.imgsz, "metrics": result.candidate,
-            "live_metrics": result.live, "refused": result.refused, "enrollment_id": enrollment_id,
-            HARD_NEGATIVES: result.hard_negatives}
+            "live_metrics": result.live, "refused": result.refused, "enrollment_id": enrollment_id}
     version = versions.add(result.onnx.read_bytes(), result.weights.read_bytes(), meta,
-                           "refused" if result.refused else "passed", f"enrollment {enrollment_id} ({record['sku']})")
+                           "refused" if result.refused else "passed", f"enrollment {enrollment_id} ({record['sku']})",
+                           result.hard_negatives)
     outcome = {"version": version, "metrics": result.candidate, "live_metrics": result.live, "refused": result.refused,
                "finished_at": time.time(), "progress": 1.0}
     if result.refused:

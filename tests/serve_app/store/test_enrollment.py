@@ -142,8 +142,8 @@ def test_an_enrollment_trains_on_the_cluster_and_the_gate_refuses_a_bad_model(se
     assert versions["live"] == CONFIGURED
     stored = next(v for v in versions["versions"] if v["version"] == record["version"])
     assert stored["status"] == "refused" and stored["meta"]["refused"] == record["refused"]
-    assert "hard_negatives" not in stored["meta"]  # training data, not for the listing
-    taught = DetectorVersions(server.mongo_uri).get(record["version"], files=True)["meta"]["hard_negatives"]
+    assert "hard_negatives" not in stored  # training data, not for the listing
+    taught = DetectorVersions(server.mongo_uri).get(record["version"], files=True)["hard_negatives"]
     shipped = json.loads((PROJECT_ROOT / "data" / "detector" / "store_detector.json").read_text())["hard_negatives"]
     assert shipped and taught[:len(shipped)] == shipped  # what the live model was taught stays with the new one
     assert len(taught) <= len(shipped) + ENROLLMENT["hard_negatives"]
