@@ -84,9 +84,13 @@ class PhotoPool:
         return f"{self.paths[i].parent.name}/{self.paths[i].name}", self._cache[i]
 
 
-def _write_image(root: Path, split: str, name: str, image: np.ndarray, labels, imgsz: int, quality: int) -> None:
+def _split_folders(root: Path, split: str) -> None:
+    """root/images/<split> and root/labels/<split>, even for an empty split (ultralytics wants each it is given)."""
     for kind in ("images", "labels"):
         (root / kind / split).mkdir(parents=True, exist_ok=True)
+
+
+def _write_image(root: Path, split: str, name: str, image: np.ndarray, labels, imgsz: int, quality: int) -> None:
     cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_JPEG_QUALITY, quality])
     lines = [f"{c} {(x0 + x1) / 2 / imgsz:.6f} {(y0 + y1) / 2 / imgsz:.6f} {(x1 - x0) / imgsz:.6f} {(y1 - y0) / imgsz:.6f}"
@@ -99,8 +103,7 @@ def write_split(root: Path, split: str, products: Mapping[int, Product], photos:
     """Render one split into root/images/<split> and root/labels/<split> (YOLO txt labels); each scene gets
     0 to `look_alikes` product-printed surfaces (models.store_render.render_scene)."""
     rng = np.random.default_rng(seed)
-    for kind in ("images", "labels"):  # even when empty: ultralytics wants every split it is given
-        (root / kind / split).mkdir(parents=True, exist_ok=True)
+    _split_folders(root, split)
     kinds = ["rendered"] * rendered + ["composite"] * composites + ["negative"] * negatives
     for i, kind in enumerate(tqdm(kinds, desc=f"render {split}", unit="img", leave=False)):
         surfaces = int(rng.integers(0, look_alikes + 1)) if look_alikes else 0
@@ -152,6 +155,7 @@ def mine_hard_negatives(root: Path, onnx: Path, photos: PhotoPool, count: int, i
     from models.detector import ProductDetector
 
     detector = ProductDetector(onnx, conf=conf, prefer_gpu=False)
+    _split_folders(root, "train")
     rng = np.random.default_rng(seed)
     found: list[dict] = []
     for _ in tqdm(range(count * 20), desc="hard negatives", unit="crop", leave=False):
@@ -178,6 +182,7 @@ def replay_hard_negatives(root: Path, corpus: Path, crops: Sequence[Mapping], im
     unlearn them. Returns how many were written (a corpus from other package versions may lack pictures)."""
     if sample is not None and sample < len(crops):
         crops = [crops[i] for i in sorted(np.random.default_rng(0).choice(len(crops), sample, replace=False))]
+    _split_folders(root, "train")
     photos: dict[str, np.ndarray | None] = {}
     written = 0
     for i, crop in enumerate(tqdm(crops, desc="replay hard negatives", unit="crop", leave=False)):
@@ -246,8 +251,8 @@ def main() -> None:
     base_meta = Path(args.model).with_suffix(".json")  # fine-tuning a trained model: what it was taught stays
     kept = kept_hard_negatives(json.loads(base_meta.read_text())) if base_meta.exists() else []
     if kept:
-        print(f"{replay_hard_negatives(args.work / 'dataset', args.corpus, kept, plan.imgsz, plan.replay)} of the base model's "
-              f"{len(kept)} hard negatives replayed")
+        replayed = replay_hard_negatives(args.work / "dataset", args.corpus, kept, plan.imgsz, plan.replay)
+        print(f"{replayed} of the base model's {len(kept)} hard negatives replayed")
 
     def stage(base: str, epochs: int, run: str) -> Path:
         with tqdm(total=epochs, desc=run, unit="epoch") as bar:
