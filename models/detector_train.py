@@ -58,6 +58,7 @@ class TrainingPlan:
     hard_negatives: int = 400  # then crops of training photos the trained model sees products in ...
     hard_epochs: int = 8  # ... join the training pictures for this many more epochs
     replay: int = 100_000  # of the base model's kept hard negatives, replay at most this many (a random sample)
+    freeze: int = 0  # the network's first layers kept as the base model has them (11: the whole backbone)
 
 
 def catalogue_classes(path: Path = CATALOGUE) -> dict[int, str]:
@@ -212,7 +213,8 @@ def train(data_yaml: Path, base: str, plan: TrainingPlan, work: Path, progress: 
                                                 f"epoch {trainer.epoch + 1}/{trainer.epochs}"))
     model.train(data=str(data_yaml), imgsz=plan.imgsz, epochs=plan.epochs, batch=plan.batch, device="cpu",
                 workers=2, pretrained=base.endswith(".pt"), amp=False, plots=False, project=str(work.resolve()),
-                name=run, exist_ok=True, seed=seed, deterministic=False, fliplr=0.0, verbose=False)
+                name=run, exist_ok=True, seed=seed, deterministic=False, fliplr=0.0, verbose=False,
+                freeze=plan.freeze or None)
     return Path(model.trainer.best)
 
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "configs" / "catalogue.json"
+BACKDROP_SHARE = 0.25  # of scenes with look-alike surfaces, those whose first one is the whole background
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,13 @@ def _hand(canvas: np.ndarray, rng: np.random.Generator) -> None:
         cv2.line(canvas, (x, y), tip, skin, max(2, r // 3))
 
 
+def _plain_patch(canvas: np.ndarray, rng: np.random.Generator, smallest: int, largest: int) -> None:
+    """A plain rectangle of a random colour, `smallest` to `largest` pixels a side, somewhere on the canvas."""
+    x, y = rng.integers(0, canvas.shape[0], 2)
+    w, h = rng.integers(smallest, largest, 2)
+    cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(float(v) for v in rng.integers(0, 256, 3)), -1)
+
+
 def _texture_window(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
     """An RGB window cut from inside a sprite's opaque part (none of its outline), or None if none is found."""
     h, w = sprite.shape[:2]
@@ -181,10 +189,13 @@ def _texture_window(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray 
     return None
 
 
-def paint_look_alike(canvas: np.ndarray, sprite: np.ndarray, rng: np.random.Generator) -> None:
+def paint_look_alike(canvas: np.ndarray, sprite: np.ndarray, rng: np.random.Generator,
+                     backdrop: bool = False) -> None:
     """Paint a surface in a product's colours and print but without its shape - a patterned cloth, a
     wallpaper, a printed card: a window from inside the sprite, mirror-tiled over a rotated rectangle or an
-    ellipse larger than one tile. Unlabeled, it teaches the detector that packaging needs its outline."""
+    ellipse larger than one tile, or over the whole scene (`backdrop`) with plain objects lying on it that
+    leave bottle-sized stretches of print between them. Unlabeled, it teaches the detector that packaging
+    needs its outline."""
     window = _texture_window(sprite, rng)
     if window is None:
         return
@@ -192,7 +203,7 @@ def paint_look_alike(canvas: np.ndarray, sprite: np.ndarray, rng: np.random.Gene
     tile = max(6, int(size * rng.uniform(0.04, 0.2)))
     window = cv2.resize(window, (max(4, int(tile * window.shape[1] / window.shape[0])), tile),
                         interpolation=cv2.INTER_AREA)
-    rw, rh = (int(v) for v in size * rng.uniform(0.3, 1.0, 2))
+    rw, rh = (int(v) for v in size * (np.full(2, 1.5) if backdrop else rng.uniform(0.3, 1.0, 2)))
     reps = (rh // window.shape[0] + 2, rw // window.shape[1] + 2)
     mirrored = np.vstack([window, window[::-1]])
     mirrored = np.hstack([mirrored, mirrored[:, ::-1]])
@@ -200,7 +211,9 @@ def paint_look_alike(canvas: np.ndarray, sprite: np.ndarray, rng: np.random.Gene
     mask = np.zeros((size, size), np.float32)
     center = (int(rng.integers(0, size)), int(rng.integers(0, size)))
     angle = float(rng.uniform(0, 180))
-    if rng.random() < 0.5:
+    if backdrop:
+        mask[:] = 1.0
+    elif rng.random() < 0.5:
         cv2.ellipse(mask, center, (rw // 2, rh // 2), angle, 0, 360, 1.0, -1)
     else:
         corners = cv2.boxPoints((center, (rw, rh), angle))
@@ -209,6 +222,8 @@ def paint_look_alike(canvas: np.ndarray, sprite: np.ndarray, rng: np.random.Gene
     m[:, 2] += (center[0] - rw / 2, center[1] - rh / 2)
     placed = cv2.warpAffine(surface, m, (size, size), borderMode=cv2.BORDER_REFLECT) * rng.uniform(0.6, 1.2)
     canvas[:] = canvas * (1 - mask[:, :, None]) + placed * mask[:, :, None]
+    for _ in range(int(rng.integers(1, 4)) if backdrop else 0):
+        _plain_patch(canvas, rng, size // 8, size // 2)
 
 
 def render_scene(rng: np.random.Generator, looks: Mapping[int, Product], size: int = 320,
@@ -220,8 +235,9 @@ def render_scene(rng: np.random.Generator, looks: Mapping[int, Product], size: i
     random crop of it; `look_alikes` surfaces printed like a random product (no outline, unlabeled) go
     under the products."""
     canvas = _drawn_background(rng, size) if background is None else photo_background(rng, background, size)
-    for _ in range(look_alikes):
-        paint_look_alike(canvas, _sprite(looks[list(looks)[int(rng.integers(len(looks)))]], rng), rng)
+    for k in range(look_alikes):
+        paint_look_alike(canvas, _sprite(looks[list(looks)[int(rng.integers(len(looks)))]], rng), rng,
+                         backdrop=k == 0 and rng.random() < BACKDROP_SHARE)
     if classes is None:
         classes = list(rng.choice(list(looks), size=int(rng.integers(0, 4)), replace=True))
     n_distractors = int(rng.integers(0, 3)) if distractors is None else distractors
@@ -245,9 +261,7 @@ def render_scene(rng: np.random.Generator, looks: Mapping[int, Product], size: i
         if background is not None and rng.random() < 0.6:
             _hand(canvas, rng)
             continue
-        x, y = rng.integers(0, size, 2)
-        w, h = rng.integers(size // 12, size // 5, 2)
-        cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(float(v) for v in rng.integers(0, 256, 3)), -1)
+        _plain_patch(canvas, rng, size // 12, size // 5)
     canvas *= rng.uniform(0.6, 1.3)  # exposure
     canvas += rng.uniform(-25, 25)
     if rng.random() < 0.3:

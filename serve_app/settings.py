@@ -48,7 +48,7 @@ class EnrollmentSettings(BaseModel):
     min_photos: int = Field(5, ge=2)
     max_photos: int = Field(20, ge=2)
     photo_side: int = Field(640, ge=64, description="uploaded photos are scaled down to this longest side")
-    # the training plan (models.detector_train.TrainingPlan): sized for ~25 minutes on 2 CPU cores
+    # the training plan (models.detector_train.TrainingPlan): sized for ~17 minutes on 2 CPU cores
     rendered: int = Field(150, ge=0)
     composites: int = Field(450, ge=1)
     negatives: int = Field(150, ge=0, description="real training photos with nothing labeled")
@@ -57,6 +57,7 @@ class EnrollmentSettings(BaseModel):
     val: int = Field(60, ge=3)
     test: int = Field(200, ge=1)
     epochs: int = Field(24, ge=1)
+    freeze: int = Field(11, ge=0, description="the live model's first layers kept as they are (11: its backbone)")
     batch: int = Field(32, ge=1)
     # the quality gate (models.detector_enroll.GateLimits)
     new_class_map50: float = Field(0.9, ge=0, le=1)

@@ -228,7 +228,7 @@ def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: 
     plan = TrainingPlan(rendered=options.rendered, composites=options.composites, negatives=options.negatives,
                         val=options.val, test=options.test, epochs=options.epochs, batch=options.batch,
                         hard_negatives=options.hard_negatives, hard_epochs=0, replay=options.replay,
-                        imgsz=live_meta.get("imgsz", 320))
+                        freeze=options.freeze, imgsz=live_meta.get("imgsz", 320))
     limits = GateLimits(options.new_class_map50, options.max_class_drop, options.max_phantom_increase)
     result = enroll(known, {class_id: [png_sprite(p["cutout"]) for p in record["photos"]]}, names, base_weights,
                     live_onnx, project_path(options.real_scenes), work, plan, limits, settings.detector_conf, progress,

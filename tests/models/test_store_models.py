@@ -65,15 +65,22 @@ def test_look_alike_surface_is_printed_like_the_product_but_unlabeled():
     look = catalogue_looks()[1]  # red with white dots
     sprite = render_bottle(look)
     rng = np.random.default_rng(3)
-    for _ in range(10):
+    body, accent = np.array(look.body) / max(look.body), np.array(look.accent) / max(look.accent)
+
+    def product_coloured(pixels: np.ndarray) -> np.ndarray:
+        shade = pixels / np.maximum(pixels.max(axis=1, keepdims=True), 1)  # same hue whatever the light
+        return (np.abs(shade - body).max(axis=1) < 0.15) | (np.abs(shade - accent).max(axis=1) < 0.15)
+
+    for backdrop in [False] * 10 + [True] * 5:
         canvas = np.full((320, 320, 3), 128, np.float32)
-        paint_look_alike(canvas, sprite, rng)
+        paint_look_alike(canvas, sprite, rng, backdrop=backdrop)
         painted = np.abs(canvas - 128).sum(axis=2) > 1
-        assert painted.mean() > 0.03  # a surface, not a speck
-        shade = canvas[painted] / np.maximum(canvas[painted].max(axis=1, keepdims=True), 1)
-        body, accent = np.array(look.body) / max(look.body), np.array(look.accent) / max(look.accent)
-        near = lambda ref: np.abs(shade - ref).max(axis=1) < 0.15  # noqa: E731 - same hue whatever the light
-        assert (near(body) | near(accent)).mean() > 0.6  # in the product's colours (the rest: both blended at edges)
+        assert painted.mean() > (0.99 if backdrop else 0.03)  # the whole background, or a surface, not a speck
+        coloured = product_coloured(canvas[painted]).mean()
+        if backdrop:  # plain objects lie on the print (their colours are random)
+            assert 0.25 < coloured < 0.98
+        else:  # in the product's colours (the rest: both blended at edges)
+            assert coloured > 0.6
     image, labels = render_scene(np.random.default_rng(4), {1: look}, classes=[], distractors=0, look_alikes=2)
     assert labels == [] and image.shape == (320, 320, 3)
 
@@ -90,8 +97,8 @@ def test_committed_detector_tells_packaging_from_a_surface_printed_like_it():
         scene, [(class_id, _)] = render_scene(rng, looks, classes=[i % 4], distractors=0, background=photos[i % 4],
                                               look_alikes=2)
         found += any(d.class_id == class_id for d in detector.detect([cv2.cvtColor(scene, cv2.COLOR_RGB2BGR)])[0])
-    assert false_detections <= 40  # 17 for the shipped model; 161 for the one before, trained without look-alikes
-    assert found >= 90  # 96
+    assert false_detections <= 10  # the shipped model: 4; the release before: 16; one trained without look-alikes: 161
+    assert found >= 90  # 94
 
 
 def test_decode_image_rejects_non_images():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import time
 
@@ -13,6 +14,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+import torch
 from skimage import data
 
 from deployments.detector_versions import CONFIGURED, DetectorVersions
@@ -109,6 +111,13 @@ async def _stream(server, session_id: str, stop: asyncio.Event, frame: bytes) ->
     return answers
 
 
+def layer_weights(checkpoint: bytes) -> dict[str, torch.Tensor]:
+    """The convolution weights of an ultralytics checkpoint, by parameter name ("model.<layer>. ...")."""
+    saved = torch.load(io.BytesIO(checkpoint), weights_only=False, map_location="cpu")
+    model = saved.get("ema") or saved["model"]
+    return {k: v for k, v in model.state_dict().items() if k.endswith("conv.weight")}
+
+
 def test_an_enrollment_trains_on_the_cluster_and_the_gate_refuses_a_bad_model(server):
     created = server.api.post("/api/enrollments", json={"sku": "cup-espresso", "name": "Espresso cup", "price": 90})
     enrollment_id = created.json()["enrollment_id"]
@@ -143,10 +152,16 @@ def test_an_enrollment_trains_on_the_cluster_and_the_gate_refuses_a_bad_model(se
     stored = next(v for v in versions["versions"] if v["version"] == record["version"])
     assert stored["status"] == "refused" and stored["meta"]["refused"] == record["refused"]
     assert "hard_negatives" not in stored  # training data, not for the listing
-    taught = DetectorVersions(server.mongo_uri).get(record["version"], files=True)["hard_negatives"]
+    taught_version = DetectorVersions(server.mongo_uri).get(record["version"], files=True)
+    taught = taught_version["hard_negatives"]
     shipped = json.loads((PROJECT_ROOT / "data" / "detector" / "store_detector.json").read_text())["hard_negatives"]
     assert shipped and taught[:len(shipped)] == shipped  # what the live model was taught stays with the new one
     assert len(taught) <= len(shipped) + ENROLLMENT["hard_negatives"]
+    new, live = layer_weights(taught_version["weights"]), layer_weights((PROJECT_ROOT / "data" / "detector" /
+                                                                         "store_detector.pt").read_bytes())
+    backbone = [k for k in live if int(k.split(".")[1]) < AppSettings().enrollment.freeze]
+    assert backbone and all(torch.equal(new[k], live[k]) for k in backbone)  # kept as the live model has it
+    assert any(not torch.equal(new[k], live[k]) for k in live if k not in backbone)  # neck and head learned
     assert server.api.put("/api/detector/live", json={"version": record["version"]}).status_code == 409
     assert all(p["id"] != "cup-espresso" for p in server.api.get("/api/products").json()["products"])
     assert answers and all({d["class_id"] for d in a} == {2} for a in answers)  # the old model answered throughout
