@@ -10,13 +10,19 @@ small alarm budget so that a few rare twin errors in a long calibration run do n
 (false alarms and detection delays are measured in bench/alert_detection.py). A short calibration run
 has seen few of the statistic's excursions, so each threshold is also at least a parametric one, a
 prediction limit for TARGET_EXCEEDANCE that allows for the spread having been estimated from the run's
-effective (autocorrelation-discounted) number of samples n_eff: for one residual, Student's t with
-n_eff - 1 degrees of freedom times the upper CONFIDENCE bound of the spread; for the residual vector,
-the Phase-II limit of Hotelling's T² with an estimated covariance (an F quantile). With little data
-these are several times the large-sample limits; with the demo plant's 45,000 samples they are the same.
+effective (autocorrelation-discounted) number of samples n_eff of the statistic itself: Student's t
+with n_eff - 1 degrees of freedom times the upper CONFIDENCE bound of the spread for one residual's
+drift EWMA; the Phase-II limit of Hotelling's T² with an estimated covariance (an F quantile) for the
+residual vector. An EWMA is worth far fewer independent samples than the residuals under it (about
+one per memory), so with 400 samples these limits are several times the large-sample ones; with the
+demo plant's 300,000 they are within a few percent of them.
 Drift thresholds are read off the EWMA of each time block standardised by the other blocks (a plant that
 wanders between blocks needs a wider threshold than one block's own spread shows), and an alert clears
-after three EWMA memories (3 / drift_lambda samples) under half its threshold.
+after three EWMA memories (3 / drift_lambda samples) under half its threshold. The EWMA's memory comes
+from the calibration run's length (`drift_weight`): 20 samples (lambda 0.05, the smallest shift caught
+soonest) when each block holds at least MEMORIES_PER_BLOCK memories, shorter on a short run, down to
+4 samples (lambda 0.25, the usual range's upper end) - a threshold can only be read off an EWMA whose
+memory is short against the blocks it is measured on.
 
 Calibration also records how long each signal's reading normally stays unchanged (analysers that sample
 and hold, quantised signals), so `stuck` waits longer than that, and fits the multivariate alert: the
@@ -38,15 +44,23 @@ from models.sensor_lag import first_order_lag, fitted_lags
 
 DEFAULT_MARGIN = 1.1  # over the calibration level; the demo twin: 0.05 false alarms / 10k on unseen normal data
 #                       (bench.alert_detection, 200,000 samples)
-DEFAULT_DRIFT_LAMBDA = 0.05
+MIN_DRIFT_LAMBDA, MAX_DRIFT_LAMBDA = 0.05, 0.25  # the EWMA weights of SPC practice (Montgomery)
+MEMORIES_PER_BLOCK = 16  # EWMA memories in each calibration block, so its held-out level is not start-up
 DEFAULT_ALARM_BUDGET = 0.1  # alarms per 10,000 calibration samples each detector of each target may raise
 MIN_SPIKE_SD = 5.0  # a spike threshold never goes below this many residual standard deviations (before the margin)
 TARGET_EXCEEDANCE = 1e-4  # per-sample probability of normal data crossing a parametric threshold
 CONFIDENCE = 0.95  # of the upper bound on a statistic's spread from a short calibration run
 DEFAULT_STUCK_SAMPLES = 10
 CALIBRATION_BLOCKS = 5  # time blocks for the multivariate alert's held-out T²
-MIN_VECTOR_SAMPLES = 30  # effective samples a residual needs in calibration to join the multivariate alert
+MIN_VECTOR_SAMPLES = 30  # effective samples (for its spread) a residual's EWMA needs to join the multivariate alert
 DEFAULT_BASELINE_HALFLIFE = 300.0  # samples: how fast the monitor follows slow normal change (models.monitor)
+
+
+def drift_weight(samples: int) -> float:
+    """The drift EWMA's weight for a calibration run of `samples`: MEMORIES_PER_BLOCK memories (1 / lambda
+    samples) in each of its CALIBRATION_BLOCKS blocks, within [MIN_DRIFT_LAMBDA, MAX_DRIFT_LAMBDA]. SKAB's
+    400-sample runs get 0.2; the demo plant's 300,000 validation samples 0.05."""
+    return float(np.clip(CALIBRATION_BLOCKS * MEMORIES_PER_BLOCK / samples, MIN_DRIFT_LAMBDA, MAX_DRIFT_LAMBDA))
 
 
 def ewma(values: np.ndarray, weight: float) -> np.ndarray:
@@ -96,12 +110,16 @@ def lowest_threshold(alarms, statistic: np.ndarray, allowed: int) -> float:
 MIN_CALIBRATION_SAMPLES = 100
 
 
-def effective_samples(series: np.ndarray) -> float:
-    """How many independent samples a series [n] is worth, from its lag-1 autocorrelation (AR(1))."""
+def effective_samples(series: np.ndarray, spread: bool = False) -> float:
+    """How many independent samples a series [n] is worth, from its lag-1 autocorrelation rho (AR(1)):
+    for estimating its mean n (1 - rho) / (1 + rho); with `spread`, for estimating its standard deviation
+    (Bartlett) n (1 - rho²) / (1 + rho²)."""
     centred = series - series.mean()
     denominator = float((centred * centred).sum())
     rho = float((centred[1:] * centred[:-1]).sum()) / denominator if denominator > 0 else 0.0
-    rho = min(max(rho, 0.0), 0.99)
+    rho = min(max(rho, 0.0), 0.999)
+    if spread:
+        rho = rho * rho
     return max(2.0, len(series) * (1.0 - rho) / (1.0 + rho))
 
 
@@ -172,19 +190,20 @@ def _t2(smoothed: np.ndarray, precision: np.ndarray) -> np.ndarray:
 def multivariate_calibration(z: np.ndarray, targets: list[str], drift_lambda: float, margin: float,
                              allowed: int) -> MultivariateCalibration | None:
     """Hotelling T² of the EWMA of the standardised residual vector z [n, k], over the signals whose
-    residuals are worth at least MIN_VECTOR_SAMPLES independent samples (a wandering residual cannot
-    have its covariance estimated from this run; its own drift limit is wide instead). Covariance from
-    the EWMA series itself (so autocorrelation is in it), shrunk towards its diagonal by k / n_eff
-    (n_eff: the smallest effective sample count among them). The threshold comes from T² on each of
+    EWMA is worth at least MIN_VECTOR_SAMPLES independent samples for estimating its spread (a wandering
+    residual cannot have its covariance estimated from this run; its own drift limit is wide instead).
+    Covariance from the EWMA series itself (so autocorrelation is in it), shrunk towards its diagonal by
+    k / n_eff (n_eff: the smallest of those counts). The threshold comes from T² on each of
     CALIBRATION_BLOCKS time blocks computed with the covariance of the other blocks: the larger of its
     budgeted empirical level and the Phase-II limit for n_eff samples on the scale of a chi-square fitted
     to its mean and variance (Box). None with fewer than two such signals."""
-    n_eff_each = np.array([effective_samples(z[:, j]) for j in range(z.shape[1])])
+    every = ewma(z, drift_lambda)
+    n_eff_each = np.array([effective_samples(every[:, j], spread=True) for j in range(z.shape[1])])
     used = np.flatnonzero(n_eff_each >= MIN_VECTOR_SAMPLES)
     if len(used) < 2:
         return None
     k, n_eff = len(used), float(n_eff_each[used].min())
-    smoothed = ewma(z[:, used], drift_lambda)
+    smoothed = every[:, used]
     shrink = float(np.clip(k / n_eff, 0.05, 0.9))
     # T² of each time block with the covariance of the others: how T² behaves on normal data the
     # covariance was not estimated from (a plant that wanders between blocks shows here)
@@ -212,11 +231,12 @@ def held_out_ewma(residual: np.ndarray, drift_lambda: float) -> np.ndarray:
 
 
 def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, margin: float = DEFAULT_MARGIN,
-              drift_lambda: float = DEFAULT_DRIFT_LAMBDA, lags: np.ndarray | None = None,
+              drift_lambda: float | None = None, lags: np.ndarray | None = None,
               alarm_budget: float = DEFAULT_ALARM_BUDGET,
               baseline_halflife: float | None = DEFAULT_BASELINE_HALFLIFE) -> MonitorCalibration:
     """Residual scale and thresholds per target from time-ordered normal data [n, n_target].
 
+    `drift_lambda`: the drift EWMA's weight; None chooses it from the run's length (`drift_weight`).
     Each threshold is `margin` times the lowest level at which its detector raises at most `alarm_budget`
     alarms per 10,000 of these samples (with little data: none at all). A twin's rare large errors then
     set no threshold alone. `lags`: the sensor lag per target learned in training; None fits them here.
@@ -224,6 +244,7 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
     if len(predictions) < MIN_CALIBRATION_SAMPLES:
         raise ValueError(f"{len(predictions)} samples are too few to calibrate the monitor "
                          f"(need >= {MIN_CALIBRATION_SAMPLES})")
+    drift_lambda = drift_weight(len(predictions)) if drift_lambda is None else drift_lambda
     best = fitted_lags(predictions, actual) if lags is None else np.asarray(lags, dtype=np.float64)
     residual = actual - first_order_lag(predictions, best)
     mean, std = residual.mean(axis=0), np.maximum(residual.std(axis=0), 1e-12)
@@ -232,11 +253,12 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
     smoothed = held_out_ewma(residual, drift_lambda)
     spike, drift = [], []
     for j in range(len(targets)):
-        # the run's worth in independent samples comes from the residuals (the EWMA's own smoothing is known)
-        n_eff = effective_samples(z[:, j])
-        bound = spread_bound(n_eff)
+        # each limit allows for its statistic's spread having been estimated from this run: the residual's
+        # for spikes, the drift EWMA's (worth far fewer independent samples, one per few memories) for drift
+        bound = spread_bound(effective_samples(z[:, j], spread=True))
         spike.append(margin * max(MIN_SPIKE_SD * bound, lowest_threshold(spike_alarms, np.abs(z[:, j]), allowed)))
-        limit = t_quantile(1.0 - TARGET_EXCEEDANCE / 2, n_eff - 1) * np.sqrt(1 + 1 / n_eff) * bound
+        n_eff = effective_samples(smoothed[:, j], spread=True)
+        limit = t_quantile(1.0 - TARGET_EXCEEDANCE / 2, n_eff - 1) * np.sqrt(1 + 1 / n_eff) * spread_bound(n_eff)
         drift.append(margin * max(limit * float(np.sqrt((smoothed[:, j] ** 2).mean())),
                                   lowest_threshold(drift_alarms, np.abs(smoothed[:, j]), allowed)))
     step_std = np.diff(actual, axis=0).std(axis=0)
@@ -261,7 +283,8 @@ def main() -> None:
     parser.add_argument("--ensemble", type=Path, required=True, help="ensemble folder")
     parser.add_argument("--csv", type=Path, required=True, help="normal operation with boundary and target columns")
     parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
-    parser.add_argument("--drift-lambda", type=float, default=DEFAULT_DRIFT_LAMBDA)
+    parser.add_argument("--drift-lambda", type=float, default=None,
+                        help="the drift EWMA's weight (default: from the CSV's length, 0.05 to 0.25)")
     parser.add_argument("--alarm-budget", type=float, default=DEFAULT_ALARM_BUDGET,
                         help="calibration alarms per 10,000 samples each detector may raise")
     args = parser.parse_args()

@@ -32,6 +32,12 @@ def skab_normal_rows(rows: int) -> np.ndarray:
     return Run.read(SKAB_FIXTURES / "anomaly-free-head.csv").values[:rows]
 
 
+def skab_fault_run():
+    """SKAB's valve1/0 run: (values [n, 8], timestamps, fault label per row)."""
+    from bench.skab import Run
+    return Run.read(SKAB_FIXTURES / "valve1-0.csv")
+
+
 def timestamps(n: int) -> list[str]:
     start = datetime(2026, 1, 1)
     return [(start + timedelta(seconds=i)).isoformat() for i in range(n)]
@@ -54,6 +60,15 @@ def targets_only_twin(tmp_path_factory) -> Ensemble:
     values = skab_normal_rows(400)
     folder = train_ensemble_quietly(SignalTable(np.empty((400, 0)), values, None), [], SKAB_SIGNALS,
                                     tmp_path_factory.mktemp("repo"), "Testbed", epochs=20, boost_epochs=10)
+    return Ensemble(folder)
+
+
+@pytest.fixture(scope="module")
+def fault_run_twin(tmp_path_factory) -> Ensemble:
+    """A twin of SKAB valve1/0 trained on the run's own first 400 rows (the benchmark's protocol)."""
+    values = skab_fault_run().values[:400]
+    folder = train_ensemble_quietly(SignalTable(np.empty((400, 0)), values, None), [], SKAB_SIGNALS,
+                                    tmp_path_factory.mktemp("repo"), "Valve", epochs=20, boost_epochs=10)
     return Ensemble(folder)
 
 
@@ -83,6 +98,36 @@ def test_a_modest_twin_stays_quiet_on_the_rest_of_the_normal_run(plant_twin_300)
     events = monitor.update(plant_twin_300.predict(data.boundary[300:]), data.target[300:], data.timestamps[300:])
     opened = [e for e in events if e.opened]
     assert len(opened) <= 2, [(e.signal, e.kind, e.sample) for e in opened]  # 25 min: about 1 per 10 min
+
+
+def test_on_a_real_fault_run_alerts_open_in_the_fault_and_not_in_the_normal_rows_around_it(fault_run_twin):
+    """SKAB valve1/0 (a valve closed for 400 s) streamed as bench.skab streams it: the 400 calibration
+    samples set the drift EWMA's memory short and the thresholds wide enough for 400 s of history."""
+    run = skab_fault_run()
+    calibration = fault_run_twin.manifest.monitor
+    assert calibration.thresholds["Current"].drift_lambda == pytest.approx(0.2)
+    assert calibration.thresholds["Current"].clear_samples == 15
+    monitor = ResidualMonitor(SKAB_SIGNALS, calibration, flood=AlarmFlood())
+    fault = np.flatnonzero(run.anomaly)
+    opened: list[tuple[int, str, str]] = []
+    flagged = np.zeros(len(run.anomaly), dtype=bool)
+    row = {ts: i for i, ts in enumerate(run.timestamps)}
+    since: dict[tuple[str, str], int] = {}
+    for start in range(0, len(run.anomaly), 100):
+        part = slice(start, start + 100)
+        for e in monitor.update(fault_run_twin.predict(run.values[part]), run.values[part], run.timestamps[part]):
+            if e.opened:
+                since[(e.signal, e.kind)] = row[e.sample]
+                opened.append((row[e.sample], e.signal, e.kind))
+            elif (e.signal, e.kind) in since:
+                flagged[since.pop((e.signal, e.kind)):row[e.sample]] = True
+    for at in since.values():
+        flagged[at:] = True
+    assert not [a for a in opened if 400 <= a[0] < fault[0]], opened  # quiet before the fault
+    assert any(fault[0] <= a[0] < fault[0] + 60 for a in opened), opened  # the fault caught within a minute
+    assert flagged[fault[0]:fault[0] + 200].mean() > 0.7  # alerts open through most of its first 200 s
+    after = np.arange(fault[-1] + 1, len(flagged))
+    assert flagged[after].mean() < 0.25, opened  # and the alerts end with it
 
 
 def test_a_twin_of_target_signals_only_predicts_each_from_the_others(targets_only_twin):

@@ -8,7 +8,7 @@ import pytest
 
 from models.ensemble import Ensemble
 from models.monitor import AlertThresholds, ResidualMonitor
-from models.monitor_calibration import calibrate, held_out_ewma
+from models.monitor_calibration import calibrate, drift_weight, held_out_ewma
 from models.sensor_lag import first_order_lag
 from models.plant import LAG_SAMPLES, TARGET_SIGNALS, Fault, simulate, steady_state
 
@@ -119,6 +119,11 @@ def test_drift_is_calibrated_on_each_time_block_against_the_other_blocks():
     # so the threshold is wider than the run's overall spread would make it
     calibration = calibrate(["a"], np.zeros_like(residual), residual, lags=np.zeros(1))
     assert calibration.thresholds["a"].drift_threshold > expected > 2.0 / calibration.signals["a"].residual_std
+
+
+def test_the_drift_ewma_memory_is_short_against_a_short_calibration_run():
+    # 16 memories in each of the 5 calibration blocks, within SPC's usual weights 0.05-0.25
+    assert [drift_weight(n) for n in (100, 300, 400, 800, 1600, 300_000)] == pytest.approx([0.25, 0.25, 0.2, 0.1, 0.05, 0.05])
 
 
 def test_an_alert_clears_three_ewma_memories_after_the_plant_recovers():
