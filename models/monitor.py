@@ -4,6 +4,9 @@ into alerts with hysteresis.
 The measured sensor is taken to follow the twin's steady-state prediction through a first-order lag
 (`SignalCalibration.lag`, fitted per target at training time), so the monitored residual is
 `measured - lagged prediction`, standardised with the validation residuals' mean and standard deviation.
+A target the twin did not predict significantly better than its normal level (`follows_twin` false) is
+watched against that level instead: a twin without skill only adds its own errors, and extrapolates
+wildly when its inputs leave the range it was trained on.
 Per target signal:
 
     drift    EWMA of the standardised residual beyond +-drift_threshold; clears when it has stayed
@@ -51,6 +54,9 @@ class SignalCalibration(BaseModel):
     residual_std: float = Field(gt=0.0)
     step_std: float = Field(ge=0.0)  # std of the measured value's sample-to-sample change
     hold_samples: int = Field(1, ge=1)  # most consecutive samples with the same reading in normal operation
+    # False: out of fold the twin predicted this target no better than its normal level (not significantly),
+    # so the reading is watched against that level (residual_mean) and the prediction is not used
+    follows_twin: bool = True
 
 
 class AlertThresholds(BaseModel):
@@ -101,6 +107,7 @@ class ResidualMonitor:
         self.thresholds = {t: (overrides or {}).get(t) or calibration.thresholds[t] for t in self.targets}
         th = [self.thresholds[t] for t in self.targets]
         self._lag = np.array([s.lag for s in signals])
+        self._follows_twin = np.array([s.follows_twin for s in signals])
         self._mean = np.array([s.residual_mean for s in signals])
         self._std = np.array([s.residual_std for s in signals])
         self._still = np.array([s.step_std * t.stuck_ratio for s, t in zip(signals, th)])
@@ -155,6 +162,7 @@ class ResidualMonitor:
         return events
 
     def _step(self, p: np.ndarray, y: np.ndarray, ts: str, events: list[AlertEvent]) -> None:
+        p = np.where(self._follows_twin, p, 0.0)
         self._lagged = np.where(np.isnan(self._lagged), p, self._lag * self._lagged + (1.0 - self._lag) * p)
         present = ~np.isnan(y)
         self._seen |= present

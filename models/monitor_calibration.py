@@ -52,6 +52,9 @@ TARGET_EXCEEDANCE = 1e-4  # per-sample probability of normal data crossing a par
 CONFIDENCE = 0.95  # of the upper bound on a statistic's spread from a short calibration run
 DEFAULT_STUCK_SAMPLES = 10
 CALIBRATION_BLOCKS = 5  # time blocks for the multivariate alert's held-out T²
+SKILL_ALPHA = 0.05  # significance level at which a twin must beat a target's normal level to be followed
+MIN_TWIN_R2 = 0.5  # share of a target's variance a twin must explain to be followed: its residual then
+#                   has at most 0.71 of the reading's spread (SKAB's twins: median out-of-fold R² near 0)
 MIN_VECTOR_SAMPLES = 30  # effective samples (for its spread) a residual's EWMA needs to join the multivariate alert
 DEFAULT_BASELINE_HALFLIFE = 300.0  # samples: how fast the monitor follows slow normal change (models.monitor)
 
@@ -219,6 +222,23 @@ def multivariate_calibration(z: np.ndarray, targets: list[str], drift_lambda: fl
                                    threshold=threshold, shrinkage=shrink, effective_samples=n_eff)
 
 
+def twin_has_skill(lagged: np.ndarray, actual: np.ndarray, alpha: float = SKILL_ALPHA) -> np.ndarray:
+    """Per target of [n, k]: whether the (lagged) predictions explain a significant share of the readings'
+    variance, R² = 1 - var(residual) / var(reading) on these rows the twin did not train on, against the
+    F test for one explanatory series at level `alpha` with the reading's effective sample count (an
+    autocorrelated reading is worth fewer samples, and a wandering one is easy to fit by chance)."""
+    skill = np.zeros(actual.shape[1], dtype=bool)
+    for j in range(actual.shape[1]):
+        spread = float(actual[:, j].var())
+        if spread <= 0.0:
+            continue
+        r2 = 1.0 - float((actual[:, j] - lagged[:, j]).var()) / spread
+        dof = effective_samples(actual[:, j]) - 2.0
+        critical = t_quantile(1.0 - alpha / 2.0, dof) ** 2  # F(1, dof) = t(dof)²
+        skill[j] = r2 >= MIN_TWIN_R2 and r2 > critical / (critical + max(dof, 1.0))
+    return skill
+
+
 def held_out_ewma(residual: np.ndarray, drift_lambda: float) -> np.ndarray:
     """The drift EWMA of residuals [n, k] as live monitoring sees it: each of CALIBRATION_BLOCKS time blocks
     standardised with the mean and spread of the other blocks, so a plant that wanders between blocks
@@ -246,7 +266,9 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
                          f"(need >= {MIN_CALIBRATION_SAMPLES})")
     drift_lambda = drift_weight(len(predictions)) if drift_lambda is None else drift_lambda
     best = fitted_lags(predictions, actual) if lags is None else np.asarray(lags, dtype=np.float64)
-    residual = actual - first_order_lag(predictions, best)
+    lagged = first_order_lag(predictions, best)
+    follows = twin_has_skill(lagged, actual)
+    residual = actual - np.where(follows, lagged, 0.0)
     mean, std = residual.mean(axis=0), np.maximum(residual.std(axis=0), 1e-12)
     z = (residual - mean) / std
     allowed = int(alarm_budget * len(z) / 10_000)
@@ -265,7 +287,8 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
     held = longest_unchanged_run(actual)
     return MonitorCalibration(
         signals={t: SignalCalibration(lag=float(best[j]), residual_mean=float(mean[j]), residual_std=float(std[j]),
-                                      step_std=float(step_std[j]), hold_samples=int(held[j]))
+                                      step_std=float(step_std[j]), hold_samples=int(held[j]),
+                                      follows_twin=bool(follows[j]))
                  for j, t in enumerate(targets)},
         thresholds={t: AlertThresholds(drift_lambda=drift_lambda, drift_threshold=float(drift[j]),
                                        spike_threshold=float(spike[j]),
@@ -295,8 +318,9 @@ def main() -> None:
                                  args.margin, args.drift_lambda, manifest.lags(), args.alarm_budget)
     (args.ensemble / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     for t, th in manifest.monitor.thresholds.items():
-        print(f"  {t:28s} lag {manifest.monitor.signals[t].lag:.2f}  drift > {th.drift_threshold:.2f}  "
-              f"spike > {th.spike_threshold:.2f}")
+        signal = manifest.monitor.signals[t]
+        print(f"  {t:28s} {'twin' if signal.follows_twin else 'level'}  lag {signal.lag:.2f}  "
+              f"drift > {th.drift_threshold:.2f}  spike > {th.spike_threshold:.2f}")
 
 
 if __name__ == "__main__":

@@ -454,7 +454,8 @@ def main() -> None:
     print(f"wrote {folder}\nR² on held-out rows ({calibration['scheme']}, {calibration['rows']} rows):")
     for t, m in manifest.metrics.items():
         print(f"  {t:28s} stage 1 {m.r2_stage1:.4f}  stage 1 + boost {m.r2_stage1 + m.delta_r2:.4f}  "
-              f"boost {'used' if m.boost_used else 'not used'}  sensor lag {manifest.sensor_lag.get(t, 0.0):.3f}")
+              f"boost {'used' if m.boost_used else 'not used'}  sensor lag {manifest.sensor_lag.get(t, 0.0):.3f}  "
+              f"monitored {'against the twin' if manifest.monitor.signals[t].follows_twin else 'against its normal level'}")
 
 
 if __name__ == "__main__":

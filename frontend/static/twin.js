@@ -132,6 +132,12 @@ async function acknowledge(alert) {
   renderAlerts();
 }
 
+function followsTwin(target) {
+  // false where the twin explains too little of the target to be followed: the monitor watches the reading
+  // against its normal level (residual_mean), so the chart shows the reading itself
+  return monitor?.signals?.[target]?.follows_twin ?? true;
+}
+
 function band(target) {
   // the spike detector's band around the normal residual (models.monitor): beyond it a single sample alarms
   const signal = monitor?.signals?.[target], limits = monitor?.thresholds?.[target];
@@ -157,11 +163,15 @@ function onReply(msg) {
   const start = msg.id, target = $("target").value;
   const preds = msg.type === "prediction" ? [msg.data.predictions] : msg.data.predictions;
   const residuals = msg.type === "prediction" ? [msg.data.residuals] : msg.data.residuals;
-  const [upper, lower] = band(target);
+  const [upper, lower] = band(target), follows = followsTwin(target);
   preds.forEach((p, i) => {
-    push(signalChart, start + i, [p[target], data.actual[start + i]?.[target] ?? null]);
-    push(residualChart, start + i, [residuals?.[i]?.[target] ?? null, upper, lower]);
+    const measured = data.actual[start + i]?.[target] ?? null;
+    push(signalChart, start + i, [p[target], measured]);
+    push(residualChart, start + i, [follows ? residuals?.[i]?.[target] ?? null : measured, upper, lower]);
   });
+  $("band-note").textContent = !monitor ? "this ensemble has no monitor calibration" : follows
+    ? "dashed: the spike band of the monitored residual (measured − lagged prediction)"
+    : "dashed: the spike band around the normal level (the twin does not predict this target well enough to be followed)";
   predictions += preds.length;
   const seconds = (performance.now() - rateStart) / 1000;
   push(latencyChart, start, [msg.data.latency_ms ?? performance.now() - sentAt, seconds > 0 ? predictions / seconds : 0]);
@@ -182,7 +192,6 @@ async function start() {
       : await loadDemo(source.split(":")[1]);
   } catch (err) { status(err.message, true); return; }
   monitor = info.monitor;
-  $("band-note").textContent = monitor ? "dashed: the spike band of the monitored residual (measured − lagged prediction)" : "this ensemble has no monitor calibration";
   openAlerts.clear(); renderAlerts(); $("alert-history").replaceChildren();
   for (const chart of [signalChart, latencyChart, residualChart]) {
     chart.data.labels = []; chart.data.datasets.forEach((d) => (d.data = []));

@@ -115,6 +115,12 @@ def test_twin_dashboard_streams_and_charts(server, browser):
     href = page.get_attribute("#download", "href")
     assert href.startswith("/api/v1/inference/stream/history/")
     shot(page, "twin-dashboard")
+    # a target the twin is not followed on (models.monitor_calibration.twin_has_skill) is charted as its
+    # reading against the normal level's band
+    page.evaluate("monitor.signals[document.querySelector('#target').value].follows_twin = false")
+    page.wait_for_function("document.querySelector('#band-note').innerText.includes('normal level')", timeout=20_000)
+    residual, measured = page.evaluate("[residualChart.data.datasets[0].data.at(-1), signalChart.data.datasets[1].data.at(-1)]")
+    assert residual == measured is not None
     page.click("#stop")
 
 

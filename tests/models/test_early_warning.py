@@ -107,6 +107,12 @@ def test_on_a_real_fault_run_alerts_open_in_the_fault_and_not_in_the_normal_rows
     calibration = fault_run_twin.manifest.monitor
     assert calibration.thresholds["Current"].drift_lambda == pytest.approx(0.2)
     assert calibration.thresholds["Current"].clear_samples == 15
+    # a twin that explains less than half a sensor's variance out of fold is not followed (SKAB's sensors
+    # say little about each other at 1 Hz): those readings are watched against their normal level
+    skill = {t: fault_run_twin.manifest.metrics[t].r2_ensemble for t in SKAB_SIGNALS}
+    assert all(calibration.signals[t].follows_twin for t in SKAB_SIGNALS if skill[t] > 0.6), skill
+    assert not any(calibration.signals[t].follows_twin for t in SKAB_SIGNALS if skill[t] < 0.4), skill
+    assert not calibration.signals["Thermocouple"].follows_twin
     monitor = ResidualMonitor(SKAB_SIGNALS, calibration, flood=AlarmFlood())
     fault = np.flatnonzero(run.anomaly)
     opened: list[tuple[int, str, str]] = []
@@ -125,7 +131,7 @@ def test_on_a_real_fault_run_alerts_open_in_the_fault_and_not_in_the_normal_rows
         flagged[at:] = True
     assert not [a for a in opened if 400 <= a[0] < fault[0]], opened  # quiet before the fault
     assert any(fault[0] <= a[0] < fault[0] + 60 for a in opened), opened  # the fault caught within a minute
-    assert flagged[fault[0]:fault[0] + 200].mean() > 0.7  # alerts open through most of its first 200 s
+    assert flagged[fault[0] + 5:fault[0] + 65].all()  # and kept open through its first minute
     after = np.arange(fault[-1] + 1, len(flagged))
     assert flagged[after].mean() < 0.25, opened  # and the alerts end with it
 

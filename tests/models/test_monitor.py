@@ -126,6 +126,28 @@ def test_the_drift_ewma_memory_is_short_against_a_short_calibration_run():
     assert [drift_weight(n) for n in (100, 300, 400, 800, 1600, 300_000)] == pytest.approx([0.25, 0.25, 0.2, 0.1, 0.05, 0.05])
 
 
+def test_a_twin_is_followed_only_where_it_explains_most_of_a_reading():
+    rng = np.random.default_rng(10)
+    driver = rng.normal(size=(3000, 1))
+    predictions = np.hstack([driver, driver, np.zeros_like(driver)])
+    actual = np.hstack([driver + 0.3 * rng.normal(size=driver.shape),  # R² ~0.9
+                        driver + 1.5 * rng.normal(size=driver.shape),  # R² ~0.3
+                        rng.normal(size=driver.shape)])  # nothing to predict
+    names = ["good", "weak", "none"]
+    calibration = calibrate(names, predictions[:2000], actual[:2000], lags=np.zeros(3))
+    assert [calibration.signals[t].follows_twin for t in names] == [True, False, False]
+    assert calibration.signals["weak"].residual_std == pytest.approx(actual[:2000, 1].std(), rel=1e-6)
+    # the weak twin extrapolating wildly raises nothing; the reading itself leaving its level does
+    wild = predictions[2000:].copy()
+    wild[:, 1] += 50.0
+    stamps = [str(i) for i in range(1000)]
+    assert ResidualMonitor(names, calibration).update(wild, actual[2000:], stamps) == []
+    shifted = actual[2000:].copy()
+    shifted[500:, 1] += 3 * actual[:2000, 1].std()
+    events = ResidualMonitor(names, calibration).update(predictions[2000:], shifted, stamps)
+    assert [(e.signal, e.kind) for e in events if e.opened][:1] == [("weak", "drift")]
+
+
 def test_an_alert_clears_three_ewma_memories_after_the_plant_recovers():
     rng = np.random.default_rng(9)
     calibration = calibrate(["a", "b"], *_noise_run(rng, 2000), lags=np.zeros(2))
