@@ -100,7 +100,8 @@ def train(run: Run, repository: Path) -> tuple[str, dict]:
     manifest = read_manifest(folder)
     return manifest.name, {"seconds": round(time.perf_counter() - started, 1),
                            "r2_stage1": {t: round(m.r2_stage1, 3) for t, m in manifest.metrics.items()},
-                           "r2_ensemble": {t: round(m.r2_ensemble, 3) for t, m in manifest.metrics.items()}}
+                           "r2_ensemble": {t: round(m.r2_ensemble, 3) for t, m in manifest.metrics.items()},
+                           "follows_twin": {t: s.follows_twin for t, s in manifest.monitor.signals.items()}}
 
 
 async def stream(url: str, ensemble: str, run: Run) -> tuple[np.ndarray, list[dict]]:
@@ -209,7 +210,7 @@ def main() -> None:
         streamed = asyncio.run(stream_all(url))
 
     test = slice(TRAIN_ROWS, None)
-    per_run, delays, missed, normal_alerts, normal_minutes = [], [], 0, 0, 0.0
+    per_run, delays, missed, normal_alerts, normal_minutes, quiet_stretches, stretches = [], [], 0, 0, 0.0, 0, 0
     kinds: dict[str, int] = {}
     ours, ours_all, pca, pca_all, truth, truth_all = [], [], [], [], [], []
     for run, (flagged, opened), (_, training) in zip(fault_runs, streamed, trained):
@@ -227,8 +228,10 @@ def main() -> None:
             if delay is not None:
                 delays.append(delay)
             if fault[0] > TRAIN_ROWS:  # normal rows between training and the fault
-                normal_alerts += sum(TRAIN_ROWS <= a["row"] < fault[0] for a in opened)
+                alerts_before = sum(TRAIN_ROWS <= a["row"] < fault[0] for a in opened)
+                normal_alerts += alerts_before
                 normal_minutes += run.plant_minutes(slice(TRAIN_ROWS, fault[0]))
+                quiet_stretches, stretches = quiet_stretches + (alerts_before == 0), stretches + 1
         per_run.append({"run": run.name, **scores(flagged[test], run.anomaly[test]),
                         "pca": scores(baseline[test], run.anomaly[test]), "alerts_opened": len(opened),
                         "delay_s": delay, "training_s": training["seconds"]})
@@ -251,11 +254,14 @@ def main() -> None:
         "anomaly_free": {"plant_minutes": round(free_minutes, 1), "alerts_opened": free_alerts,
                          "samples_flagged": round(float(flagged[TRAIN_ROWS:].mean()), 4)},
         "alerts_per_10min_normal_rows_of_fault_runs": round(10 * normal_alerts / max(normal_minutes, 1e-9), 3),
+        "normal_stretches_of_fault_runs_without_an_alert": f"{quiet_stretches} of {stretches}",
         "detection_delay_s": {"median": float(np.median(delays)) if delays else None,
                               "p90": float(np.percentile(delays, 90)) if delays else None,
                               "detected": len(delays), "missed": missed},
         "alerts_opened_by_kind": kinds,
         "twin_r2_median_per_signal": dict(zip(fault_runs[0].signals, np.round(np.median(r2, axis=0), 3).tolist())),
+        "runs_monitored_against_the_twin": {signal: sum(t["follows_twin"][signal] for _, t in trained[:-1])
+                                            for signal in fault_runs[0].signals},
         "training_minutes": round(training_minutes, 1),
         "per_run": per_run,
     }
