@@ -4,9 +4,9 @@ into alerts with hysteresis.
 The measured sensor is taken to follow the twin's steady-state prediction through a first-order lag
 (`SignalCalibration.lag`, fitted per target at training time), so the monitored residual is
 `measured - lagged prediction`, standardised with the validation residuals' mean and standard deviation.
-A target the twin did not predict significantly better than its normal level (`follows_twin` false) is
-watched against that level instead: a twin without skill only adds its own errors, and extrapolates
-wildly when its inputs leave the range it was trained on.
+A target the twin predicts too little of (`follows_twin` false: out of fold it explained less than half
+the reading's variance, or not significantly) is watched against its normal level instead: a twin
+without skill only adds its own errors, and extrapolates wildly when its inputs leave their range.
 Per target signal:
 
     drift    EWMA of the standardised residual beyond +-drift_threshold; clears when it has stayed
@@ -54,8 +54,8 @@ class SignalCalibration(BaseModel):
     residual_std: float = Field(gt=0.0)
     step_std: float = Field(ge=0.0)  # std of the measured value's sample-to-sample change
     hold_samples: int = Field(1, ge=1)  # most consecutive samples with the same reading in normal operation
-    # False: out of fold the twin predicted this target no better than its normal level (not significantly),
-    # so the reading is watched against that level (residual_mean) and the prediction is not used
+    # False: out of fold the twin explained too little of this target (models.monitor_calibration.twin_has_skill),
+    # so the reading is watched against its normal level (residual_mean) and the prediction is not used
     follows_twin: bool = True
 
 

@@ -24,6 +24,9 @@ soonest) when each block holds at least MEMORIES_PER_BLOCK memories, shorter on 
 4 samples (lambda 0.25, the usual range's upper end) - a threshold can only be read off an EWMA whose
 memory is short against the blocks it is measured on.
 
+Where the twin explains less than MIN_TWIN_R2 of a target's variance on these rows (or not significantly),
+the target is monitored against its normal level instead of the twin (`twin_has_skill`).
+
 Calibration also records how long each signal's reading normally stays unchanged (analysers that sample
 and hold, quantised signals), so `stuck` waits longer than that, and fits the multivariate alert: the
 Hotelling T² of the residual EWMA vector with a shrunk covariance (models.monitor).
