@@ -136,6 +136,15 @@ def test_on_a_real_fault_run_alerts_open_in_the_fault_and_not_in_the_normal_rows
     assert flagged[after].mean() < 0.25, opened  # and the alerts end with it
 
 
+def test_a_modest_twin_stays_quiet_on_a_separate_normal_run_of_the_plant(plant_twin_300):
+    """What a plant engineer does next: stream another day of normal operation, with its own disturbances."""
+    data = simulate(2000, seed=32)
+    monitor = ResidualMonitor(TARGET_SIGNALS, plant_twin_300.manifest.monitor, flood=AlarmFlood())
+    events = monitor.update(plant_twin_300.predict(data.boundary), data.target, data.timestamps)
+    opened = [(e.signal, e.kind, e.sample) for e in events if e.opened]
+    assert len(opened) <= 1 and not monitor.open_alerts, opened  # 33 minutes: under 1 per 10 min, none standing
+
+
 def test_a_twin_of_target_signals_only_predicts_each_from_the_others(targets_only_twin):
     m = targets_only_twin.manifest
     assert m.boundary_signals == [] and m.leave_one_out and m.sensor_lag == {}
