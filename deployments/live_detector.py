@@ -1,10 +1,11 @@
 """The live store detector of one replica, swapped for a newly promoted version without stopping.
 
-Every `check_s` seconds (at most, when frames come) the replica reads the live version number from
-MongoDB (deployments.detector_versions) in a background thread. When it changed, the new model is
+Every `check_s` seconds a background thread of the replica reads the live version number from MongoDB
+(deployments.detector_versions), whether frames come or not, so a replica that sat idle through a
+promotion or a rollback answers its next frame with the live version. When it changed, the new model is
 written to a local cache folder, loaded beside the old one, and replaces it between two frames: frames in
 flight finish on the old model, kiosk connections never notice. If the database cannot be read the
-replica keeps its model and tries again later.
+replica keeps its model and tries again later; frames never wait for the database.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import logging
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 from deployments.detector_versions import CONFIGURED, DetectorVersions
@@ -21,6 +21,7 @@ from models.detector import ProductDetector
 
 logger = logging.getLogger("streamforge.detector")
 CACHE = Path(tempfile.gettempdir()) / "streamforge-detectors"
+MIN_CHECK_S = 0.05  # the background check never polls the database faster than this
 
 
 class LiveDetector:
@@ -32,8 +33,10 @@ class LiveDetector:
         self.conf, self.iou, self.threads, self.check_s = conf, iou, intra_op_threads, check_s
         self.versions = versions  # None: the configured file only
         self.version, self.detector = CONFIGURED, self._load(CONFIGURED)
-        self._checked_at = 0.0
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        if versions is not None:
+            threading.Thread(target=self._follow, name="detector-version-check", daemon=True).start()
 
     def _load(self, version: int) -> ProductDetector:
         if version == CONFIGURED:
@@ -50,10 +53,19 @@ class LiveDetector:
                 partial.replace(path)
         return ProductDetector(path, conf=self.conf, iou=self.iou, intra_op_threads=self.threads)
 
+    def _follow(self) -> None:
+        """The background check: refresh, then wait `check_s` (at least MIN_CHECK_S), until closed."""
+        while not self._closed.is_set():
+            self.refresh()
+            self._closed.wait(max(self.check_s, MIN_CHECK_S))
+
+    def close(self) -> None:
+        """Stop following the live version (the model in use stays)."""
+        self._closed.set()
+
     def refresh(self) -> int:
         """Read the live version now and swap it in if it changed; the version in use afterwards."""
         with self._lock:
-            self._checked_at = time.monotonic()
             try:
                 live = self.versions.live()
                 if live != self.version:
@@ -64,9 +76,5 @@ class LiveDetector:
             return self.version
 
     def detect_frames(self, frames: list[bytes]) -> list[list[dict] | dict]:
-        """Encoded frames -> per frame its detections as dicts, or {"error": ...}. When a check is due it
-        runs in a thread of its own: a slow or unreachable database never holds up a frame."""
-        if self.versions is not None and time.monotonic() - self._checked_at >= self.check_s and not self._lock.locked():
-            self._checked_at = time.monotonic()
-            threading.Thread(target=self.refresh, name="detector-version-check", daemon=True).start()
+        """Encoded frames -> per frame its detections as dicts, or {"error": ...}, with the model in use."""
         return self.detector.detect_frames(frames)

@@ -97,6 +97,7 @@ def test_kiosk_cart_remove_register_login_and_checkout(server, browser, tmp_path
 def test_kiosk_shows_the_server_error_on_empty_checkout(server, browser):
     page = browser.new_page()
     page.goto(f"{server.http}/?session=browser-empty&token={ADMIN_TOKEN}")
+    page.wait_for_selector("#conn.on", timeout=30_000)  # the checkout goes over the kiosk's connection
     page.click("#checkout")
     page.wait_for_selector("#checkout-result.error", timeout=20_000)
     assert "log in" in page.inner_text("#checkout-result")
