@@ -13,10 +13,11 @@
 # No `from __future__ import annotations`: FastAPI reads these signatures at import time.
 
 import asyncio
+from typing import Annotated
 
 import cv2
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
@@ -29,6 +30,8 @@ from serve_app.store.protocol import ImageLimits
 from serve_app.store.routes import SKU_PATTERN, photo_bytes, store_services
 
 router = APIRouter(tags=["product enrollment"])
+# a photo's position in its enrollment; bounded so that no index reaches the database as an integer it cannot store
+PhotoIndex = Annotated[int, Path(ge=0, le=2**31, description="the photo's position in the enrollment, from 0")]
 
 
 class NewEnrollment(BaseModel):
@@ -123,7 +126,7 @@ async def add_photos(enrollment_id: str, request: EnrollmentPhotos, services: St
 
 
 @router.put("/api/enrollments/{enrollment_id}/photos/{index}/box")
-async def recut_photo(enrollment_id: str, index: int, request: CutoutBox,
+async def recut_photo(enrollment_id: str, index: PhotoIndex, request: CutoutBox,
                       services: StoreServices = Depends(store_services)) -> dict:
     """Cut a photo out again inside the admin's box."""
     jpeg = bytes((await _photo(services, enrollment_id, index))["photo"])
@@ -139,7 +142,8 @@ async def recut_photo(enrollment_id: str, index: int, request: CutoutBox,
 
 
 @router.get("/api/enrollments/{enrollment_id}/photos/{index}/{kind}")
-async def photo_file(enrollment_id: str, index: int, kind: str, services: StoreServices = Depends(store_services)) -> Response:
+async def photo_file(enrollment_id: str, index: PhotoIndex, kind: str,
+                     services: StoreServices = Depends(store_services)) -> Response:
     """A stored photo (`photo.jpg`) or its cut-out with transparency (`cutout.png`)."""
     if kind not in ("photo.jpg", "cutout.png"):
         raise HTTPException(404, f"{kind!r} not found: photo.jpg or cutout.png")

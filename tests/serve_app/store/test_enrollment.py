@@ -73,6 +73,9 @@ def test_enrollment_routes_are_for_admins_and_refuse_bad_input(server):
     assert added.status_code == 200 and len(added.json()["photos"]) == 2
     assert server.api.put(path + "/photos/0/box", json={"box": [5, 5, 10, 10]}).status_code == 422
     assert server.api.put(path + "/photos/7/box", json={"box": [0, 0, 100, 100]}).status_code == 404
+    # an index the database cannot store as an integer is refused, not a server error
+    assert server.api.put(path + f"/photos/{2 ** 63}/box", json={"box": [0, 0, 100, 100]}).status_code == 422
+    assert server.api.get(path + f"/photos/{2 ** 63}/photo.jpg").status_code == 422
     assert server.api.get(path + "/photos/0/secret.txt").status_code == 404
     assert server.api.post(path + "/train").status_code == 409  # fewer than min_photos
     assert server.api.get("/api/enrollments/nope").status_code == 404
