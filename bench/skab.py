@@ -104,11 +104,25 @@ def train(run: Run, repository: Path) -> tuple[str, dict]:
                            "follows_twin": {t: s.follows_twin for t, s in manifest.monitor.signals.items()}}
 
 
+def flagged_rows(rows: int, changes: list[tuple[int, tuple[str, str], bool]]) -> np.ndarray:
+    """Per row, whether an alert was open: from (row, (signal, kind), opened) in sample order; an alert
+    still open at the end flags the rest of the run."""
+    flagged = np.zeros(rows, dtype=bool)
+    since: dict[tuple[str, str], int] = {}
+    for row, key, opened in changes:
+        if opened:
+            since[key] = row
+        elif key in since:
+            flagged[since.pop(key):row] = True
+    for row in since.values():
+        flagged[row:] = True
+    return flagged
+
+
 async def stream(url: str, ensemble: str, run: Run) -> tuple[np.ndarray, list[dict]]:
     """Stream the run through the server; (flagged per sample, the alerts opened)."""
     index = {ts: i for i, ts in enumerate(run.timestamps)}
-    opened_at: dict[tuple[str, str], int] = {}
-    flagged = np.zeros(len(run.timestamps), dtype=bool)
+    changes: list[tuple[int, tuple[str, str], bool]] = []
     opened: list[dict] = []
     def record(message: dict) -> None:
         if message["type"] == "error":
@@ -116,12 +130,9 @@ async def stream(url: str, ensemble: str, run: Run) -> tuple[np.ndarray, list[di
         if message["type"] not in ("alert", "alert_cleared"):
             return
         alert, at = message["data"], index[message["data"]["sample"]]
-        key = (alert["signal"], alert["kind"])
+        changes.append((at, (alert["signal"], alert["kind"]), message["type"] == "alert"))
         if message["type"] == "alert":
-            opened_at[key] = at
             opened.append({**alert, "row": at})
-        elif key in opened_at:
-            flagged[opened_at.pop(key):at] = True
 
     async def until(kind: str) -> None:
         """Record every message up to the next one of `kind` (a batch's alerts follow its reply)."""
@@ -140,9 +151,7 @@ async def stream(url: str, ensemble: str, run: Run) -> tuple[np.ndarray, list[di
             await until("prediction_batch")
         await ws.send(json.dumps({"type": "ping"}))
         await until("pong")
-    for at in opened_at.values():
-        flagged[at:] = True
-    return flagged, opened
+    return flagged_rows(len(run.timestamps), changes), opened
 
 
 def pca_t2_q(train_rows: np.ndarray, values: np.ndarray, variance: float = 0.85, alpha: float = 0.01) -> np.ndarray:

@@ -103,6 +103,7 @@ def test_a_modest_twin_stays_quiet_on_the_rest_of_the_normal_run(plant_twin_300)
 def test_on_a_real_fault_run_alerts_open_in_the_fault_and_not_in_the_normal_rows_around_it(fault_run_twin):
     """SKAB valve1/0 (a valve closed for 400 s) streamed as bench.skab streams it: the 400 calibration
     samples set the drift EWMA's memory short and the thresholds wide enough for 400 s of history."""
+    from bench.skab import flagged_rows
     run = skab_fault_run()
     calibration = fault_run_twin.manifest.monitor
     assert calibration.thresholds["Current"].drift_lambda == pytest.approx(0.2)
@@ -115,20 +116,14 @@ def test_on_a_real_fault_run_alerts_open_in_the_fault_and_not_in_the_normal_rows
     assert not calibration.signals["Thermocouple"].follows_twin
     monitor = ResidualMonitor(SKAB_SIGNALS, calibration, flood=AlarmFlood())
     fault = np.flatnonzero(run.anomaly)
-    opened: list[tuple[int, str, str]] = []
-    flagged = np.zeros(len(run.anomaly), dtype=bool)
     row = {ts: i for i, ts in enumerate(run.timestamps)}
-    since: dict[tuple[str, str], int] = {}
+    changes = []
     for start in range(0, len(run.anomaly), 100):
         part = slice(start, start + 100)
         for e in monitor.update(fault_run_twin.predict(run.values[part]), run.values[part], run.timestamps[part]):
-            if e.opened:
-                since[(e.signal, e.kind)] = row[e.sample]
-                opened.append((row[e.sample], e.signal, e.kind))
-            elif (e.signal, e.kind) in since:
-                flagged[since.pop((e.signal, e.kind)):row[e.sample]] = True
-    for at in since.values():
-        flagged[at:] = True
+            changes.append((row[e.sample], (e.signal, e.kind), e.opened))
+    flagged = flagged_rows(len(run.anomaly), changes)
+    opened = [(at, *key) for at, key, is_opening in changes if is_opening]
     assert not [a for a in opened if 400 <= a[0] < fault[0]], opened  # quiet before the fault
     assert any(fault[0] <= a[0] < fault[0] + 60 for a in opened), opened  # the fault caught within a minute
     assert flagged[fault[0] + 5:fault[0] + 65].all()  # and kept open through its first minute
