@@ -19,10 +19,11 @@ import matplotlib
 import numpy as np
 from tqdm import tqdm
 
-from models.ensemble import Ensemble
-from models.monitor import AlertThresholds, MonitorCalibration, ResidualMonitor
-from models.plant import TARGET_SIGNALS, Fault, simulate
-from models.repository import ModelRepository
+from models.twin.ensemble import Ensemble
+from models.twin.monitor.calibration import AlertThresholds, MonitorCalibration
+from models.twin.monitor.residual_monitor import ResidualMonitor
+from models.twin.plant import TARGET_SIGNALS, Fault, simulate
+from models.twin.repository import ModelRepository
 from serve_app.settings import PROJECT_ROOT
 
 matplotlib.use("Agg")

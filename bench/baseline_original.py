@@ -21,8 +21,8 @@ import torch
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from models.ensemble import read_manifest, read_scalers
-from models.twin_graph import load_graph
+from models.twin.graph import load_graph
+from models.twin.manifest import read_manifest, read_scalers
 
 app = FastAPI()
 ENSEMBLES: dict[str, dict] = {}

@@ -1,7 +1,7 @@
 """Teaching the store a real product: 10 photos of a box turned in a hand, enrolled through the server's
 admin API while a kiosk keeps streaming.
 
-    python -m models.real_scenes --out data/real_scenes     # the corpus (and opencv-doc's box video)
+    python -m models.store.real_scenes --out data/real_scenes     # the corpus (and opencv-doc's box video)
     python -m bench.enrollment                               # ~20 minutes on 2 cores
 
 The product is the box in OpenCV's sample video `box.mp4` (opencv-doc; kept out of the real-scene
@@ -28,8 +28,8 @@ import websockets
 from tqdm import tqdm
 
 from bench.run_suite import streamforge_server, write_report
-from models.real_scenes import SYSTEM_FOLDERS, video_frames
-from models.store_render import catalogue_looks, jpeg_bytes, render_scene
+from models.store.real_scenes import SYSTEM_FOLDERS, video_frames
+from models.store.render import catalogue_looks, jpeg_bytes, render_scene
 from serve_app.settings import ray_environment
 
 PRODUCT_VIDEO = SYSTEM_FOLDERS[2] / "opencv4" / "html" / "box.mp4.gz"

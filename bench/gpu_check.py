@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.ensemble import Ensemble
-from models.plant import simulate
-from models.repository import ModelRepository
-from models.torch_runtime import TorchEnsembleRunner
+from models.twin.ensemble import Ensemble
+from models.twin.plant import simulate
+from models.twin.repository import ModelRepository
+from models.twin.torch_runtime import TorchEnsembleRunner
 
 BATCHES = (256, 1024, 4096)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -31,9 +31,9 @@ from bench.process_group import session_members
 from bench.run_suite import RESULTS, SCRATCH, streamforge_server
 from bench.server_usage import ServerProcesses
 from bench.twin_load import run_load
-from models.ensemble import EnsembleManifest
-from models.plant import simulate
-from models.repository import ModelRepository
+from models.twin.manifest import EnsembleManifest
+from models.twin.plant import simulate
+from models.twin.repository import ModelRepository
 from serve_app.settings import AppSettings, project_path, ray_environment
 
 STREAM = "/api/v1/inference/stream"

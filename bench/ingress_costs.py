@@ -15,7 +15,7 @@ import numpy as np
 from skimage import data
 
 from bench.run_suite import RESULTS
-from models.faces import face_locations
+from models.store.faces import face_locations
 from serve_app.twin.protocol import batch_rows, signal_row
 
 SIGNALS = [f"signal_{i}" for i in range(9)]  # the demo ensemble's boundary signals: 9

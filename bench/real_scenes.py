@@ -1,7 +1,7 @@
 """The store detector in the real world: phantom products in held-out real scenes streamed through the
 server, and accuracy on products composed onto held-out real photos.
 
-    python -m models.real_scenes --out data/real_scenes      # the corpus, from installed packages
+    python -m models.store.real_scenes --out data/real_scenes      # the corpus, from installed packages
     python -m bench.real_scenes --corpus data/real_scenes     # ~5 minutes
 
 Kiosk sessions at 10 fps through configs/serve.yaml's server: each held-out picture is one kiosk
@@ -9,7 +9,7 @@ Kiosk sessions at 10 fps through configs/serve.yaml's server: each held-out pict
 are), each held-out video is one kiosk streaming its frames in order. Nothing in them is for sale, so
 every `detections` entry is a false detection at the served threshold and every cart line a phantom item.
 Then, without the server, the served detector's mAP50 on catalogue products composed onto held-out
-photos and on rendered scenes (models.detector_eval), and its milliseconds per frame.
+photos and on rendered scenes (models.store.eval), and its milliseconds per frame.
 Writes bench/results/real_scenes.json.
 """
 
@@ -28,10 +28,10 @@ import websockets
 from tqdm import tqdm
 
 from bench.run_suite import SCRATCH, streamforge_server, write_report
-from models.detector_eval import evaluate
-from models.detector_train import PhotoPool, catalogue_classes, write_split
-from models.real_scenes import held_out_videos, pictures
-from models.store_render import catalogue_looks
+from models.store.eval import evaluate
+from models.store.real_scenes import held_out_videos, pictures
+from models.store.render import catalogue_looks
+from models.store.train import PhotoPool, catalogue_classes, write_split
 from serve_app.settings import AppSettings, project_path, ray_environment
 
 FRAMES_PER_PICTURE = 10
@@ -94,7 +94,7 @@ async def run(url: str, scenes: list[tuple[str, list[bytes]]]) -> list[dict]:
 
 def accuracy(corpus: Path, weights: Path, conf: float) -> dict:
     """mAP50 of the served detector on composites over held-out photos and on rendered scenes, its false
-    detections on each held-out real frame once, and ms per frame (models.detector_eval)."""
+    detections on each held-out real frame once, and ms per frame (models.store.eval)."""
     dataset = SCRATCH / "real_scenes_test"
     shutil.rmtree(dataset, ignore_errors=True)
     looks = catalogue_looks()
@@ -112,7 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     stills, videos = pictures(args.corpus, "heldout"), held_out_videos(args.corpus)
     if not stills:
-        raise SystemExit(f"no held-out pictures in {args.corpus}: build the corpus with `python -m models.real_scenes`")
+        raise SystemExit(f"no held-out pictures in {args.corpus}: build the corpus with `python -m models.store.real_scenes`")
     scenes = [(p.name, camera_frames(p, FRAMES_PER_PICTURE, i)) for i, p in enumerate(stills)]
     scenes += [(frames[0].parent.name, video_frames(frames)) for frames in videos]
     with streamforge_server("real_scenes.log", ray_environment()) as url:

@@ -30,12 +30,13 @@ import numpy as np
 import yaml
 
 from bench.process_group import stop_process_group
+from bench.serve_config import override_serve_config
 from bench.server_usage import ServerProcesses
 from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import idle_sessions, run_load
-from models.ensemble import Ensemble
-from models.repository import ModelRepository
-from serve_app.settings import PROJECT_ROOT, AppSettings, override_serve_config, project_path, ray_environment
+from models.twin.ensemble import Ensemble
+from models.twin.repository import ModelRepository
+from serve_app.settings import PROJECT_ROOT, AppSettings, project_path, ray_environment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -22,9 +22,10 @@ from pathlib import Path
 import yaml
 
 from bench.run_suite import RESULTS, SCRATCH, Process, free_port, wait_http
+from bench.serve_config import override_serve_config
 from bench.twin_load import run_load
-from models.repository import ModelRepository
-from serve_app.settings import PROJECT_ROOT, AppSettings, override_serve_config, project_path
+from models.twin.repository import ModelRepository
+from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
 
 RAY = str(Path(sys.executable).with_name("ray"))
 SERVE = str(Path(sys.executable).with_name("serve"))

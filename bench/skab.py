@@ -6,7 +6,7 @@
 Protocol - the benchmark's own for outlier detection (its leaderboard notebooks): every run of
 `valve1/`, `valve2/` and `other/` (34) starts in normal operation, and its first 400 rows (400 s) are
 the only training data for that run. Per run, a twin of the 8 sensors is trained on them (target
-signals only: each sensor predicted from the others, calibrated out of fold; `python -m models.train`
+signals only: each sensor predicted from the others, calibrated out of fold; `python -m models.twin.train`
 with no boundary signals), and the whole run is streamed through a server started from
 configs/serve.yaml, in `predict_batch` messages with `actual_signals`. A sample counts as flagged while
 any alert of its session is open. F1, FAR and MAR are per sample over the rows after the first 400 of
@@ -89,9 +89,9 @@ def train(run: Run, repository: Path) -> tuple[str, dict]:
     """Train the run's twin on its first TRAIN_ROWS rows; (ensemble name, training summary)."""
     import torch
 
-    from models.dataset import SignalTable
-    from models.ensemble import read_manifest
-    from models.train import train_ensemble
+    from models.twin.dataset import SignalTable
+    from models.twin.manifest import read_manifest
+    from models.twin.train import train_ensemble
     torch.set_num_threads(1)
     started = time.perf_counter()
     rows = slice(0, TRAIN_ROWS)

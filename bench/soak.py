@@ -22,8 +22,8 @@ from bench.run_suite import RESULTS, streamforge_server
 from bench.server_usage import ServerProcesses
 from bench.store_load import frames, run_store
 from bench.twin_load import STREAM, auth_headers
-from models.plant import BOUNDARY_SIGNALS, simulate
-from models.repository import ModelRepository
+from models.twin.plant import BOUNDARY_SIGNALS, simulate
+from models.twin.repository import ModelRepository
 from serve_app.settings import AppSettings, project_path, ray_environment
 
 SESSIONS, PIPELINE = 16, 8

@@ -22,8 +22,8 @@ import websockets
 
 from bench.server_usage import ServerProcesses
 from bench.twin_load import _loopback_only, auth_headers
-from models.detector import ProductDetector, decode_image
-from models.store_render import catalogue_looks, jpeg_bytes, render_scene
+from models.store.detector import ProductDetector, decode_image
+from models.store.render import catalogue_looks, jpeg_bytes, render_scene
 from serve_app.settings import AppSettings, project_path
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import websockets
 
 from bench.server_usage import ServerProcesses
-from models.plant import BOUNDARY_SIGNALS, simulate
+from models.twin.plant import BOUNDARY_SIGNALS, simulate
 from serve_app.twin.client import _pick_ensemble
 
 STREAM = "/api/v1/inference/stream"

@@ -1,3 +1,8 @@
-"""Ray Serve deployments, one per file, thin adapters around `models/`: EnsemblePredictor, YOLODetector,
-FaceMatcher; `mongo` holds what a deployment shares with the app (client settings, shopper records).
-Nothing here imports `serve_app`."""
+"""Ray Serve deployments, one per file, thin adapters around `models/`: `EnsemblePredictor`
+(ensemble_predictor), `YOLODetector` (yolo_detector), `FaceMatcher` (face_matcher).
+
+`deployments.shared` holds what the deployments share with each other and with the app, and is not a
+deployment itself: MongoDB client settings and shopper records (mongo), stored detector versions and the
+live pointer (detector_versions), a replica's detector swapped when the live version changes
+(live_detector). Nothing here imports `serve_app`.
+"""

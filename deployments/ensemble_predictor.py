@@ -15,8 +15,8 @@ import numpy as np
 from ray import serve
 from ray.serve import metrics
 
-from models.ensemble import Ensemble, RowBatch
-from models.repository import EnsembleNotFound, ModelRepository
+from models.twin.ensemble import Ensemble, RowBatch
+from models.twin.repository import EnsembleNotFound, ModelRepository
 
 
 def total_rows(batches: list[RowBatch]) -> int:
@@ -28,7 +28,7 @@ class EnsemblePredictor:
     """Loads ensembles from a model repository; `predict` answers RowBatch -> predictions [n, n_target]."""
 
     def __init__(self, model_repository: str, runtime: str = "auto", intra_op_threads: int = 0):
-        """`runtime`: where ensembles run, `cpu`, `cuda` or `auto` (models.ensemble.Ensemble)."""
+        """`runtime`: where ensembles run, `cpu`, `cuda` or `auto` (models.twin.ensemble.Ensemble)."""
         self.repository = ModelRepository(Path(model_repository))
         self.runtime, self.intra_op_threads = runtime, intra_op_threads
         self.batch_rows = metrics.Histogram("streamforge_predictor_batch_rows", description="Rows per ensemble call.",

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ray import serve
 
-from models.detector import decode_image
-from models.faces import FaceGallery, face_encodings
-from deployments.mongo import ShopperRecords
+from deployments.shared.mongo import ShopperRecords
+from models.store.detector import decode_image
+from models.store.faces import FaceGallery, face_encodings
 
 FACE_WORK_NICENESS = 10  # CPU share ~1/10 of a normal thread's while both want a core
 # Registration photos (phone cameras: 12 MP and more) are searched at this size, at upsample 1: faces from

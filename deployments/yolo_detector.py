@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ray import serve
 
-from deployments.detector_versions import DetectorVersions
-from deployments.live_detector import LiveDetector
+from deployments.shared.detector_versions import DetectorVersions
+from deployments.shared.live_detector import LiveDetector
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64)
@@ -19,7 +19,7 @@ class YOLODetector:
     Two batches run at once (one decoding and preparing while the other infers; on a CPU node each on its
     own ONNX Runtime thread): on CPUs latency comes from running frames side by side, not from bigger
     batches (docs/benchmarks.md). With `mongo_uri` the replica follows the live detector version
-    (deployments.live_detector).
+    (deployments.shared.live_detector).
     """
 
     def __init__(self, weights: str, conf: float, iou: float, mongo_uri: str | None = None, intra_op_threads: int = 1):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from ray.serve import Application
 
 from deployments.ensemble_predictor import EnsemblePredictor
-from deployments.detector_versions import DetectorVersions
 from deployments.face_matcher import FaceMatcher
-from deployments.mongo import ShopperRecords
+from deployments.shared.detector_versions import DetectorVersions
+from deployments.shared.mongo import ShopperRecords
 from deployments.yolo_detector import YOLODetector
 from serve_app.embedded_mongo import mongo_uri
 from serve_app.ingress import StreamIngress

@@ -16,8 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
 from ray import serve
 
-from deployments.detector_versions import DetectorVersions
-from deployments.mongo import ShopperRecords
+from deployments.shared.detector_versions import DetectorVersions
+from deployments.shared.mongo import ShopperRecords
 from serve_app.settings import FRONTEND, AppSettings, project_path
 from serve_app.store import enrollment_routes
 from serve_app.store import routes as store_routes

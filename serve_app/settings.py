@@ -19,18 +19,6 @@ def ray_environment(path: Path = PROJECT_ROOT / "configs" / "serve.env") -> dict
     return {name.strip(): value.strip() for name, value in pairs}
 
 
-def override_serve_config(config: dict, args: dict, replicas: dict[str, int | dict]) -> None:
-    """Change a Serve config's application `args` and its deployments' replicas {name: a fixed count, or an
-    autoscaling_config}; the one given replaces the other. Used by the tests and benchmarks that start
-    configs/serve.yaml with other settings."""
-    app = config["applications"][0]
-    app["args"].update(args)
-    for deployment in app["deployments"]:
-        if deployment["name"] in replicas:
-            deployment.pop("num_replicas", None)
-            deployment.pop("autoscaling_config", None)
-            wanted = replicas[deployment["name"]]
-            deployment["autoscaling_config" if isinstance(wanted, dict) else "num_replicas"] = wanted
 
 
 def project_path(path: str) -> Path:
@@ -42,13 +30,13 @@ def project_path(path: str) -> Path:
 class EnrollmentSettings(BaseModel):
     """Teaching the store detector new products (serve_app.store.enrollment, docs/store.md)."""
 
-    real_scenes: str = Field("data/real_scenes", description="the real-scene corpus (python -m models.real_scenes)")
+    real_scenes: str = Field("data/real_scenes", description="the real-scene corpus (python -m models.store.real_scenes)")
     work_dir: str = Field("data/enrollment", description="training jobs' scratch folders")
     cpus: float = Field(0.5, gt=0, description="Ray CPUs a training job reserves (it uses every core it finds)")
     min_photos: int = Field(5, ge=2)
     max_photos: int = Field(20, ge=2)
     photo_side: int = Field(640, ge=64, description="uploaded photos are scaled down to this longest side")
-    # the training plan (models.detector_train.TrainingPlan): sized for ~17 minutes on 2 CPU cores
+    # the training plan (models.store.train.TrainingPlan): sized for ~17 minutes on 2 CPU cores
     rendered: int = Field(150, ge=0)
     composites: int = Field(450, ge=1)
     negatives: int = Field(150, ge=0, description="real training photos with nothing labeled")
@@ -59,7 +47,7 @@ class EnrollmentSettings(BaseModel):
     epochs: int = Field(24, ge=1)
     freeze: int = Field(11, ge=0, description="the live model's first layers kept as they are (11: its backbone)")
     batch: int = Field(32, ge=1)
-    # the quality gate (models.detector_enroll.GateLimits)
+    # the quality gate (models.store.enroll.GateLimits)
     new_class_map50: float = Field(0.9, ge=0, le=1)
     max_class_drop: float = Field(0.02, ge=0, le=1)
     max_phantom_increase: float = Field(0.0, ge=0, description="phantoms per 1,000 held-out real frames")

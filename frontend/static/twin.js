@@ -47,7 +47,7 @@ function setConn(text, on) { $("conn").textContent = text; $("conn").className =
 async function loadEnsembles() {
   const { ensembles } = await (await fetch("/api/v1/ensembles")).json();
   $("ensemble").replaceChildren(...ensembles.map((e) => new Option(e.ensemble_name, e.ensemble_name)));
-  if (!ensembles.length) status("No ensembles on the server: train one with `python -m models.train`.", true);
+  if (!ensembles.length) status("No ensembles on the server: train one with `python -m models.twin.train`.", true);
 }
 
 async function loadDemo(fault) {
@@ -139,7 +139,7 @@ function followsTwin(target) {
 }
 
 function band(target) {
-  // the spike detector's band around the normal residual (models.monitor): beyond it a single sample alarms
+  // the spike detector's band around the normal residual (models.twin.monitor.residual_monitor): beyond it a single sample alarms
   const signal = monitor?.signals?.[target], limits = monitor?.thresholds?.[target];
   if (!signal || !limits) return [null, null];
   const width = limits.spike_threshold * signal.residual_std;

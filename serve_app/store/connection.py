@@ -13,13 +13,11 @@ import logging
 import time
 from dataclasses import dataclass
 
+from ray.serve.handle import DeploymentHandle
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ray.serve.handle import DeploymentHandle
-
-from deployments.detector_versions import DetectorVersions
-from deployments.mongo import ShopperRecords
-
+from deployments.shared.detector_versions import DetectorVersions
+from deployments.shared.mongo import ShopperRecords
 from serve_app.settings import AppSettings
 from serve_app.store.cart import CartTracker
 from serve_app.store.catalogue import Catalogue
@@ -27,7 +25,13 @@ from serve_app.store.database import StoreDatabase
 from serve_app.store.detection import DetectorPool, LocalDetector
 from serve_app.store.enrollment import EnrollmentRecords
 from serve_app.store.protocol import (
-    ImageLimits, StoreError, cart_updated, checked_image, error, face_detected, frame_bytes,
+    ImageLimits,
+    StoreError,
+    cart_updated,
+    checked_image,
+    error,
+    face_detected,
+    frame_bytes,
 )
 from serve_app.store.sessions import StoreSessions
 from serve_app.web import codec

@@ -1,4 +1,4 @@
-"""The store's collections: products, orders and persisted kiosk sessions (shoppers: deployments.mongo)."""
+"""The store's collections: products, orders and persisted kiosk sessions (shoppers: deployments.shared.mongo)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from deployments.shared.mongo import PUBLIC, connect
 from serve_app.store.cart import cart_total
-from deployments.mongo import PUBLIC, connect
 
 
 def product_view(doc: dict) -> dict:

@@ -5,7 +5,7 @@ ingress` (configs/serve.yaml) detects in the ingress: on one small node the Ray 
 than it saves (docs/benchmarks.md). Frames run in worker threads (OpenCV and ONNX Runtime release the GIL),
 at most `calls` at once per replica with one ONNX Runtime thread each: on CPUs a batch of frames is no
 cheaper per frame than one frame, so frames of different kiosks run side by side instead of waiting for
-each other's batch. Both follow the live detector version (deployments.live_detector).
+each other's batch. Both follow the live detector version (deployments.shared.live_detector).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from deployments.detector_versions import DetectorVersions
-from deployments.live_detector import LiveDetector
+from deployments.shared.detector_versions import DetectorVersions
+from deployments.shared.live_detector import LiveDetector
 
 
 class DetectorPool:

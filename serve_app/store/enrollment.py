@@ -1,13 +1,13 @@
 """Product enrollment: an admin's photos of a new product become a detector that knows it.
 
 An enrollment (MongoDB `enrollments`) collects the product (sku, name, price) and 5-20 photos, each with
-its GrabCut cut-out (models.product_cutout; the admin can redo one with a box). Training runs as a
+its GrabCut cut-out (models.store.cutout; the admin can redo one with a box). Training runs as a
 detached Ray actor (`EnrollmentJob`, one per enrollment, named `streamforge-enroll-<id>`, visible on the
 Ray dashboard) so it outlives the ingress replica that started it; it reserves `enrollment.cpus` of the
 cluster and runs on whichever node has them (a GPU node trains faster). The job fine-tunes the live
-detector (models.detector_enroll), stores the result as a new detector version with its metrics, and
+detector (models.store.enroll), stores the result as a new detector version with its metrics, and
 only if the quality gate passes adds the product to the catalogue and makes the version live: every
-replica then swaps it in (deployments.live_detector). Progress is written to the enrollment as it goes.
+replica then swaps it in (deployments.shared.live_detector). Progress is written to the enrollment as it goes.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from bson import Binary
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
-from deployments.detector_versions import CONFIGURED, DetectorVersions
-from deployments.mongo import PUBLIC, connect
-from models.detector_enroll import GateLimits, enroll
-from models.detector_train import HARD_NEGATIVES, TrainingPlan, kept_hard_negatives
-from models.product_cutout import Cutout
-from models.store_render import catalogue_looks
+from deployments.shared.detector_versions import CONFIGURED, DetectorVersions
+from deployments.shared.mongo import PUBLIC, connect
+from models.store.cutout import Cutout
+from models.store.enroll import GateLimits, enroll
+from models.store.render import catalogue_looks
+from models.store.train import HARD_NEGATIVES, TrainingPlan, kept_hard_negatives
 from serve_app.settings import AppSettings, project_path
 from serve_app.store.database import StoreDatabase
 

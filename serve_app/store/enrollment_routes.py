@@ -21,8 +21,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
-from models.product_cutout import cut_out
-from models.real_scenes import pictures
+from models.store.cutout import cut_out
+from models.store.real_scenes import pictures
 from serve_app.settings import FRONTEND, project_path
 from serve_app.store.connection import StoreServices
 from serve_app.store.enrollment import start_job
@@ -159,7 +159,7 @@ async def train(enrollment_id: str, services: StoreServices = Depends(store_serv
     record = _found(await asyncio.to_thread(services.enrollments.get, enrollment_id), enrollment_id)
     if not pictures(project_path(options.real_scenes), "heldout"):
         raise HTTPException(409, f"no real-scene corpus in {options.real_scenes}: build it with "
-                                 "`python -m models.real_scenes` (docs/store.md)")
+                                 "`python -m models.store.real_scenes` (docs/store.md)")
     busy = await asyncio.to_thread(services.enrollments.training)
     if busy is not None:
         raise HTTPException(409, f"enrollment {busy['enrollment_id']} is training: one trains at a time")

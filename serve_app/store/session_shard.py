@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 
-from serve_app.store.cart import add_units
 from serve_app.settings import AppSettings
+from serve_app.store.cart import add_units
 from serve_app.store.database import StoreDatabase
 
 

@@ -7,7 +7,7 @@ import logging
 
 from pymongo import DESCENDING
 
-from deployments.mongo import connect
+from deployments.shared.mongo import connect
 from serve_app.web.wire import now_iso
 
 logger = logging.getLogger("streamforge.alerts")

@@ -26,8 +26,7 @@ import msgpack
 import numpy as np
 import websockets
 
-from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
-
+from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 
 RETRYABLE = {"RATE_LIMITED", "PREDICTION_ERROR", "INTERNAL_ERROR", "TOO_MANY_CONNECTIONS"}
 

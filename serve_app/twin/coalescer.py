@@ -24,7 +24,7 @@ from typing import Awaitable, Callable
 
 import numpy as np
 
-from models.ensemble import RowBatch
+from models.twin.ensemble import RowBatch
 
 
 @dataclass

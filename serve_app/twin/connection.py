@@ -17,19 +17,35 @@ from typing import Awaitable
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from models.ensemble import RowBatch
-from models.alarm_flood import AlarmFlood
-from models.monitor import MonitorCalibration, ResidualMonitor
+from models.twin.ensemble import RowBatch
+from models.twin.monitor.calibration import MonitorCalibration
+from models.twin.monitor.flood import AlarmFlood
+from models.twin.monitor.residual_monitor import ResidualMonitor
 from serve_app.settings import AppSettings
 from serve_app.twin.alert_log import AlertLog
 from serve_app.twin.coalescer import PredictionCoalescer
 from serve_app.twin.ensembles import PredictorPool
-from serve_app.twin.protocol import (
-    MAX_BATCH, ConfigData, ErrorCode, actual_row, alert_message, alert_overrides, alert_record, batch_actuals,
-    batch_rows, config_ack, measured_inputs, parse_config, parse_envelope, prediction, prediction_batch, signal_row,
-    target_only_batch, timestamp_text,
-)
 from serve_app.twin.history_log import HistoryChunk
+from serve_app.twin.protocol import (
+    MAX_BATCH,
+    ConfigData,
+    ErrorCode,
+    actual_row,
+    alert_message,
+    alert_overrides,
+    alert_record,
+    batch_actuals,
+    batch_rows,
+    config_ack,
+    measured_inputs,
+    parse_config,
+    parse_envelope,
+    prediction,
+    prediction_batch,
+    signal_row,
+    target_only_batch,
+    timestamp_text,
+)
 from serve_app.twin.sessions import SessionStore
 from serve_app.web import codec
 from serve_app.web.admission import WebSocketGate

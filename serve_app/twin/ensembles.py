@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.ensemble import Ensemble, RowBatch
-from models.repository import ModelRepository
+from models.twin.ensemble import Ensemble, RowBatch
+from models.twin.repository import ModelRepository
 from serve_app.web.metrics import StreamMetrics
 
 

@@ -13,9 +13,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.alarm_flood import FloodLimits
-from models.monitor import AlertThresholds, MonitorCalibration
-from models.monitor_events import AlertEvent
+from models.twin.monitor.calibration import AlertThresholds, MonitorCalibration
+from models.twin.monitor.events import AlertEvent
+from models.twin.monitor.flood import FloodLimits
 from serve_app.web.wire import SESSION_ID_PATTERN, TOO_MANY_CONNECTIONS, WireError, now_iso
 
 MAX_BATCH = 1000  # hard upper bound of `batch_size`, as in the original
@@ -58,7 +58,7 @@ class ConfigData(BaseModel):
     include_metadata: bool = True
     session_id: str | None = Field(None, pattern=SESSION_ID_PATTERN)
     alert_thresholds: dict[str, dict[str, Any]] = {}  # {target signal or "*": {AlertThresholds field: value}}
-    alert_flood: FloodLimits = FloodLimits()  # alarm-flood cap of the session (models.alarm_flood)
+    alert_flood: FloodLimits = FloodLimits()  # alarm-flood cap of the session (models.twin.monitor.flood)
 
 
 class Envelope(BaseModel):

@@ -16,8 +16,8 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
-from models.monitor_events import ALERT_KINDS
-from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, Fault, simulate
+from models.twin.monitor.events import ALERT_KINDS
+from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, Fault, simulate
 from serve_app.settings import FRONTEND, project_path
 from serve_app.twin.connection import TwinConnection, TwinServices
 from serve_app.twin.history import history_csv, history_json
@@ -66,7 +66,7 @@ async def twin_page() -> FileResponse:
 async def demo_plant(samples: int = Query(1000, ge=1, le=20000), seed: int = Query(0, ge=0, le=2**31),
                      fault: Literal["drift", "stuck", "dropout", "fouling"] | None = None) -> dict:
     """Simulated demo-plant data (boundary inputs and measured targets) for dashboards and clients;
-    `fault` injects one over the middle third of the samples (models.plant.Fault)."""
+    `fault` injects one over the middle third of the samples (models.twin.plant.Fault)."""
     faults = () if fault is None else (Fault(fault, samples // 3, 2 * samples // 3, DEMO_FAULT_SIGNALS.get(fault),
                                              DEMO_FAULT_MAGNITUDES.get(fault, 0.0)),)
     run = await asyncio.to_thread(simulate, samples, seed, faults=faults)

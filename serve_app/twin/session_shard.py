@@ -33,7 +33,7 @@ import numpy as np
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
-from deployments.mongo import connect
+from deployments.shared.mongo import connect
 from serve_app.settings import AppSettings
 from serve_app.twin.history_log import HistoryChunk, HistoryLog, newest
 

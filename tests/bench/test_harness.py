@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
-from bench.run_suite import wait_ingress_replicas_up
 from bench.ingress_costs import batch_validation, face_search
+from bench.run_suite import wait_ingress_replicas_up
 from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import _loopback_only, idle_sessions, run_load
-from tests.conftest import ADMIN_TOKEN
+from tests.support.server import ADMIN_TOKEN
 
 
 @pytest.fixture(autouse=True)

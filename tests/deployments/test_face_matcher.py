@@ -8,9 +8,9 @@ import numpy as np
 
 from bench.ingress_costs import shopper_in_full_hd_frame
 from deployments.face_matcher import FACE_WORK_NICENESS, FaceMatcher
-from deployments.mongo import ShopperRecords
-from models.store_render import jpeg_bytes
-from tests.serve_app.store_frames import astronaut_photo
+from deployments.shared.mongo import ShopperRecords
+from models.store.render import jpeg_bytes
+from tests.support.store_frames import astronaut_photo
 
 
 def test_face_work_runs_below_the_priority_of_product_detection():

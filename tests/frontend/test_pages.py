@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 import pytest
 from playwright import sync_api as playwright_api
-from models.store_render import catalogue_looks, render_scene
-from tests.conftest import ADMIN_TOKEN
-from tests.frontend.fake_camera import write_y4m
-from tests.serve_app.store_frames import group_face
+
+from models.store.render import catalogue_looks, render_scene
+from tests.support.fake_camera import write_y4m
+from tests.support.server import ADMIN_TOKEN
+from tests.support.store_frames import group_face
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "results" / "screenshots"
@@ -116,7 +117,7 @@ def test_twin_dashboard_streams_and_charts(server, browser):
     href = page.get_attribute("#download", "href")
     assert href.startswith("/api/v1/inference/stream/history/")
     shot(page, "twin-dashboard")
-    # a target the twin is not followed on (models.monitor_calibration.twin_has_skill) is charted as its
+    # a target the twin is not followed on (models.twin.monitor.calibrate.twin_has_skill) is charted as its
     # reading against the normal level's band
     page.evaluate("monitor.signals[document.querySelector('#target').value].follows_twin = false")
     page.wait_for_function("document.querySelector('#band-note').innerText.includes('normal level')", timeout=20_000)
@@ -155,9 +156,8 @@ def test_twin_dashboard_shows_acknowledges_and_clears_an_alert(server, browser):
 
 
 def test_enrollment_page_cuts_out_photos_trains_with_a_progress_bar_and_rolls_back(server, browser, tmp_path):
-    from deployments.detector_versions import CONFIGURED, DetectorVersions
-    from tests.deployments.test_live_detector import blind_model
-    from tests.serve_app.store.test_enrollment import product_photos
+    from deployments.shared.detector_versions import CONFIGURED, DetectorVersions
+    from tests.support.detector import blind_model, product_photos
 
     files = []
     for i, photo in enumerate(product_photos(5)):

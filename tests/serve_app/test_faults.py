@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import websockets
 
-from models.plant import TARGET_SIGNALS
+from deployments.shared.mongo import connect
+from models.twin.plant import TARGET_SIGNALS
 from serve_app.twin.client import TwinClient
-from deployments.mongo import connect
-from tests.conftest import ADMIN_TOKEN, CLIENT_TOKEN
-from tests.serve_app.processes import ray_process_pids
-from tests.serve_app.store_frames import product_frame
-from tests.serve_app.store.test_stream import Kiosk
-from tests.serve_app.twin.test_stream import run
-from tests.serve_app.wire import as_signals, rows
+from tests.support.kiosk import Kiosk
+from tests.support.processes import DETECTOR, INGRESS, PREDICTOR, SHARDS, ray_process_pids
+from tests.support.server import ADMIN_TOKEN, CLIENT_TOKEN
+from tests.support.store_frames import product_frame
+from tests.support.wire import as_signals, rows, run
 
 REQUESTS, PIPELINE = 240, 8
 
@@ -69,9 +68,6 @@ def check(server, twin: TwinClient, answers: np.ndarray, prefix: str, killed: li
     assert killed and set(ray_process_pids(server, prefix)).isdisjoint(killed)
 
 
-PREDICTOR = "ray::ServeReplica:streamforge:EnsemblePredictor"
-INGRESS = "ray::ServeReplica:streamforge:StreamIngress"
-SHARDS = "ray::SessionShard"
 
 
 @pytest.mark.restarts_server
@@ -113,7 +109,6 @@ def test_history_survives_a_shard_killed_mid_stream(server):
     assert saved.status_code == 200 and saved.json()["samples_saved"] == REQUESTS
 
 
-DETECTOR = "ray::ServeReplica:streamforge:YOLODetector"
 
 
 @pytest.mark.restarts_server

@@ -16,9 +16,9 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS
-from tests.conftest import ADMIN_TOKEN, MAX_MESSAGE_BYTES
-from tests.serve_app.wire import Peer, as_signals, connect, rows
+from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS
+from tests.support.server import ADMIN_TOKEN, MAX_MESSAGE_BYTES
+from tests.support.wire import Peer, as_signals, connect, rows
 
 EXAMPLES, MESSAGES_PER_EXAMPLE = 110, 50  # x2 protocols: 11,000 fuzzed messages
 

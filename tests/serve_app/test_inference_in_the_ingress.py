@@ -12,15 +12,14 @@ import numpy as np
 import pytest
 import yaml
 
-from models.detector import ProductDetector
-from serve_app.store.detection import LocalDetector
+from models.store.detector import ProductDetector
 from serve_app.settings import PROJECT_ROOT, AppSettings, project_path
-from tests.serve_app.processes import ray_process_pids
-from tests.serve_app.store_frames import empty_frame, product_frame
-from tests.serve_app.test_faults import DETECTOR
-from tests.serve_app.store.test_stream import Kiosk, kiosk
-from tests.serve_app.twin.test_stream import configured, expected, run, values
-from tests.serve_app.wire import as_signals, rows
+from serve_app.store.detection import LocalDetector
+from tests.support.kiosk import Kiosk, kiosk
+from tests.support.processes import DETECTOR, ray_process_pids
+from tests.support.store_frames import empty_frame, product_frame
+from tests.support.twin_stream import configured, expected, values
+from tests.support.wire import as_signals, rows, run
 
 WEIGHTS = project_path(AppSettings().detector_weights)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.conftest import ADMIN_TOKEN
+from tests.support.server import ADMIN_TOKEN
 
 EXAMPLES_PER_OPERATION = 15
 

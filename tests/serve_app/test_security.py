@@ -9,11 +9,16 @@ import time
 import httpx
 import websockets
 
-from tests.conftest import (ADMIN_TOKEN, CLIENT_TOKEN, HTTP_BURST, HTTP_REQUESTS_PER_S, MAX_CONNECTIONS_PER_ADDRESS,
-                            OTHER_CLIENT_TOKEN)
-from tests.serve_app.store_frames import empty_frame
-from tests.serve_app.twin.test_stream import run
-from tests.serve_app.wire import Peer, as_signals, connect, rows
+from tests.support.server import (
+    ADMIN_TOKEN,
+    CLIENT_TOKEN,
+    HTTP_BURST,
+    HTTP_REQUESTS_PER_S,
+    MAX_CONNECTIONS_PER_ADDRESS,
+    OTHER_CLIENT_TOKEN,
+)
+from tests.support.store_frames import empty_frame
+from tests.support.wire import Peer, as_signals, connect, rows, run
 
 WS_PATHS = ["/api/v1/inference/stream", "/ws/kiosk-a"]
 

@@ -18,8 +18,8 @@ import yaml
 from bench.process_group import session_members
 from bench.run_suite import free_port, wait_http
 from serve_app.settings import ray_environment
-from tests.conftest import CLIENT_TOKEN
-from tests.serve_app.wire import STREAM_PATH, as_signals, rows
+from tests.support.server import CLIENT_TOKEN
+from tests.support.wire import STREAM_PATH, as_signals, rows
 
 BIN = Path(sys.executable).parent
 CURRENT_CLUSTER = Path("/tmp/ray/ray_current_cluster")  # the address `ray start` leaves for later clients

@@ -15,32 +15,16 @@ import httpx
 import numpy as np
 import pytest
 import torch
-from skimage import data
 
-from deployments.detector_versions import CONFIGURED, DetectorVersions
-from models.product_cutout import cut_out
+from deployments.shared.detector_versions import CONFIGURED, DetectorVersions
+from models.store.cutout import cut_out
 from serve_app.settings import AppSettings
 from serve_app.store.enrollment import STALE_AFTER_S, EnrollmentRecords, train_enrollment
-from tests.conftest import CLIENT_TOKEN, ENROLLMENT, PROJECT_ROOT
-from tests.deployments.test_live_detector import blind_model
-from tests.serve_app.store.test_stream import kiosk
-from tests.serve_app.store_frames import product_frame
-
-
-def product_photos(count: int) -> list[str]:
-    """`count` photos of one real product (scikit-image's coffee cup) as a shop owner takes them: from a
-    little further or closer, turned, in other light; base64 JPEG."""
-    cup = cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)
-    h, w = cup.shape[:2]
-    rng = np.random.default_rng(11)
-    photos = []
-    for _ in range(count):
-        m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-15, 15), rng.uniform(0.85, 1.1))
-        m[:, 2] += rng.uniform(-20, 20, 2)
-        turned = cv2.warpAffine(cup, m, (w, h), borderMode=cv2.BORDER_REFLECT)
-        lit = np.clip(turned.astype(np.float32) * rng.uniform(0.8, 1.2), 0, 255).astype(np.uint8)
-        photos.append(base64.b64encode(cv2.imencode(".jpg", lit)[1].tobytes()).decode())
-    return photos
+from tests.support.detector import blind_model, product_photos
+from tests.support.kiosk import kiosk
+from tests.support.paths import PROJECT_ROOT
+from tests.support.server import CLIENT_TOKEN, ENROLLMENT
+from tests.support.store_frames import product_frame
 
 
 def finished(server, enrollment_id: str, timeout_s: float = 420) -> tuple[dict, list[float]]:

@@ -10,53 +10,22 @@ import signal
 import time
 
 import pymongo
-import websockets
 
 from bench.hostile_images import jpeg_declaring, png_bomb
-from tests.conftest import ADMIN_TOKEN, MAX_FRAME_BYTES
-from tests.serve_app.processes import ray_process_pids
-from models.store_render import jpeg_bytes
-from tests.serve_app.store_frames import (as_data_url, astronaut_at_kiosk, astronaut_photo, empty_frame, group_face,
-                                          product_frame, stranger_at_kiosk)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 180))
-
-
-class Kiosk:
-    """A kiosk client: sends frames, collects every server message by type."""
-
-    def __init__(self, ws):
-        self.ws, self.messages = ws, []
-
-    async def recv_until(self, kind: str, timeout: float = 20) -> dict:
-        return await self.recv_until_any({kind}, timeout)
-
-    async def recv_until_any(self, kinds: set[str], timeout: float = 20) -> dict:
-        """Collect messages until one of `kinds` arrives; returns it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), max(0.01, deadline - time.monotonic())))
-            self.messages.append(message)
-            if message["type"] in kinds:
-                return message
-
-    async def show(self, jpeg: bytes, binary: bool = False) -> dict:
-        """Send one frame and wait until the detector has processed it; returns the detections message."""
-        if binary:
-            await self.ws.send(jpeg)
-        else:
-            await self.ws.send(json.dumps({"type": "frame", "frame": as_data_url(jpeg), "timestamp": "2026-01-01T00:00:00Z"}))
-        return await self.recv_until("detections")
-
-    def of(self, kind: str) -> list[dict]:
-        return [m for m in self.messages if m["type"] == kind]
-
-
-def kiosk(server, session_id: str):
-    return websockets.connect(f"{server.ws}/ws/{session_id}", max_size=2**24,
-                              additional_headers=server.headers(ADMIN_TOKEN))
+from models.store.render import jpeg_bytes
+from tests.support.kiosk import Kiosk, kiosk
+from tests.support.processes import ray_process_pids
+from tests.support.server import MAX_FRAME_BYTES
+from tests.support.store_frames import (
+    as_data_url,
+    astronaut_at_kiosk,
+    astronaut_photo,
+    empty_frame,
+    group_face,
+    product_frame,
+    stranger_at_kiosk,
+)
+from tests.support.wire import run
 
 
 def register(server, name="Eileen Collins", phone="0912345678", photo=None, expect=201) -> dict:
@@ -78,7 +47,8 @@ def test_a_product_seen_each_time_somewhere_else_never_enters_the_cart(server):
     """Detections that do not stay in one place (a busy scene, a detector fooled by texture) are
     reported, but they are not evidence for the cart."""
     import numpy as np
-    from models.store_render import catalogue_looks, render_scene
+
+    from models.store.render import catalogue_looks, render_scene
 
     scene, _ = render_scene(np.random.default_rng(905), catalogue_looks(), size=240, classes=[3], distractors=0)
 

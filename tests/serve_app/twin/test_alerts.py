@@ -4,27 +4,12 @@ values get clear errors."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
-from models.plant import TARGET_SIGNALS, Fault, simulate
-from tests.serve_app.twin.test_stream import configured, run
-from tests.serve_app.wire import as_signals
-
-
-def measured(row: np.ndarray) -> dict:
-    return {t: (None if math.isnan(v) else v) for t, v in zip(TARGET_SIGNALS, row.tolist())}
-
-
-async def receive_until(peer, predicate, limit: int = 50) -> list[dict]:
-    messages = []
-    while len(messages) < limit:
-        messages.append(await peer.recv())
-        if predicate(messages[-1]):
-            return messages
-    raise AssertionError(f"not received: {messages}")
+from models.twin.plant import TARGET_SIGNALS, Fault, simulate
+from tests.support.twin_stream import configured, measured, receive_until
+from tests.support.wire import as_signals, run
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "msgpack"])

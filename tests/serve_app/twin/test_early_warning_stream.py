@@ -8,20 +8,19 @@ import numpy as np
 import pytest
 
 from bench.skab import TRAIN_ROWS, Run
-from tests.models.test_early_warning import SKAB_FIXTURES
-from models.dataset import SignalTable
-from models.ensemble import Ensemble
-from models.plant import TARGET_SIGNALS, simulate
-from tests.conftest import OTHER_CLIENT_TOKEN
-from tests.serve_app.twin.test_alerts import measured, receive_until
-from tests.serve_app.twin.test_stream import run
-from tests.serve_app.wire import Peer, as_signals, connect
+from models.twin.dataset import SignalTable
+from models.twin.ensemble import Ensemble
+from models.twin.plant import TARGET_SIGNALS, simulate
+from tests.support.paths import SKAB_FIXTURES
+from tests.support.server import OTHER_CLIENT_TOKEN
+from tests.support.twin_stream import measured, receive_until
+from tests.support.wire import Peer, as_signals, connect, run
 
 
 @pytest.fixture(scope="module")
 def testbed_twin(server):
     """A twin of SKAB's 8 sensors from the first 400 rows of a valve run, in the server's repository."""
-    from models.train import train_ensemble
+    from models.twin.train import train_ensemble
     testbed = Run.read(SKAB_FIXTURES / "valve1-0.csv")
     folder = train_ensemble(SignalTable(np.empty((TRAIN_ROWS, 0)), testbed.values[:TRAIN_ROWS], None), [],
                             testbed.signals, server.demo.folder.parent, "Testbed", epochs=10, boost_epochs=5)

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from models.ensemble import Ensemble, RowBatch
-from models.plant import TARGET_SIGNALS, simulate
-from models.repository import EnsembleNotFound
+from models.twin.ensemble import Ensemble, RowBatch
+from models.twin.plant import TARGET_SIGNALS, simulate
+from models.twin.repository import EnsembleNotFound
 from serve_app.twin.coalescer import PredictionCoalescer
 from serve_app.twin.ensembles import LocalEnsembles
 

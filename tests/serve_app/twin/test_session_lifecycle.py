@@ -12,9 +12,10 @@ import time
 
 import numpy as np
 
-from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
-from tests.conftest import CLIENT_TOKEN, PROJECT_ROOT, SESSION_TTL_S
-from tests.serve_app.wire import Peer, as_signals, connect, rows
+from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
+from tests.support.paths import PROJECT_ROOT
+from tests.support.server import CLIENT_TOKEN, SESSION_TTL_S
+from tests.support.wire import Peer, as_signals, connect, rows
 
 
 def run(coro):

@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 
-from serve_app.twin.history import history_csv, history_records
 from serve_app.settings import AppSettings
+from serve_app.twin.history import history_csv, history_records
 from serve_app.twin.history_log import HistoryChunk
 from serve_app.twin.session_shard import SessionShard
 

@@ -8,29 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from models.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS
-from tests.conftest import MAX_MESSAGE_BYTES
-from tests.serve_app.wire import Peer, as_signals, connect, rows
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 120))
-
-
-def expected(ensemble, x: np.ndarray, boost: dict[str, bool] | None = None) -> np.ndarray:
-    return ensemble.predict(np.atleast_2d(x), ensemble.boost_mask(boost or {}))
-
-
-def values(prediction: dict, targets=TARGET_SIGNALS) -> list[float]:
-    return [prediction[t] for t in targets]
-
-
-async def configured(server, binary=False, **config) -> tuple[Peer, dict]:
-    ws = await connect(server).__aenter__()
-    peer = Peer(ws)
-    ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name, **config}}, binary)
-    assert ack["type"] == "config_ack", ack
-    return peer, ack
+from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS
+from tests.support.server import MAX_MESSAGE_BYTES
+from tests.support.twin_stream import configured, expected, values
+from tests.support.wire import Peer, as_signals, connect, rows, run
 
 
 def test_config_ack_has_the_original_shape(server):

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from serve_app.web.access import permitted
-from serve_app.web.auth import ADMIN, KIOSK, LOCAL, TWIN, AuthSettings, Authenticator, Principal
+from serve_app.web.auth import ADMIN, KIOSK, LOCAL, TWIN, Authenticator, AuthSettings, Principal
 from serve_app.web.limits import ConnectionLimiter, KeyedRateLimiter, TokenBucket
 
 SECRET = "s" * 40

@@ -16,12 +16,12 @@ import yaml
 
 from bench.process_group import stop_process_group
 from bench.run_suite import free_port, wait_http
-from models.plant import simulate
-from tests.conftest import PROJECT_ROOT
-from tests.serve_app.store.test_stream import Kiosk, kiosk
-from tests.serve_app.store_frames import product_frame
-from tests.serve_app.twin.test_stream import configured, run
-from tests.serve_app.wire import as_signals, rows
+from models.twin.plant import simulate
+from tests.support.kiosk import Kiosk, kiosk
+from tests.support.paths import PROJECT_ROOT
+from tests.support.store_frames import product_frame
+from tests.support.twin_stream import configured
+from tests.support.wire import as_signals, rows, run
 
 PROMETHEUS_DIR = PROJECT_ROOT / "configs" / "prometheus"
 DASHBOARD = PROJECT_ROOT / "configs" / "grafana" / "streamforge.json"

@@ -1,0 +1,17 @@
+"""Changing a Ray Serve config file's application settings and replica counts before it is started."""
+
+from __future__ import annotations
+
+
+def override_serve_config(config: dict, args: dict, replicas: dict[str, int | dict]) -> None:
+    """Change a Serve config's application `args` and its deployments' replicas {name: a fixed count, or an
+    autoscaling_config}; the one given replaces the other. The benchmarks start configs/serve.yaml
+    with other settings this way."""
+    app = config["applications"][0]
+    app["args"].update(args)
+    for deployment in app["deployments"]:
+        if deployment["name"] in replicas:
+            deployment.pop("num_replicas", None)
+            deployment.pop("autoscaling_config", None)
+            wanted = replicas[deployment["name"]]
+            deployment["autoscaling_config" if isinstance(wanted, dict) else "num_replicas"] = wanted

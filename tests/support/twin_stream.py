@@ -1,0 +1,39 @@
+"""Twin-stream test helpers: a configured peer, the model's expected answers, readings with measured values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from models.twin.plant import TARGET_SIGNALS
+from tests.support.wire import Peer, connect
+
+
+def expected(ensemble, x: np.ndarray, boost: dict[str, bool] | None = None) -> np.ndarray:
+    return ensemble.predict(np.atleast_2d(x), ensemble.boost_mask(boost or {}))
+
+
+def values(prediction: dict, targets=TARGET_SIGNALS) -> list[float]:
+    return [prediction[t] for t in targets]
+
+
+async def configured(server, binary=False, **config) -> tuple[Peer, dict]:
+    ws = await connect(server).__aenter__()
+    peer = Peer(ws)
+    ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name, **config}}, binary)
+    assert ack["type"] == "config_ack", ack
+    return peer, ack
+
+
+def measured(row: np.ndarray) -> dict:
+    return {t: (None if math.isnan(v) else v) for t, v in zip(TARGET_SIGNALS, row.tolist())}
+
+
+async def receive_until(peer, predicate, limit: int = 50) -> list[dict]:
+    messages = []
+    while len(messages) < limit:
+        messages.append(await peer.recv())
+        if predicate(messages[-1]):
+            return messages
+    raise AssertionError(f"not received: {messages}")
