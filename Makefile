@@ -1,10 +1,10 @@
 # make serve : set up .venv and run the server (embedded defaults: demo ensemble) on :8000
-# make test  : set up .venv with the test tools and run the test suite
+# make test  : set up .venv with the test tools, run the linter (ruff) and the test suite
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test setup setup-dev system-deps clean
+.PHONY: serve test lint setup setup-dev system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,10 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei prometheus >/dev/null; \
 	fi
 
-test: setup-dev system-deps
+lint: setup-dev
+	$(BIN)/ruff check .
+
+test: setup-dev system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

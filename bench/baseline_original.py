@@ -55,13 +55,25 @@ async def stream(websocket: WebSocket):
             if kind == "config":
                 ensemble = ENSEMBLES.get(data.get("ensemble_name"))
                 if ensemble is None:
-                    await websocket.send_json({"type": "error", "error_code": "ENSEMBLE_NOT_FOUND", "message": "", "details": {}})
+                    await websocket.send_json(
+                        {"type": "error", "error_code": "ENSEMBLE_NOT_FOUND", "message": "", "details": {}}
+                    )
                     continue
                 session = SESSIONS[session_id] = {"ensemble": ensemble, "history": [], "count": 0}
                 m = ensemble["manifest"]
-                await websocket.send_json({"type": "config_ack", "status": "success", "message": "configured",
-                                           "session_id": session_id, "ensemble_info": {"ensemble_name": m.name,
-                                           "num_signals": len(m.target_signals), "signals_using_boost": len(m.boost_signals)}})
+                await websocket.send_json(
+                    {
+                        "type": "config_ack",
+                        "status": "success",
+                        "message": "configured",
+                        "session_id": session_id,
+                        "ensemble_info": {
+                            "ensemble_name": m.name,
+                            "num_signals": len(m.target_signals),
+                            "signals_using_boost": len(m.boost_signals),
+                        },
+                    }
+                )
             elif kind in ("predict", "predict_batch") and session:
                 start = time.perf_counter()
                 m = session["ensemble"]["manifest"]

@@ -43,7 +43,12 @@ def product_box(frame: np.ndarray) -> tuple[int, int, int, int]:
     x, y, w, h = cv2.boundingRect(max(cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0],
                                       key=cv2.contourArea))
     margin = 8
-    return max(0, x - margin), max(0, y - margin), min(frame.shape[1], x + w + margin), min(frame.shape[0], y + h + margin)
+    return (
+        max(0, x - margin),
+        max(0, y - margin),
+        min(frame.shape[1], x + w + margin),
+        min(frame.shape[0], y + h + margin),
+    )
 
 
 async def kiosk(url: str, name: str, frames: list[bytes], stop: asyncio.Event | None, fps: float) -> dict:
@@ -74,7 +79,9 @@ async def enroll(url: str, photos: list[np.ndarray], held_out: list[bytes]) -> d
     http = url.replace("ws://", "http://")
     async with httpx.AsyncClient(base_url=http, timeout=300) as api:
         stop = asyncio.Event()
-        shown = [jpeg_bytes(render_scene(np.random.default_rng(s), catalogue_looks(), 480, [1], 0)[0]) for s in range(20)]
+        shown = [
+            jpeg_bytes(render_scene(np.random.default_rng(s), catalogue_looks(), 480, [1], 0)[0]) for s in range(20)
+        ]
         watching = asyncio.create_task(kiosk(url, "enroll-watch", shown, stop, 5.0))
         started = time.monotonic()
         created = await api.post("/api/enrollments", json={"sku": "tea-box", "name": "Tea box", "price": 120})
@@ -102,13 +109,23 @@ async def enroll(url: str, photos: list[np.ndarray], held_out: list[bytes]) -> d
         after = await kiosk(url, "enroll-check", held_out, None, 10.0)
     class_id = record.get("class_id")
     return {
-        "status": record["status"], "message": record["message"], "version": record.get("version"),
-        "enroll_minutes": round(minutes, 1) if record["status"] == "enrolled" else None, "minutes": round(minutes, 1),
-        "photos": len(record["photos"]), "cutout_warnings": [p["warning"] for p in record["photos"] if p["warning"]],
-        "gate": {"refused": record.get("refused"), "candidate": record.get("metrics"), "live": record.get("live_metrics")},
+        "status": record["status"],
+        "message": record["message"],
+        "version": record.get("version"),
+        "enroll_minutes": round(minutes, 1) if record["status"] == "enrolled" else None,
+        "minutes": round(minutes, 1),
+        "photos": len(record["photos"]),
+        "cutout_warnings": [p["warning"] for p in record["photos"] if p["warning"]],
+        "gate": {
+            "refused": record.get("refused"),
+            "candidate": record.get("metrics"),
+            "live": record.get("live_metrics"),
+        },
         "kiosk_during_enrollment": {"frames_answered": during["answered"], "disconnects": during["disconnects"]},
         "new_product_held_out_frames": len(held_out),
-        "new_product_detected_share": round(sum(class_id in c for c in after["classes"]) / max(len(after["classes"]), 1), 3),
+        "new_product_detected_share": round(
+            sum(class_id in c for c in after["classes"]) / max(len(after["classes"]), 1), 3
+        ),
         "new_product_cart": after["cart"],
     }
 

@@ -59,7 +59,9 @@ def measure(device: str, seconds: float) -> dict:
         stage1, residual = runner.run_scaled(boundary)
         got = reference.target_scaler.inverse(stage1 + residual * reference.default_boost)
         result["precisions"][dtype] = {
-            "max_abs_diff_vs_onnx": dict(zip(reference.manifest.target_signals, np.abs(got - expected).max(0).round(6).tolist())),
+            "max_abs_diff_vs_onnx": dict(
+                zip(reference.manifest.target_signals, np.abs(got - expected).max(0).round(6).tolist())
+            ),
             "rows_per_s": {str(b): round(rows_per_s(runner, boundary, b, seconds)) for b in BATCHES},
         }
         print(dtype, result["precisions"][dtype]["rows_per_s"], flush=True)

@@ -131,7 +131,9 @@ def _shard_pids() -> list[int]:
     return [pid for leader in leaders for pid in session_members(leader) if cmdline(pid).startswith(SHARD_PROCESS)]
 
 
-async def shard_kill(url: str, ensemble: str, manifest: EnsembleManifest, samples: int = 20000, batch: int = 20) -> dict:
+async def shard_kill(
+    url: str, ensemble: str, manifest: EnsembleManifest, samples: int = 20000, batch: int = 20
+) -> dict:
     boundary = manifest.boundary_signals
     x = simulate(samples, seed=9).boundary
     twin, ack = await Twin.open(url, ensemble, mode="batch", batch_size=batch)

@@ -98,7 +98,9 @@ def accuracy(corpus: Path, weights: Path, conf: float) -> dict:
     dataset = SCRATCH / "real_scenes_test"
     shutil.rmtree(dataset, ignore_errors=True)
     looks = catalogue_looks()
-    write_split(dataset, "test_composite", looks, PhotoPool(pictures(corpus, "heldout")), 7, 320, composites=TEST_SCENES)
+    write_split(
+        dataset, "test_composite", looks, PhotoPool(pictures(corpus, "heldout")), 7, 320, composites=TEST_SCENES
+    )
     write_split(dataset, "test_rendered", looks, None, 8, 320, rendered=TEST_SCENES)
     metrics = evaluate(weights, dataset, corpus, catalogue_classes(), conf)
     metrics["offline_false_detections_per_1000"] = metrics.pop("phantoms_per_1000")
@@ -112,7 +114,9 @@ def main() -> None:
     args = parser.parse_args()
     stills, videos = pictures(args.corpus, "heldout"), held_out_videos(args.corpus)
     if not stills:
-        raise SystemExit(f"no held-out pictures in {args.corpus}: build the corpus with `python -m models.store.real_scenes`")
+        raise SystemExit(
+            f"no held-out pictures in {args.corpus}: build the corpus with `python -m models.store.real_scenes`"
+        )
     scenes = [(p.name, camera_frames(p, FRAMES_PER_PICTURE, i)) for i, p in enumerate(stills)]
     scenes += [(frames[0].parent.name, video_frames(frames)) for frames in videos]
     with streamforge_server("real_scenes.log", ray_environment()) as url:

@@ -131,7 +131,10 @@ def model_limit(ensemble: Ensemble, seconds: float) -> dict:
     rng = np.random.default_rng(0)
     out = {}
     for batch in (256, 1024):
-        x = rng.normal(size=(batch, len(ensemble.manifest.boundary_signals))) * ensemble.boundary_scaler.std + ensemble.boundary_scaler.mean
+        x = (
+            rng.normal(size=(batch, len(ensemble.manifest.boundary_signals))) * ensemble.boundary_scaler.std
+            + ensemble.boundary_scaler.mean
+        )
         out[f"onnxruntime_batch{batch}"] = _rows_per_s(ensemble.predict, x, seconds)
         out[f"onnxruntime_{cores}x1thread_batch{batch}"] = _rows_per_s(one_thread.predict, x, seconds, cores)
         out[f"pytorch_batch{batch}"] = _rows_per_s(lambda rows: forward(torch_model, rows), x, seconds)
@@ -159,7 +162,13 @@ def plot(results: dict) -> None:
         axes[0].plot([r["connections"] for r in single], [r["predictions_per_s"] for r in single], "o-", label=label)
         axes[1].plot([r["connections"] for r in single], [r["latency_ms"]["p99"] for r in single], "o-", label=label)
     axes[0].axhline(results["limit"]["best"], ls="--", c="grey", label="model limit (batched, no network)")
-    axes[0].set(xscale="log", yscale="log", xlabel="concurrent sessions", ylabel="predictions/s", title="Twin, single mode (JSON)")
+    axes[0].set(
+        xscale="log",
+        yscale="log",
+        xlabel="concurrent sessions",
+        ylabel="predictions/s",
+        title="Twin, single mode (JSON)",
+    )
     axes[1].set(xscale="log", xlabel="concurrent sessions", ylabel="p99 latency (ms)", title="Twin, single mode (JSON)")
     for ax in axes:
         ax.legend()
@@ -214,8 +223,11 @@ def run_streamforge(ensemble: str, args, target_rate: float) -> dict:
         ours = {"twin": twin_matrix(url, ensemble, args.seconds, args.connections, True),
                 "paced": paced(url, ensemble, target_rate, args.seconds)}
         jpegs = frames(24)
-        ours["store"] = [asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs, draws=STORE_DRAWS if k > 1 else 1))
-                         for fps in (10.0, 30.0) for k in (1, 4, 8)]
+        ours["store"] = [
+            asyncio.run(run_store(url, k, fps, args.store_seconds, jpegs, draws=STORE_DRAWS if k > 1 else 1))
+            for fps in (10.0, 30.0)
+            for k in (1, 4, 8)
+        ]
         ours["store"].append(asyncio.run(run_store(url, 4, 10.0, args.store_seconds, jpegs, aligned=True)))
         for run in ours["store"]:
             print("   ", run, flush=True)
@@ -266,15 +278,20 @@ def main() -> None:
 
     print("baseline A: the original design", flush=True)
     port = free_port()
-    baseline = Process([sys.executable, "-m", "bench.baseline_original", "--port", str(port)], SCRATCH / "baseline_a.log")
+    baseline = Process(
+        [sys.executable, "-m", "bench.baseline_original", "--port", str(port)], SCRATCH / "baseline_a.log"
+    )
     baseline_usage = ServerProcesses(markers=("bench.baseline_original",))
     try:
         wait_http(f"http://127.0.0.1:{port}/api/v1/ensembles")
-        results["baseline_a"] = {"twin": twin_matrix(f"ws://127.0.0.1:{port}", name, args.seconds, args.connections, False,
-                                                     baseline_usage)}
+        results["baseline_a"] = {
+            "twin": twin_matrix(f"ws://127.0.0.1:{port}", name, args.seconds, args.connections, False, baseline_usage)
+        }
         single = next(r for r in results["baseline_a"]["twin"] if r["batch"] == 1 and r["connections"] == 64)
         target_rate = results["target_rate"] = round(3 * single["predictions_per_s"])
-        results["baseline_a"]["paced"] = paced(f"ws://127.0.0.1:{port}", name, target_rate, args.seconds, baseline_usage)
+        results["baseline_a"]["paced"] = paced(
+            f"ws://127.0.0.1:{port}", name, target_rate, args.seconds, baseline_usage
+        )
     finally:
         baseline.stop()
 

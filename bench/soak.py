@@ -38,7 +38,9 @@ async def twin_messages(sockets: list, count: int, rows: list[dict]) -> int:
         for start in range(0, share, PIPELINE):
             burst = min(PIPELINE, share - start)
             for i in range(burst):
-                await ws.send(json.dumps({"type": "predict", "data": {"boundary_signals": rows[(start + i) % len(rows)]}}))
+                await ws.send(
+                    json.dumps({"type": "predict", "data": {"boundary_signals": rows[(start + i) % len(rows)]}})
+                )
             for _ in range(burst):
                 errors += json.loads(await ws.recv())["type"] == "error"
 

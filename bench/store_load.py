@@ -78,13 +78,23 @@ async def run_store(url: str, kiosks: int, fps: float, seconds: float, jpegs: li
         results += await asyncio.gather(*(kiosk(url, f"bench-{kiosks}-{fps}-{draw}-{k}", jpegs, fps, seconds / draws,
                                                 phase) for k, phase in enumerate(phases)))
     lat = np.concatenate([r["latencies"] for r in results]) if any(r["latencies"] for r in results) else np.zeros(1)
-    return {"kiosks": kiosks, "fps": fps, "aligned": aligned, "phases_s": drawn,
-            "seconds": seconds, "sent": sum(r["sent"] for r in results),
-            "processed": sum(r["processed"] for r in results), "dropped": sum(r["dropped"] for r in results),
-            "processed_fps": round(sum(r["processed"] for r in results) / seconds, 2),
-            "frame_to_event_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
-            "server_rss_mb": round(server.rss_bytes() / 2**20, 1),
-            "server_cpu_cores": round((server.cpu_seconds() - cpu_before) / (time.perf_counter() - start), 2)}
+    return {
+        "kiosks": kiosks,
+        "fps": fps,
+        "aligned": aligned,
+        "phases_s": drawn,
+        "seconds": seconds,
+        "sent": sum(r["sent"] for r in results),
+        "processed": sum(r["processed"] for r in results),
+        "dropped": sum(r["dropped"] for r in results),
+        "processed_fps": round(sum(r["processed"] for r in results) / seconds, 2),
+        "frame_to_event_ms": {
+            "p50": round(float(np.percentile(lat, 50)), 1),
+            "p95": round(float(np.percentile(lat, 95)), 1),
+        },
+        "server_rss_mb": round(server.rss_bytes() / 2**20, 1),
+        "server_cpu_cores": round((server.cpu_seconds() - cpu_before) / (time.perf_counter() - start), 2),
+    }
 
 
 def _single_image_ms(detector: ProductDetector, jpegs: list[bytes], repeats: int, gap_s: float = 0.0) -> list[float]:

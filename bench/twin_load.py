@@ -51,8 +51,18 @@ async def _session(url: str, ensemble: str, rows: list[dict], batch: int, binary
     tick of its own schedule, latency then counted from the tick (a late send counts as waiting)."""
     pack = msgpack.packb if binary else json.dumps
     async with websockets.connect(url + STREAM, max_size=2**26, additional_headers=auth_headers()) as ws:
-        await ws.send(pack({"type": "config", "data": {"ensemble_name": ensemble, "mode": "batch" if batch > 1 else "single",
-                                                        "batch_size": max(batch, 1)}}))
+        await ws.send(
+            pack(
+                {
+                    "type": "config",
+                    "data": {
+                        "ensemble_name": ensemble,
+                        "mode": "batch" if batch > 1 else "single",
+                        "batch_size": max(batch, 1),
+                    },
+                }
+            )
+        )
         await ws.recv()
         done, i = 0, 0
         first_tick = time.perf_counter() + offset_s
@@ -97,11 +107,19 @@ async def run_load(url: str, ensemble: str, connections: int, batch: int, binary
     elapsed = time.perf_counter() - start
     cpu_cores = (server.cpu_seconds() - cpu_before) / elapsed
     lat = np.asarray(latencies)
-    return {"connections": connections, "batch": batch, "encoding": "msgpack" if binary else "json",
-            "offered_per_s": rate, "seconds": round(elapsed, 2), "messages": len(lat), "predictions": int(sum(counts)),
-            "predictions_per_s": round(sum(counts) / elapsed, 1),
-            "latency_ms": {p: round(float(np.percentile(lat, q)), 2) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
-            "server_rss_mb": round(server.rss_bytes() / 2**20, 1), "server_cpu_cores": round(cpu_cores, 2)}
+    return {
+        "connections": connections,
+        "batch": batch,
+        "encoding": "msgpack" if binary else "json",
+        "offered_per_s": rate,
+        "seconds": round(elapsed, 2),
+        "messages": len(lat),
+        "predictions": int(sum(counts)),
+        "predictions_per_s": round(sum(counts) / elapsed, 1),
+        "latency_ms": {p: round(float(np.percentile(lat, q)), 2) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
+        "server_rss_mb": round(server.rss_bytes() / 2**20, 1),
+        "server_cpu_cores": round(cpu_cores, 2),
+    }
 
 
 async def idle_sessions(url: str, ensemble: str, count: int) -> dict:

@@ -33,7 +33,8 @@ def build_app(args: dict | None = None) -> Application:
     DetectorVersions(uri).ensure_schema()
     EnrollmentRecords(uri).ensure_schema()
     predictor = EnsemblePredictor.bind(str(project_path(settings.model_repository)), settings.twin_runtime)
-    detector = YOLODetector.bind(str(project_path(settings.detector_weights)), settings.detector_conf, settings.detector_iou,
-                                 uri)
+    detector = YOLODetector.bind(
+        str(project_path(settings.detector_weights)), settings.detector_conf, settings.detector_iou, uri
+    )
     faces = FaceMatcher.bind(uri)
     return StreamIngress.bind(predictor, detector, faces, uri, settings)

@@ -127,7 +127,9 @@ class StreamIngress:
         """The deployment's `user_config`: new values of LIVE_SETTINGS, applied to the running replicas and
         session shards (a redeploy that changes only these keeps every connection)."""
         if not set(user_config) <= LIVE_SETTINGS:
-            raise ValueError(f"user_config may set {sorted(LIVE_SETTINGS)}, not {sorted(set(user_config) - LIVE_SETTINGS)}")
+            raise ValueError(
+                f"user_config may set {sorted(LIVE_SETTINGS)}, not {sorted(set(user_config) - LIVE_SETTINGS)}"
+            )
         self.settings = AppSettings.model_validate({**self.settings.model_dump(), **user_config})
         app.state.twin.settings = app.state.store.settings = self.settings
         app.state.twin.sessions.configure(self.settings)

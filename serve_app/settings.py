@@ -30,7 +30,9 @@ def project_path(path: str) -> Path:
 class EnrollmentSettings(BaseModel):
     """Teaching the store detector new products (serve_app.store.enrollment, docs/store.md)."""
 
-    real_scenes: str = Field("data/real_scenes", description="the real-scene corpus (python -m models.store.real_scenes)")
+    real_scenes: str = Field(
+        "data/real_scenes", description="the real-scene corpus (python -m models.store.real_scenes)"
+    )
     work_dir: str = Field("data/enrollment", description="training jobs' scratch folders")
     cpus: float = Field(0.5, gt=0, description="Ray CPUs a training job reserves (it uses every core it finds)")
     min_photos: int = Field(5, ge=2)
@@ -41,7 +43,9 @@ class EnrollmentSettings(BaseModel):
     composites: int = Field(450, ge=1)
     negatives: int = Field(150, ge=0, description="real training photos with nothing labeled")
     hard_negatives: int = Field(200, ge=0, description="crops of training photos the live model sees products in")
-    replay: int = Field(400, ge=0, description="of the hard negatives the live model was taught, train on this many again")
+    replay: int = Field(
+        400, ge=0, description="of the hard negatives the live model was taught, train on this many again"
+    )
     val: int = Field(60, ge=3)
     test: int = Field(200, ge=1)
     epochs: int = Field(24, ge=1)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-PROJECT = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+from tests.support.paths import PROJECT_ROOT
+
+PROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
 
 
 @pytest.mark.parametrize("script", sorted(PROJECT["scripts"]))

@@ -27,7 +27,12 @@ def cut_out(photo: np.ndarray, box: tuple[int, int, int, int] | None = None, ite
     """The product in a BGR photo as an RGBA sprite; `box` (x0, y0, x1, y1) says where it is."""
     h, w = photo.shape[:2]
     if box is None:
-        box = (int(w * DEFAULT_MARGIN), int(h * DEFAULT_MARGIN), int(w * (1 - DEFAULT_MARGIN)), int(h * (1 - DEFAULT_MARGIN)))
+        box = (
+            int(w * DEFAULT_MARGIN),
+            int(h * DEFAULT_MARGIN),
+            int(w * (1 - DEFAULT_MARGIN)),
+            int(h * (1 - DEFAULT_MARGIN)),
+        )
     x0, y0, x1, y1 = (int(v) for v in box)
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 < 16 or y1 - y0 < 16:
@@ -50,7 +55,9 @@ def cut_out(photo: np.ndarray, box: tuple[int, int, int, int] | None = None, ite
     ys, xs = np.nonzero(alpha > 127)
     coverage = len(xs) / float((x1 - x0) * (y1 - y0))
     if len(xs) == 0:
-        return Cutout(np.zeros((1, 1, 4), np.uint8), (x0, y0, x1, y1), 0.0, "nothing was found: draw a box around the product")
+        return Cutout(
+            np.zeros((1, 1, 4), np.uint8), (x0, y0, x1, y1), 0.0, "nothing was found: draw a box around the product"
+        )
     bx0, by0, bx1, by1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
     rgba = np.dstack([cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), alpha])[by0:by1, bx0:bx1]
     warning = None

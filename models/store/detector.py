@@ -70,7 +70,12 @@ class ProductDetector:
         meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         self.session = inference_session(str(path), intra_op_threads, prefer_gpu)
         shape = self.session.get_inputs()[0].shape
-        self.imgsz = imgsz or meta.get("imgsz") or exported_size(self.session) or (shape[2] if isinstance(shape[2], int) else 640)
+        self.imgsz = (
+            imgsz
+            or meta.get("imgsz")
+            or exported_size(self.session)
+            or (shape[2] if isinstance(shape[2], int) else 640)
+        )
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.conf, self.iou = conf, iou
         self.input_name = self.session.get_inputs()[0].name
@@ -83,10 +88,15 @@ class ProductDetector:
         batch = np.stack([cv2.cvtColor(p[0], cv2.COLOR_BGR2RGB) for p in prepared]).astype(np.float32) / 255.0
         batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         if self.fixed_batch:  # a model exported without a dynamic batch axis
-            outputs = np.concatenate([self.session.run(None, {self.input_name: batch[i:i + 1]})[0] for i in range(len(batch))])
+            outputs = np.concatenate(
+                [self.session.run(None, {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
+            )
         else:
             outputs = self.session.run(None, {self.input_name: batch})[0]
-        return [self._postprocess(out, ratio, pad, img.shape) for out, (_, ratio, pad), img in zip(outputs, prepared, images)]
+        return [
+            self._postprocess(out, ratio, pad, img.shape)
+            for out, (_, ratio, pad), img in zip(outputs, prepared, images)
+        ]
 
     def detect_frames(self, frames: list[bytes]) -> list[list[dict] | dict]:
         """Encoded frames (JPEG/PNG bytes) -> per frame its detections as dicts, or {"error": ...} for a frame

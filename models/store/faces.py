@@ -10,7 +10,8 @@ def face_locations(rgb: np.ndarray, model: str = "hog", upsample: int = 1,
                    search_max_side: int | None = None) -> list[tuple[int, int, int, int]]:
     """Face boxes (top, right, bottom, left) in `rgb`'s pixels, largest first. With `search_max_side`, a larger
     image is searched at that size on its long side (as face_recognition's own webcam example does): HOG time
-    grows with the pixels (bench.ingress_costs measures it), and the smallest face found grows by the same factor (~80 px at upsample 0 becomes ~240 px in a 1920-px frame)."""
+    grows with the pixels (bench.ingress_costs measures it), and the smallest face found grows by the same
+    factor."""
     import face_recognition  # heavy import (dlib models): only where faces are searched
 
     height, width = rgb.shape[:2]

@@ -150,7 +150,9 @@ def held_out_videos(folder: Path) -> list[list[Path]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Gather real photos and video with no product from installed packages.")
+    parser = argparse.ArgumentParser(
+        description="Gather real photos and video with no product from installed packages."
+    )
     parser.add_argument("--out", type=Path, default=Path("data/real_scenes"))
     args = parser.parse_args()
     entries = build(args.out)

@@ -67,10 +67,16 @@ def render_bottle(look: Look, height: int = 200) -> np.ndarray:
                     cv2.rectangle(label, (x, y), (x + step - 1, y + step - 1), accent, -1)
     rgba[top:bottom, :, :3] = label
     c, r = (w // 2, int(h * 0.3)), max(4, int(w * 0.22))
-    logo = {"circle": lambda: cv2.circle(rgba, c, r, (*accent, 255), -1),
-            "square": lambda: cv2.rectangle(rgba, (c[0] - r, c[1] - r), (c[0] + r, c[1] + r), (*accent, 255), -1),
-            "triangle": lambda: cv2.fillPoly(rgba, [np.array([(c[0], c[1] - r), (c[0] - r, c[1] + r), (c[0] + r, c[1] + r)])], (*accent, 255)),
-            "diamond": lambda: cv2.fillPoly(rgba, [np.array([(c[0], c[1] - r), (c[0] - r, c[1]), (c[0], c[1] + r), (c[0] + r, c[1])])], (*accent, 255))}
+    logo = {
+        "circle": lambda: cv2.circle(rgba, c, r, (*accent, 255), -1),
+        "square": lambda: cv2.rectangle(rgba, (c[0] - r, c[1] - r), (c[0] + r, c[1] + r), (*accent, 255), -1),
+        "triangle": lambda: cv2.fillPoly(
+            rgba, [np.array([(c[0], c[1] - r), (c[0] - r, c[1] + r), (c[0] + r, c[1] + r)])], (*accent, 255)
+        ),
+        "diamond": lambda: cv2.fillPoly(
+            rgba, [np.array([(c[0], c[1] - r), (c[0] - r, c[1]), (c[0], c[1] + r), (c[0] + r, c[1])])], (*accent, 255)
+        ),
+    }
     logo.get(look.logo, lambda: None)()
     return cv2.cvtColor(rgba, cv2.COLOR_BGRA2RGBA)
 
@@ -174,7 +180,9 @@ def _plain_patch(canvas: np.ndarray, rng: np.random.Generator, smallest: int, la
     """A plain rectangle of a random colour, `smallest` to `largest` pixels a side, somewhere on the canvas."""
     x, y = rng.integers(0, canvas.shape[0], 2)
     w, h = rng.integers(smallest, largest, 2)
-    cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(float(v) for v in rng.integers(0, 256, 3)), -1)
+    cv2.rectangle(
+        canvas, (int(x), int(y)), (int(x + w), int(y + h)), tuple(float(v) for v in rng.integers(0, 256, 3)), -1
+    )
 
 
 def _texture_window(sprite: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
@@ -226,9 +234,15 @@ def paint_look_alike(canvas: np.ndarray, sprite: np.ndarray, rng: np.random.Gene
         _plain_patch(canvas, rng, size // 8, size // 2)
 
 
-def render_scene(rng: np.random.Generator, looks: Mapping[int, Product], size: int = 320,
-                 classes: list[int] | None = None, distractors: int | None = None,
-                 background: np.ndarray | None = None, look_alikes: int = 0) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
+def render_scene(
+    rng: np.random.Generator,
+    looks: Mapping[int, Product],
+    size: int = 320,
+    classes: list[int] | None = None,
+    distractors: int | None = None,
+    background: np.ndarray | None = None,
+    look_alikes: int = 0,
+) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
     """One RGB scene and its labels [(class_id, (x0, y0, x1, y1))]; `classes` fixes which products appear.
 
     `looks` maps class ids to products; `background` (an RGB photo) replaces the drawn background with a

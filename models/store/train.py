@@ -94,8 +94,10 @@ def _split_folders(root: Path, split: str) -> None:
 def _write_image(root: Path, split: str, name: str, image: np.ndarray, labels, imgsz: int, quality: int) -> None:
     cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_JPEG_QUALITY, quality])
-    lines = [f"{c} {(x0 + x1) / 2 / imgsz:.6f} {(y0 + y1) / 2 / imgsz:.6f} {(x1 - x0) / imgsz:.6f} {(y1 - y0) / imgsz:.6f}"
-             for c, (x0, y0, x1, y1) in labels]
+    lines = [
+        f"{c} {(x0 + x1) / 2 / imgsz:.6f} {(y0 + y1) / 2 / imgsz:.6f} {(x1 - x0) / imgsz:.6f} {(y1 - y0) / imgsz:.6f}"
+        for c, (x0, y0, x1, y1) in labels
+    ]
     (root / "labels" / split / f"{name}.txt").write_text("\n".join(lines))
 
 

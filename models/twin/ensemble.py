@@ -26,7 +26,8 @@ class Ensemble:
     """A loaded ensemble: validated inputs in physical units -> predictions in physical units."""
 
     def __init__(self, folder: Path, intra_op_threads: int = 0, runtime: str = "auto"):
-        """`runtime`: `cpu`, `cuda` or `auto` (see models.twin.runtimes.choose_runner); `self.runtime` names the one in use."""
+        """`runtime`: `cpu`, `cuda` or `auto` (see models.twin.runtimes.choose_runner); `self.runtime` names
+        the one in use."""
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
         self.boundary_scaler, self.target_scaler = read_scalers(self.folder)

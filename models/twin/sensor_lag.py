@@ -4,8 +4,8 @@ y[t] = a * y[t-1] + (1 - a) * p[t], with one coefficient `a` per target.
 A twin fitted row by row to lagged readings learns a smeared mix of the process and its sensors, and its
 error then wanders with the operating point - the residual monitor cannot tell that from a fault.
 Training estimates `a` per target, fits the static twin to the readings with the lag removed (the
-steady state), and the monitor (models.twin.monitor.residual_monitor) lags the predictions again before comparing them with
-measurements.
+steady state), and the monitor (models.twin.monitor.residual_monitor) lags the predictions again
+before comparing them with measurements.
 """
 
 from __future__ import annotations

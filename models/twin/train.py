@@ -241,7 +241,11 @@ class TwinRecipe:
         x, y = x_scaler.transform(inputs), y_scaler.transform(target)
 
         def examples(targets: np.ndarray, rows: slice, salt: int) -> tuple[np.ndarray, np.ndarray]:
-            return leave_one_out_rows(x[rows], targets[rows], self.seed + salt) if leave_one_out else (x[rows], targets[rows])
+            return (
+                leave_one_out_rows(x[rows], targets[rows], self.seed + salt)
+                if leave_one_out
+                else (x[rows], targets[rows])
+            )
 
         if self.kept_stage1 is None:
             config = SSTConfig(n_in, n_out, self.plan.d_model, self.plan.nhead, self.plan.num_layers,
@@ -427,9 +431,13 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=None, help=sizing)
     parser.add_argument("--layers", type=int, default=None, help=sizing)
     parser.add_argument("--heads", type=int, default=None, help=sizing)
-    parser.add_argument("--boost", choices=["mlp", "sst"], default="mlp", help="residual boost kind (models.twin.residual_boost)")
+    parser.add_argument(
+        "--boost", choices=["mlp", "sst"], default="mlp", help="residual boost kind (models.twin.residual_boost)"
+    )
     parser.add_argument("--boost-width", type=int, default=256, help="hidden units of an MLP boost")
-    parser.add_argument("--boost-layers", type=int, default=3, help="hidden layers (MLP) or encoder layers (SST) of the boost")
+    parser.add_argument(
+        "--boost-layers", type=int, default=3, help="hidden layers (MLP) or encoder layers (SST) of the boost"
+    )
     parser.add_argument("--boost-d-model", type=int, default=64, help="d_model of an SST boost")
     parser.add_argument("--stage1-from", type=Path, default=None,
                         help="ensemble folder whose Stage 1, scalers and sensor lags to reuse: train only a new boost")
@@ -440,8 +448,11 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=CROSS_FIT_FOLDS,
                         help=f"cross-fitting folds below {HOLDOUT_ROWS:,} rows")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--static", action="store_true",
-                        help="fit the readings as they are, without estimating sensor lags (rows need not be consecutive)")
+    parser.add_argument(
+        "--static",
+        action="store_true",
+        help="fit the readings as they are, without estimating sensor lags (rows need not be consecutive)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     boundary, target = [s for s in args.boundary.split(",") if s], args.target.split(",")
@@ -459,9 +470,10 @@ def main() -> None:
     calibration = manifest.training["calibration"]
     print(f"wrote {folder}\nR² on held-out rows ({calibration['scheme']}, {calibration['rows']} rows):")
     for t, m in manifest.metrics.items():
+        watched = "against the twin" if manifest.monitor.signals[t].follows_twin else "against its normal level"
         print(f"  {t:28s} stage 1 {m.r2_stage1:.4f}  stage 1 + boost {m.r2_stage1 + m.delta_r2:.4f}  "
               f"boost {'used' if m.boost_used else 'not used'}  sensor lag {manifest.sensor_lag.get(t, 0.0):.3f}  "
-              f"monitored {'against the twin' if manifest.monitor.signals[t].follows_twin else 'against its normal level'}")
+              f"monitored {watched}")
 
 
 if __name__ == "__main__":

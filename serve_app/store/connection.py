@@ -152,8 +152,11 @@ class KioskConnection:
 
     def _accept_frame(self, data: bytes, timestamp: str) -> dict:
         if not self.frame_budget.take():
-            raise WireError(StoreError.RATE_LIMITED, f"more than {self.services.settings.kiosk_frames_per_s:g} frames a second; "
-                            "this frame was dropped", {"timestamp": timestamp})
+            raise WireError(
+                StoreError.RATE_LIMITED,
+                f"more than {self.services.settings.kiosk_frames_per_s:g} frames a second; this frame was dropped",
+                {"timestamp": timestamp},
+            )
         if self.pending is not None:
             self.dropped += 1
             self.services.metrics.frames.inc(tags={"outcome": "dropped"})

@@ -31,7 +31,9 @@ class DetectorPool:
 class LocalDetector:
     """`await detect(jpeg_bytes)` -> detections as dicts, or {"error": ...}: the YOLODetector contract."""
 
-    def __init__(self, weights: Path, conf: float, iou: float, calls: int = 1, versions: DetectorVersions | None = None):
+    def __init__(
+        self, weights: Path, conf: float, iou: float, calls: int = 1, versions: DetectorVersions | None = None
+    ):
         self.detector = LiveDetector(weights, conf, iou, 1, versions)
         self._calls = asyncio.Semaphore(calls)
 

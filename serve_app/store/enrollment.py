@@ -80,7 +80,9 @@ class EnrollmentRecords:
         record = self.enrollments.find_one({"enrollment_id": enrollment_id}, PUBLIC)
         if record is not None:
             projection = PUBLIC if files else {**PUBLIC, "photo": 0, "cutout": 0}
-            record["photos"] = list(self.photos.find({"enrollment_id": enrollment_id}, projection).sort("index", ASCENDING))
+            record["photos"] = list(
+                self.photos.find({"enrollment_id": enrollment_id}, projection).sort("index", ASCENDING)
+            )
         return record
 
     def photo(self, enrollment_id: str, index: int) -> dict | None:
@@ -103,7 +105,9 @@ class EnrollmentRecords:
             return None
         try:
             for i, (jpeg, cutout) in enumerate(photos):
-                self.photos.insert_one({"enrollment_id": enrollment_id, "index": first + i, **_photo_fields(jpeg, cutout)})
+                self.photos.insert_one(
+                    {"enrollment_id": enrollment_id, "index": first + i, **_photo_fields(jpeg, cutout)}
+                )
         except DuplicateKeyError:  # another upload took these numbers
             return None
         return self.get(enrollment_id)
@@ -112,7 +116,9 @@ class EnrollmentRecords:
         """Store a photo's new cut-out (while collecting)."""
         if not self._collecting(enrollment_id):
             return None
-        self.photos.update_one({"enrollment_id": enrollment_id, "index": index}, {"$set": _photo_fields(photo_jpeg, cutout)})
+        self.photos.update_one(
+            {"enrollment_id": enrollment_id, "index": index}, {"$set": _photo_fields(photo_jpeg, cutout)}
+        )
         return self.get(enrollment_id)
 
     def claim(self, enrollment_id: str, min_photos: int) -> dict | None:
@@ -132,8 +138,12 @@ class EnrollmentRecords:
 
     def enrolled_cutouts(self, class_ids: list[int]) -> dict[int, list[np.ndarray]]:
         """class id -> cut-outs, of the enrollments that went live with one of these classes."""
-        return {done["class_id"]: [png_sprite(p["cutout"]) for p in self.photos.find({"enrollment_id": done["enrollment_id"]})]
-                for done in self.enrollments.find({"status": "enrolled", "class_id": {"$in": class_ids}}, PUBLIC)}
+        return {
+            done["class_id"]: [
+                png_sprite(p["cutout"]) for p in self.photos.find({"enrollment_id": done["enrollment_id"]})
+            ]
+            for done in self.enrollments.find({"status": "enrolled", "class_id": {"$in": class_ids}}, PUBLIC)
+        }
 
     def update(self, enrollment_id: str, **fields) -> None:
         """Set fields (and `updated_at`, the job's heartbeat)."""
@@ -150,7 +160,9 @@ class EnrollmentJob:
             train_enrollment(mongo_uri, enrollment_id, AppSettings.model_validate(settings))
         except Exception as exc:  # noqa: BLE001 - any failure is reported on the enrollment
             logger.exception("enrollment %s failed", enrollment_id)
-            records.update(enrollment_id, status="failed", message=f"{type(exc).__name__}: {exc}", finished_at=time.time())
+            records.update(
+                enrollment_id, status="failed", message=f"{type(exc).__name__}: {exc}", finished_at=time.time()
+            )
         ray.actor.exit_actor()
 
 
@@ -192,7 +204,9 @@ def _known_products(records: EnrollmentRecords, classes: dict[int, str], catalog
         known.setdefault(class_id, cutouts)
     missing = set(classes) - set(known)
     if missing:
-        raise ValueError(f"the live detector knows classes {sorted(missing)} that no catalogue look or enrollment shows")
+        raise ValueError(
+            f"the live detector knows classes {sorted(missing)} that no catalogue look or enrollment shows"
+        )
     return known
 
 
@@ -243,9 +257,12 @@ def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: 
     if result.refused:
         records.update(enrollment_id, status="refused", message="the quality gate refused the model", **outcome)
     elif db.upsert_product(record["sku"], record["name"], record["price"], class_id) is None:
-        records.update(enrollment_id, status="failed", message=f"detector class {class_id} was taken meanwhile", **outcome)
+        records.update(
+            enrollment_id, status="failed", message=f"detector class {class_id} was taken meanwhile", **outcome
+        )
     elif not versions.set_live(version, previous=live):
-        records.update(enrollment_id, status="passed", message="another version went live meanwhile: promote it by hand",
-                       **outcome)
+        records.update(
+            enrollment_id, status="passed", message="another version went live meanwhile: promote it by hand", **outcome
+        )
     else:
         records.update(enrollment_id, status="enrolled", message=f"version {version} is live", **outcome)

@@ -111,7 +111,9 @@ async def enrollment(enrollment_id: str, services: StoreServices = Depends(store
 
 
 @router.post("/api/enrollments/{enrollment_id}/photos")
-async def add_photos(enrollment_id: str, request: EnrollmentPhotos, services: StoreServices = Depends(store_services)) -> dict:
+async def add_photos(
+    enrollment_id: str, request: EnrollmentPhotos, services: StoreServices = Depends(store_services)
+) -> dict:
     """Add photos (any background); each is cut out at once. 409 when training started or over the limit."""
     options = services.settings.enrollment
     limits = ImageLimits(services.settings.max_http_body_bytes, services.settings.max_image_pixels)

@@ -46,7 +46,9 @@ class ProductUpdate(BaseModel):
 class RegisterUser(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     phone: str = Field(pattern=r"^[0-9+\- ]{6,20}$")
-    photos: list[str] = Field(min_length=1, max_length=5, description="base64 JPEG/PNG face photos (data URLs accepted)")
+    photos: list[str] = Field(
+        min_length=1, max_length=5, description="base64 JPEG/PNG face photos (data URLs accepted)"
+    )
 
 
 def store_services(connection: HTTPConnection) -> StoreServices:
@@ -61,14 +63,20 @@ async def kiosk_stream(websocket: WebSocket, session_id: str, services: StoreSer
         if not admitted:
             return
         if not re.match(SESSION_ID_PATTERN, session_id):
-            await websocket.send_text(codec.encode(error(StoreError.INVALID_MESSAGE, "invalid session id: use 1-128 of A-Z a-z 0-9 _ . : -"), False))
+            await websocket.send_text(
+                codec.encode(
+                    error(StoreError.INVALID_MESSAGE, "invalid session id: use 1-128 of A-Z a-z 0-9 _ . : -"), False
+                )
+            )
             await websocket.close(code=1008)
             return
         try:
             await KioskConnection(websocket, services, session_id).serve()
         except PyMongoError as exc:
             logger.error("kiosk session %s: database unavailable: %s", session_id, exc)
-            await websocket.send_text(codec.encode(error(StoreError.STORE_UNAVAILABLE, "the store database is unavailable"), False))
+            await websocket.send_text(
+                codec.encode(error(StoreError.STORE_UNAVAILABLE, "the store database is unavailable"), False)
+            )
             await websocket.close(code=1011)
 
 

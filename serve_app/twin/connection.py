@@ -208,8 +208,11 @@ class TwinConnection:
                                 {"reason": str(exc)[:200]}) from None
             request_id = message.get("id") if isinstance(message, dict) else None
             if not self.budget.take():
-                raise WireError(ErrorCode.RATE_LIMITED, f"more than {self.services.settings.twin_messages_per_s:g} messages a second; "
-                                "this message was not processed, retry later")
+                raise WireError(
+                    ErrorCode.RATE_LIMITED,
+                    f"more than {self.services.settings.twin_messages_per_s:g} messages a second; "
+                    "this message was not processed, retry later",
+                )
             envelope = parse_envelope(message)
             received = time.perf_counter()
             if envelope.type == "config":
@@ -241,7 +244,9 @@ class TwinConnection:
                 reply = err.to_message()
             except Exception as exc:
                 logger.exception("prediction failed in session %s", self.session_id)
-                reply = WireError(ErrorCode.PREDICTION_ERROR, "prediction failed", {"reason": str(exc)[:300]}).to_message()
+                reply = WireError(
+                    ErrorCode.PREDICTION_ERROR, "prediction failed", {"reason": str(exc)[:300]}
+                ).to_message()
             return _with_id(reply, request_id)
         return asyncio.create_task(run())
 
@@ -260,7 +265,9 @@ class TwinConnection:
         mask = np.array([config.manual_boost_signals.get(t, t in default) for t in targets], dtype=bool)
         calibration = MonitorCalibration.model_validate(info["monitor"]) if info.get("monitor") else None
         thresholds = alert_overrides(calibration, config.alert_thresholds, targets)
-        monitor = ResidualMonitor(targets, calibration, thresholds, AlarmFlood(config.alert_flood)) if calibration else None
+        monitor = (
+            ResidualMonitor(targets, calibration, thresholds, AlarmFlood(config.alert_flood)) if calibration else None
+        )
         active = ActiveConfig(config, info["boundary_signals"], targets, [t for t, m in zip(targets, mask) if m], mask,
                               monitor)
         resumed = False
@@ -293,11 +300,16 @@ class TwinConnection:
         out = await self.services.predictor.predict(active.config.ensemble_name, RowBatch(inputs, mask))
         finite = np.isfinite(out).all(axis=1)
         if not finite.all():
-            raise WireError(ErrorCode.PREDICTION_ERROR, "the model gave non-finite values: inputs far outside its range?",
-                            {"rows": np.flatnonzero(~finite)[:20].tolist()})
+            raise WireError(
+                ErrorCode.PREDICTION_ERROR,
+                "the model gave non-finite values: inputs far outside its range?",
+                {"rows": np.flatnonzero(~finite)[:20].tolist()},
+            )
         latency_ms = (time.perf_counter() - received) * 1000.0
         self.services.metrics.predictions.inc(len(inputs), tags={"ensemble": active.config.ensemble_name})
-        self.services.metrics.twin_latency_ms.observe(latency_ms, tags={"type": "predict" if len(inputs) == 1 else "predict_batch"})
+        self.services.metrics.twin_latency_ms.observe(
+            latency_ms, tags={"type": "predict" if len(inputs) == 1 else "predict_batch"}
+        )
         boundary = inputs if active.boundary else np.empty((len(inputs), 0))
         self.services.sessions.record(self.session_id, self.connection_id, HistoryChunk(
             timestamps, np.full(len(inputs), latency_ms / len(inputs)), tuple(active.boundary), boundary,
@@ -306,7 +318,11 @@ class TwinConnection:
 
     async def _predict_one(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
         timestamp = timestamp_text(data.get("timestamp"))
-        actual = None if data.get("actual_signals") is None else np.asarray([actual_row(data["actual_signals"], active.targets)])
+        actual = (
+            None
+            if data.get("actual_signals") is None
+            else np.asarray([actual_row(data["actual_signals"], active.targets)])
+        )
         if active.boundary:
             inputs = np.asarray([signal_row(data.get("boundary_signals"), active.boundary)])
         else:

@@ -24,7 +24,9 @@ def history_records(chunks: list[HistoryChunk]) -> list[dict]:
     records = []
     for c in chunks:
         actual = [None] * len(c) if c.actual is None else c.actual.tolist()
-        for ts, lat, b, p, a in zip(c.timestamps, c.latency_ms.tolist(), c.boundary.tolist(), c.predictions.tolist(), actual):
+        for ts, lat, b, p, a in zip(
+            c.timestamps, c.latency_ms.tolist(), c.boundary.tolist(), c.predictions.tolist(), actual
+        ):
             record = {"timestamp": ts, "latency_ms": lat, "boundary": dict(zip(c.boundary_signals, b)),
                       "predictions": dict(zip(c.target_signals, p))}
             if a is not None:
@@ -39,8 +41,15 @@ def history_csv(chunks: list[HistoryChunk]) -> str:
     measured = targets if any(c.actual is not None for c in chunks) else []
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["timestamp", "latency_ms", *(f"boundary_{s}" for s in boundary), *(f"prediction_{s}" for s in targets),
-                     *(f"actual_{s}" for s in measured)])
+    writer.writerow(
+        [
+            "timestamp",
+            "latency_ms",
+            *(f"boundary_{s}" for s in boundary),
+            *(f"prediction_{s}" for s in targets),
+            *(f"actual_{s}" for s in measured),
+        ]
+    )
     for r in history_records(chunks):
         actual = r.get("actual", {})
         writer.writerow([r["timestamp"], r["latency_ms"], *(r["boundary"].get(s, "") for s in boundary),

@@ -52,10 +52,15 @@ class HistoryChunk:
 
     def to_document(self) -> dict:
         """For MongoDB: arrays as raw float64 bytes (exact, compact)."""
-        return {"timestamps": self.timestamps, "latency_ms": self.latency_ms.astype(np.float64).tobytes(),
-                "boundary_signals": list(self.boundary_signals), "boundary": self.boundary.astype(np.float64).tobytes(),
-                "target_signals": list(self.target_signals), "predictions": self.predictions.astype(np.float64).tobytes(),
-                "actual": None if self.actual is None else self.actual.astype(np.float64).tobytes()}
+        return {
+            "timestamps": self.timestamps,
+            "latency_ms": self.latency_ms.astype(np.float64).tobytes(),
+            "boundary_signals": list(self.boundary_signals),
+            "boundary": self.boundary.astype(np.float64).tobytes(),
+            "target_signals": list(self.target_signals),
+            "predictions": self.predictions.astype(np.float64).tobytes(),
+            "actual": None if self.actual is None else self.actual.astype(np.float64).tobytes(),
+        }
 
     @classmethod
     def from_document(cls, doc: dict) -> "HistoryChunk":

@@ -202,7 +202,9 @@ def batch_rows(data: dict, names: list[str], limit: int) -> tuple[np.ndarray, li
                         {"batch_size": len(batch), "max_batch_size": limit})
     rows = _well_formed_rows(batch, names)
     if rows is None:  # find and name the first bad row and value
-        rows = np.asarray([signal_row(values, names, f"batch[{i}]") for i, values in enumerate(batch)], dtype=np.float64)
+        rows = np.asarray(
+            [signal_row(values, names, f"batch[{i}]") for i, values in enumerate(batch)], dtype=np.float64
+        )
     return rows, batch_timestamps(data, len(batch), "batch")
 
 

@@ -121,7 +121,11 @@ async def twin_result(file_name: str, http: Request, services: TwinServices = De
     path = project_path(services.settings.results_dir) / file_name
     match = RESULT_FILE.match(file_name)
     viewer = http.state.principal.twin_viewer
-    if not match or not path.is_file() or (viewer is not None and not await services.sessions.visible(match["session"], viewer)):
+    if (
+        not match
+        or not path.is_file()
+        or (viewer is not None and not await services.sessions.visible(match["session"], viewer))
+    ):
         raise HTTPException(404, "no such result file")
     return FileResponse(path, filename=file_name)
 
@@ -135,7 +139,9 @@ async def twin_history(session_id: str, http: Request, format: Literal["csv", "j
         return Response(await asyncio.to_thread(history_csv, chunks), media_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{session_id}.csv"'})
     monitoring = await services.sessions.monitoring(session_id, http.state.principal.twin_viewer)
-    return Response(await asyncio.to_thread(history_json, session_id, chunks, monitoring), media_type="application/json")
+    return Response(
+        await asyncio.to_thread(history_json, session_id, chunks, monitoring), media_type="application/json"
+    )
 
 
 def _write_history(path: Path, session_id: str, chunks: list[HistoryChunk], file_format: str) -> None:

@@ -112,7 +112,13 @@ class AccessControl:
             if receive is None:
                 return await _deny(scope, send, 413, f"request body exceeds {policy.max_body_bytes} bytes")
         token = _query_token(scope)
-        if token and principal is not None and principal.role != LOCAL and scope["type"] == "http" and scope["path"] in PAGES:
+        if (
+            token
+            and principal is not None
+            and principal.role != LOCAL
+            and scope["type"] == "http"
+            and scope["path"] in PAGES
+        ):
             send = _setting_cookie(send, token)  # the page's scripts, assets and sockets then carry it
         return await self.app(scope, receive, send)
 

@@ -25,7 +25,10 @@ class StreamMetrics:
             "streamforge_twin_latency_ms", description="Twin request receive-to-reply latency (ms).",
             boundaries=LATENCY_BOUNDARIES_MS, tag_keys=("type",))
         self.errors = metrics.Counter(
-            "streamforge_errors", description="Error replies sent, by stream and error code.", tag_keys=("stream", "code"))
+            "streamforge_errors",
+            description="Error replies sent, by stream and error code.",
+            tag_keys=("stream", "code"),
+        )
         self.connections = metrics.Gauge(
             "streamforge_open_connections", description="Open WebSocket connections on this replica.",
             tag_keys=("stream",))

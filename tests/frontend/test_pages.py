@@ -17,11 +17,11 @@ from playwright import sync_api as playwright_api
 
 from models.store.render import catalogue_looks, render_scene
 from tests.support.fake_camera import write_y4m
+from tests.support.paths import SCREENSHOTS
 from tests.support.server import ADMIN_TOKEN
 from tests.support.store_frames import group_face
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "results" / "screenshots"
 
 
 def scene(class_ids: list[int], seed: int) -> np.ndarray:
@@ -113,7 +113,9 @@ def test_twin_dashboard_streams_and_charts(server, browser):
     page.wait_for_function("signalChart.data.datasets[0].data.length >= 40", timeout=60_000)
     points = page.evaluate("signalChart.data.datasets.map(d => d.data.filter(v => v !== null).length)")
     assert points[0] >= 40 and points[1] >= 40  # predicted and actual
-    page.wait_for_function("document.querySelector('#stats').innerText.includes('predictions (session)')", timeout=20_000)
+    page.wait_for_function(
+        "document.querySelector('#stats').innerText.includes('predictions (session)')", timeout=20_000
+    )
     href = page.get_attribute("#download", "href")
     assert href.startswith("/api/v1/inference/stream/history/")
     shot(page, "twin-dashboard")
@@ -121,7 +123,9 @@ def test_twin_dashboard_streams_and_charts(server, browser):
     # reading against the normal level's band
     page.evaluate("monitor.signals[document.querySelector('#target').value].follows_twin = false")
     page.wait_for_function("document.querySelector('#band-note').innerText.includes('normal level')", timeout=20_000)
-    residual, measured = page.evaluate("[residualChart.data.datasets[0].data.at(-1), signalChart.data.datasets[1].data.at(-1)]")
+    residual, measured = page.evaluate(
+        "[residualChart.data.datasets[0].data.at(-1), signalChart.data.datasets[1].data.at(-1)]"
+    )
     assert residual == measured is not None
     page.click("#stop")
 

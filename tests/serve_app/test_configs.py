@@ -1,13 +1,13 @@
 """The shipped Serve configs name real deployments and valid application args."""
 
-from pathlib import Path
 
 import pytest
 import yaml
 
 from serve_app.settings import AppSettings
+from tests.support.paths import PROJECT_ROOT
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = PROJECT_ROOT / "configs"
 DEPLOYMENTS = {"StreamIngress", "EnsemblePredictor", "YOLODetector", "FaceMatcher"}
 
 

@@ -90,7 +90,9 @@ def test_a_server_with_inference_in_the_ingress_serves_kiosks_and_twins(server):
     assert undecodable["error_code"] == "INVALID_IMAGE"
     assert ray_process_pids(server, DETECTOR) == []  # the idle detector pool holds no replica
     single, batch = run(twin())
-    np.testing.assert_allclose(values(single["data"]["predictions"]), expected(server.demo, x[0])[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        values(single["data"]["predictions"]), expected(server.demo, x[0])[0], rtol=1e-5, atol=1e-5
+    )
     np.testing.assert_allclose([values(p) for p in batch["data"]["predictions"]], expected(server.demo, x),
                                rtol=1e-5, atol=1e-5)
 

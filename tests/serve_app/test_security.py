@@ -119,7 +119,9 @@ def test_admin_manages_products_and_users(server):
                                                              "yolo_class_id": 77}
     clash = server.api.put("/api/products/OTHER-SKU", json={"name": "x", "price": 1, "yolo_class_id": 77})
     assert clash.status_code == 409
-    assert server.api.put("/api/products/bad sku!", json={"name": "x", "price": 1, "yolo_class_id": 78}).status_code == 422
+    assert (
+        server.api.put("/api/products/bad sku!", json={"name": "x", "price": 1, "yolo_class_id": 78}).status_code == 422
+    )
     assert any(p["id"] == "TEST-SKU" for p in server.api.get("/api/products").json()["products"])
     users = server.api.get("/api/users").json()["users"]
     assert all("encodings" not in u for u in users)
@@ -159,8 +161,11 @@ def test_chunked_request_bodies_are_counted_and_get_413(server):
     oversized = server.api.post("/api/users", content=chunks(12 * 1024 * 1024 + 1),
                                 headers={"content-type": "application/json"})
     assert oversized.status_code == 413
-    small = server.api.put("/api/products/CHUNKED-1", headers={"content-type": "application/json"},
-                           content=(part for part in [b'{"name": "Chunked tea", ', b'"price": 12, "yolo_class_id": 901}']))
+    small = server.api.put(
+        "/api/products/CHUNKED-1",
+        headers={"content-type": "application/json"},
+        content=(part for part in [b'{"name": "Chunked tea", ', b'"price": 12, "yolo_class_id": 901}']),
+    )
     assert small.status_code == 200, small.text  # a chunked body under the limit reaches the route whole
     assert small.json()["name"] == "Chunked tea"
 
@@ -169,7 +174,9 @@ def test_kiosk_frame_rate_limit_answers_with_an_error(server):
     frame = empty_frame(1)
 
     async def scenario():
-        async with websockets.connect(f"{server.ws}/ws/rate-kiosk", additional_headers=server.headers(ADMIN_TOKEN)) as ws:
+        async with websockets.connect(
+            f"{server.ws}/ws/rate-kiosk", additional_headers=server.headers(ADMIN_TOKEN)
+        ) as ws:
             for _ in range(150):  # far above 30 frames/s with a burst of 60
                 await ws.send(frame)
             replies = []
@@ -242,7 +249,9 @@ def test_twin_sessions_belong_to_the_client_that_opened_them(server):
 
     sid = run(open_session())
     assert run(resume_as_other(sid))["error_code"] == "SESSION_NOT_FOUND"  # not even told that it exists
-    owner, other = (httpx.Client(base_url=server.http, headers=server.headers(t)) for t in (CLIENT_TOKEN, OTHER_CLIENT_TOKEN))
+    owner, other = (
+        httpx.Client(base_url=server.http, headers=server.headers(t)) for t in (CLIENT_TOKEN, OTHER_CLIENT_TOKEN)
+    )
     with owner, other:
         assert other.get(f"/api/v1/inference/stream/history/{sid}").status_code == 404
         assert other.post("/api/v1/inference/stream/save", json={"session_id": sid}).status_code == 404

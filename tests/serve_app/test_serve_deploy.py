@@ -67,7 +67,11 @@ def _deploy_config(server, history_limit: int) -> dict:
 @pytest.mark.restarts_server
 def test_serve_deploy_and_a_live_setting_change_keep_connections(server, tmp_path):
     server.process.stop()  # one Ray cluster at a time on this machine (ports, cores)
-    env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"} | ray_environment() | {"RAY_USAGE_STATS_ENABLED": "0"}
+    env = (
+        {k: v for k, v in os.environ.items() if k != "MONGODB_URI"}
+        | ray_environment()
+        | {"RAY_USAGE_STATS_ENABLED": "0"}
+    )
     head = RayHead(env)
     try:
         config_path = tmp_path / "deploy.yaml"
@@ -77,7 +81,10 @@ def test_serve_deploy_and_a_live_setting_change_keep_connections(server, tmp_pat
         x = rows(90, seed=95)
 
         async def stream_through_a_redeploy():
-            async with websockets.connect(server.ws + STREAM_PATH, additional_headers=server.headers(CLIENT_TOKEN)) as ws:
+            async with websockets.connect(
+                server.ws + STREAM_PATH, additional_headers=server.headers(CLIENT_TOKEN)
+            ) as ws:
+
                 async def predict(row) -> dict:
                     await ws.send(json.dumps({"type": "predict", "data": {"boundary_signals": as_signals(row)}}))
                     return json.loads(await ws.recv())
@@ -86,7 +93,9 @@ def test_serve_deploy_and_a_live_setting_change_keep_connections(server, tmp_pat
                 sid = json.loads(await ws.recv())["session_id"]
                 replies = [await predict(r) for r in x[:40]]
                 async with server.async_api() as api:
-                    before = len((await api.get(f"/api/v1/inference/stream/history/{sid}?format=json")).json()["samples"])
+                    before = len(
+                        (await api.get(f"/api/v1/inference/stream/history/{sid}?format=json")).json()["samples"]
+                    )
                     config_path.write_text(yaml.safe_dump(_deploy_config(server, history_limit=60)))
                     await asyncio.to_thread(head.serve, "deploy", str(config_path))
                     for _ in range(120):  # the running replicas reconfigure; the socket stays open meanwhile
@@ -95,7 +104,9 @@ def test_serve_deploy_and_a_live_setting_change_keep_connections(server, tmp_pat
                             break
                         await asyncio.sleep(1)
                     replies += [await predict(r) for r in x[40:]]
-                    after = len((await api.get(f"/api/v1/inference/stream/history/{sid}?format=json")).json()["samples"])
+                    after = len(
+                        (await api.get(f"/api/v1/inference/stream/history/{sid}?format=json")).json()["samples"]
+                    )
                 return replies, before, after, ws.close_code
 
         replies, before, after, close_code = asyncio.run(stream_through_a_redeploy())

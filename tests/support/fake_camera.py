@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 
 
-def write_y4m(path: Path, segments: list[tuple[np.ndarray, float]], fps: int = 10, size: tuple[int, int] = (640, 480)) -> Path:
+def write_y4m(
+    path: Path, segments: list[tuple[np.ndarray, float]], fps: int = 10, size: tuple[int, int] = (640, 480)
+) -> Path:
     """Write (RGB image, seconds) segments, each resized to `size`, as one looping y4m file."""
     w, h = size
     with open(path, "wb") as f:

@@ -37,7 +37,9 @@ class Kiosk:
         if binary:
             await self.ws.send(jpeg)
         else:
-            await self.ws.send(json.dumps({"type": "frame", "frame": as_data_url(jpeg), "timestamp": "2026-01-01T00:00:00Z"}))
+            await self.ws.send(
+                json.dumps({"type": "frame", "frame": as_data_url(jpeg), "timestamp": "2026-01-01T00:00:00Z"})
+            )
         return await self.recv_until("detections")
 
     def of(self, kind: str) -> list[dict]:

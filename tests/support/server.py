@@ -49,9 +49,14 @@ class ServeProcess:
         env = {k: v for k, v in os.environ.items() if k != "MONGODB_URI"} | {"RAY_USAGE_STATS_ENABLED": "0"}
         env |= ray_environment()  # as `make serve` runs it: HAProxy ingress
         with self.log.open("a") as out:
-            self.process = subprocess.Popen([str(Path(sys.executable).with_name("serve")), "run", str(self.config_path)],
-                                            cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("serve")), "run", str(self.config_path)],
+                cwd=PROJECT_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         wait_ready(self.url, self.process, self.log)
 
     def stop(self) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import cv2
 import numpy as np
 from skimage import data
 
 from models.store.render import catalogue_looks, jpeg_bytes, render_scene
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+from tests.support.paths import FIXTURES
 
 
 def product_frame(class_ids: list[int], seed: int, size: int = 480) -> bytes:

@@ -65,7 +65,9 @@ SKILL_ALPHA = 0.05  # significance level at which a twin must beat a target's no
 MIN_TWIN_R2 = 0.5  # share of a target's variance a twin must explain to be followed: its residual then
 #                   has at most 0.71 of the reading's spread (SKAB's twins: median out-of-fold R² near 0)
 MIN_VECTOR_SAMPLES = 30  # effective samples (for its spread) a residual's EWMA needs to join the multivariate alert
-DEFAULT_BASELINE_HALFLIFE = 300.0  # samples: how fast the monitor follows slow normal change (models.twin.monitor.residual_monitor)
+DEFAULT_BASELINE_HALFLIFE = (
+    300.0  # samples: how fast the monitor follows slow normal change (models.twin.monitor.residual_monitor)
+)
 
 
 def drift_weight(samples: int) -> float:

@@ -1,4 +1,5 @@
-"""What the residual monitor (models.twin.monitor.residual_monitor) and alarm-flood protection (models.twin.monitor.flood) report."""
+"""What the residual monitor (models.twin.monitor.residual_monitor) and alarm-flood protection
+(models.twin.monitor.flood) report."""
 
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ class AlertEvent:
         if not self.opened:
             return f"{self.kind} on {self.signal} cleared"
         return {
-            "drift": f"{self.signal} drifts away from the twin (EWMA {self.score:.2f} sd, threshold {self.threshold:.2f})",
+            "drift": f"{self.signal} drifts away from the twin (EWMA {self.score:.2f} sd, "
+                     f"threshold {self.threshold:.2f})",
             "spike": f"{self.signal} spiked to {self.score:.1f} sd from the twin (threshold {self.threshold:.1f})",
             "stuck": f"{self.signal} has not moved for {self.score:.0f} samples while the twin expects it to",
             "missing": f"{self.signal} has had no reading for {self.score:.0f} samples",
             "multivariate": f"the residuals move together away from normal (T² {self.score:.1f}, threshold "
-                            f"{self.threshold:.1f}); most from {names}",
+            f"{self.threshold:.1f}); most from {names}",
         }[self.kind]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from skimage import data
 from models.store.cutout import cut_out
 from models.store.enroll import GateLimits, gate, split_photos
 from models.store.render import photo_background
+from tests.support.paths import PROJECT_ROOT
 
 
 def _cat_on_a_real_scene() -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
@@ -68,8 +67,11 @@ def test_one_photo_in_five_is_kept_for_testing_only():
         split_photos(sprites[:1])
 
 
-LIVE = {"rendered_map50_per_class": {"tea": 0.99, "coffee": 0.97}, "composite_map50_per_class": {"tea": 0.95, "coffee": 0.93},
-        "phantoms_per_1000": 1.0}
+LIVE = {
+    "rendered_map50_per_class": {"tea": 0.99, "coffee": 0.97},
+    "composite_map50_per_class": {"tea": 0.95, "coffee": 0.93},
+    "phantoms_per_1000": 1.0,
+}
 
 
 def _candidate(new: float, tea: float = 0.99, phantoms: float = 1.0) -> dict:
@@ -95,7 +97,7 @@ def test_exporting_weights_writes_only_into_the_output_folder(tmp_path):
     from models.store.render import catalogue_looks, render_scene
     from models.store.train import export
 
-    shipped = Path(__file__).resolve().parents[2] / "data" / "detector"
+    shipped = PROJECT_ROOT / "data" / "detector"
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shipped.iterdir()}
     names = {0: "tea-yuancui", 1: "tea-fenjie", 2: "tea-oolong", 3: "coffee-black"}
     onnx = export(shipped / "store_detector.pt", 320, names, tmp_path / "out")
@@ -116,7 +118,7 @@ def test_hard_negatives_are_recorded_and_replayed_as_the_same_crops(tmp_path):
     (corpus / "train").mkdir(parents=True)
     for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
         cv2.imwrite(str(corpus / "train" / f"{name}.jpg"), cv2.cvtColor(getattr(data, name)(), cv2.COLOR_RGB2BGR))
-    shipped = Path(__file__).resolve().parents[2] / "data" / "detector" / "store_detector.onnx"
+    shipped = PROJECT_ROOT / "data" / "detector" / "store_detector.onnx"
     pool = PhotoPool(sorted((corpus / "train").glob("*.jpg")))
     mined = mine_hard_negatives(tmp_path / "first", shipped, pool, 4, 320, conf=0.01, seed=0)
     assert len(mined) == 4 and {m["picture"] for m in mined} <= {f"train/{p.name}" for p in pool.paths}

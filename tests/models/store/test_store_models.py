@@ -1,6 +1,5 @@
 """Store models without a cluster: the committed detector's accuracy, letterboxing, face matching."""
 
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,9 +11,9 @@ from models.store.detector import ProductDetector, decode_image, letterbox
 from models.store.faces import FaceGallery, face_encodings, face_locations
 from models.store.metrics import average_precision, mean_average_precision
 from models.store.render import catalogue_looks, jpeg_bytes, paint_look_alike, render_bottle, render_scene
+from tests.support.paths import FIXTURES, PROJECT_ROOT
 
-DETECTOR = Path(__file__).resolve().parents[2] / "data" / "detector" / "store_detector.onnx"
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+DETECTOR = PROJECT_ROOT / "data" / "detector" / "store_detector.onnx"
 
 
 def test_average_precision_of_known_cases():
@@ -50,8 +49,10 @@ def test_committed_detector_reaches_map50_on_held_out_scenes():
 def test_detector_batches_images_of_different_sizes():
     detector = ProductDetector(DETECTOR)
     rng = np.random.default_rng(5)
-    images = [cv2.cvtColor(render_scene(rng, catalogue_looks(), size=s, classes=[0], distractors=0)[0], cv2.COLOR_RGB2BGR)
-              for s in (320, 640)]
+    images = [
+        cv2.cvtColor(render_scene(rng, catalogue_looks(), size=s, classes=[0], distractors=0)[0], cv2.COLOR_RGB2BGR)
+        for s in (320, 640)
+    ]
     single = [detector.detect([img])[0] for img in images]
     batched = detector.detect(images)
     for one, many, img in zip(single, batched, images):
@@ -121,7 +122,7 @@ def test_face_matches_same_person_in_another_crop_but_not_strangers():
 def box_iou(a, b) -> float:
     (top_a, right_a, bottom_a, left_a), (top_b, right_b, bottom_b, left_b) = a, b
     inter = max(0, min(bottom_a, bottom_b) - max(top_a, top_b)) * max(0, min(right_a, right_b) - max(left_a, left_b))
-    area = lambda t, r, b_, l: (b_ - t) * (r - l)  # noqa: E731
+    area = lambda top, right, bottom, left: (bottom - top) * (right - left)  # noqa: E731
     return inter / (area(*a) + area(*b) - inter)
 
 

@@ -4,7 +4,6 @@ of target signals only, the multivariate alert, sample-and-hold signals and alar
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,12 +17,11 @@ from models.twin.monitor.events import AlertEvent
 from models.twin.monitor.flood import AlarmFlood, FloodLimits
 from models.twin.monitor.residual_monitor import ResidualMonitor
 from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
+from tests.support.paths import SKAB_FIXTURES
 
 SKAB_SIGNALS = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple",
                 "Voltage", "Volume Flow RateRMS"]
 
-
-SKAB_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "skab"
 
 
 def skab_normal_rows(rows: int) -> np.ndarray:
@@ -195,7 +193,9 @@ def test_the_multivariate_alert_catches_a_shift_no_single_signal_alarms_on():
     predictions, actual = correlated_run(3000, seed=2, shift=shift, start=1000)
     events = ResidualMonitor(names, calibration).update(predictions, actual, timestamps(3000))
     opened = [e for e in events if e.opened]
-    assert [(e.signal, e.kind) for e in opened] == [("*", "multivariate")], [(e.signal, e.kind, e.sample) for e in opened]
+    assert [(e.signal, e.kind) for e in opened] == [("*", "multivariate")], [
+        (e.signal, e.kind, e.sample) for e in opened
+    ]
     alert = opened[0]
     assert alert.sample >= timestamps(3000)[1000] and set(alert.contributors[:2]) == {"a", "b"}
     assert "most from" in alert.message and alert.score > alert.threshold

@@ -114,7 +114,9 @@ def test_committed_ensemble_onnx_matches_pytorch(demo_repository, demo_ensemble_
     _assert_onnx_matches_torch(Ensemble(demo_repository.path(demo_ensemble_name)), simulate(300, seed=8).boundary)
 
 
-@pytest.mark.parametrize("name", ["../etc", "Ensemble_../x", "Ensemble_a/../../b", "", "Ensemble_missing_20200101_000000", 42])
+@pytest.mark.parametrize(
+    "name", ["../etc", "Ensemble_../x", "Ensemble_a/../../b", "", "Ensemble_missing_20200101_000000", 42]
+)
 def test_repository_rejects_unknown_and_escaping_names(demo_repository: ModelRepository, name):
     with pytest.raises(EnsembleNotFound):
         demo_repository.path(name)

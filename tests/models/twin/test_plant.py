@@ -34,7 +34,7 @@ def test_csv_round_trip_with_and_without_timestamp(tmp_path):
     assert table.timestamps == data.timestamps
     # drop the timestamp column: still loads
     lines = path.read_text().splitlines()
-    (tmp_path / "no_ts.csv").write_text("\n".join(",".join(l.split(",")[1:]) for l in lines))
+    (tmp_path / "no_ts.csv").write_text("\n".join(",".join(line.split(",")[1:]) for line in lines))
     assert load_csv(tmp_path / "no_ts.csv", BOUNDARY_SIGNALS, TARGET_SIGNALS).timestamps is None
 
 
@@ -51,7 +51,9 @@ def test_injected_faults_change_only_their_signals_and_window():
     diff = faulty.target - clean.target
     j = {name: TARGET_SIGNALS.index(name) for name in TARGET_SIGNALS}
     np.testing.assert_allclose(diff[1049:1500, j["Temperature_target_1"]], 2.0)  # ramped up, held
-    assert (diff[:1000, j["Temperature_target_1"]] == 0).all() and (diff[1500:1800, j["Temperature_target_1"]] == 0).all()
+    assert (diff[:1000, j["Temperature_target_1"]] == 0).all() and (
+        diff[1500:1800, j["Temperature_target_1"]] == 0
+    ).all()
     assert np.ptp(faulty.target[200:300, j["Pressure_target_1"]]) == 0
     assert np.isnan(faulty.target[400:420, j["Power_target_2"]]).all() and not np.isnan(faulty.target[420:, :]).any()
     assert np.count_nonzero(diff[600:700, j["Temperature_target_2"]]) == 2  # a spike every 50 samples
@@ -65,7 +67,9 @@ def test_excitation_widens_and_quickens_the_boundary_signals():
     normal, wide = simulate(20000, seed=4), simulate(20000, seed=4, excitation=2.0)
     spread = wide.boundary[:, :3].std(axis=0) / normal.boundary[:, :3].std(axis=0)  # unclipped temperatures
     assert ((spread > 1.6) & (spread < 2.5)).all(), spread
-    step = np.abs(np.diff(wide.boundary[:, :3], axis=0)).mean(axis=0) / np.abs(np.diff(normal.boundary[:, :3], axis=0)).mean(axis=0)
+    step = np.abs(np.diff(wide.boundary[:, :3], axis=0)).mean(axis=0) / np.abs(
+        np.diff(normal.boundary[:, :3], axis=0)
+    ).mean(axis=0)
     assert (step > 2.2).all(), step  # wider and faster: each step moves ~2 * sqrt(2) times as far
     with pytest.raises(ValueError):
         simulate(10, excitation=0.0)

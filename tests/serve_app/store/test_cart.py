@@ -83,5 +83,5 @@ def test_cart_lines_merge_and_total():
     cart = add_units([], tea, 1)
     cart = add_units(cart, {"id": "cof", "name": "Coffee", "price": 80}, 2)
     cart = add_units(cart, tea, 2)
-    assert [(l["product_id"], l["quantity"]) for l in cart] == [("tea", 3), ("cof", 2)]
+    assert [(item["product_id"], item["quantity"]) for item in cart] == [("tea", 3), ("cof", 2)]
     assert cart_total(cart) == 3 * 150 + 2 * 80

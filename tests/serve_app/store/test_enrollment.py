@@ -182,8 +182,11 @@ def test_a_model_that_passes_the_gate_goes_live_with_its_product_in_the_catalogu
     records = EnrollmentRecords(server.mongo_uri)
     record = records.create("cup-lungo", "Lungo cup", 80)
     photos = [base64.b64decode(p) for p in product_photos(5)]
-    records.add_photos(record["enrollment_id"], [(p, cut_out(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR)))
-                                                 for p in photos], 20)
+    records.add_photos(
+        record["enrollment_id"],
+        [(p, cut_out(cv2.imdecode(np.frombuffer(p, np.uint8), cv2.IMREAD_COLOR))) for p in photos],
+        20,
+    )
     lenient = {**ENROLLMENT, "new_class_map50": 0.0, "max_class_drop": 1.0, "max_phantom_increase": 1e9,
                "real_scenes": str(server.results_dir.parent / "real_scenes"), "work_dir": str(tmp_path)}
     settings = AppSettings.model_validate({"enrollment": lenient})

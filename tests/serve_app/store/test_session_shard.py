@@ -32,7 +32,9 @@ def test_idle_sessions_and_their_carts_are_removed(server):
 def test_a_new_shard_process_sees_persisted_carts(server):
     StoreSessionShard(AppSettings(store_session_ttl_s=600), server.mongo_uri).add("persist-1", TEA, 1)
     fresh = StoreSessionShard(AppSettings(store_session_ttl_s=600), server.mongo_uri)  # as after an actor restart
-    assert fresh.get("persist-1")["cart"] == [{"product_id": "tea-yuancui", "name": "元翠茶", "quantity": 1, "price": 150}]
+    assert fresh.get("persist-1")["cart"] == [
+        {"product_id": "tea-yuancui", "name": "元翠茶", "quantity": 1, "price": 150}
+    ]
     assert fresh.remove("persist-1", 5) is None
     assert fresh.remove("persist-1", 0)["cart"] == []
 

@@ -29,8 +29,11 @@ from tests.support.wire import run
 
 
 def register(server, name="Eileen Collins", phone="0912345678", photo=None, expect=201) -> dict:
-    reply = server.api.post("/api/users", timeout=60,
-                       json={"name": name, "phone": phone, "photos": [base64.b64encode(photo or astronaut_photo()).decode()]})
+    reply = server.api.post(
+        "/api/users",
+        timeout=60,
+        json={"name": name, "phone": phone, "photos": [base64.b64encode(photo or astronaut_photo()).decode()]},
+    )
     assert reply.status_code == expect, reply.text
     return reply.json().get("user")
 
@@ -100,7 +103,7 @@ def test_product_frames_fill_the_cart_and_empty_frames_do_not(server):
     assert first_cart["cart"] == [{"product_id": "tea-yuancui", "name": "元翠茶", "quantity": 1, "price": 150}]
     assert first_cart["total"] == 150
     final = k.of("cart_updated")[-1]
-    assert [(l["product_id"], l["quantity"]) for l in final["cart"]] == [("tea-yuancui", 1), ("tea-fenjie", 1)]
+    assert [(item["product_id"], item["quantity"]) for item in final["cart"]] == [("tea-yuancui", 1), ("tea-fenjie", 1)]
     assert all(m["type"] != "error" for m in k.messages)
     boxes = [d for m in k.of("detections") for d in m["detections"]]
     assert boxes and all(len(d["box"]) == 4 and 0 < d["score"] <= 1 for d in boxes)
@@ -108,9 +111,21 @@ def test_product_frames_fill_the_cart_and_empty_frames_do_not(server):
 
 def test_bad_frames_get_errors_and_the_connection_keeps_working(server):
     bad = [
-        ("invalid base64", json.dumps({"type": "frame", "frame": "data:image/jpeg;base64,@@not-base64@@"}), "INVALID_BASE64"),
-        ("not an image", json.dumps({"type": "frame", "frame": base64.b64encode(b"hello, I am text").decode()}), "INVALID_IMAGE"),
-        ("oversize", json.dumps({"type": "frame", "frame": base64.b64encode(b"\xff\xd8\xff" + bytes(MAX_FRAME_BYTES)).decode()}), "FRAME_TOO_LARGE"),
+        (
+            "invalid base64",
+            json.dumps({"type": "frame", "frame": "data:image/jpeg;base64,@@not-base64@@"}),
+            "INVALID_BASE64",
+        ),
+        (
+            "not an image",
+            json.dumps({"type": "frame", "frame": base64.b64encode(b"hello, I am text").decode()}),
+            "INVALID_IMAGE",
+        ),
+        (
+            "oversize",
+            json.dumps({"type": "frame", "frame": base64.b64encode(b"\xff\xd8\xff" + bytes(MAX_FRAME_BYTES)).decode()}),
+            "FRAME_TOO_LARGE",
+        ),
         ("frame not a string", json.dumps({"type": "frame", "frame": 12}), "INVALID_MESSAGE"),
         ("malformed json", "{not json", "INVALID_JSON"),
         ("unknown type", json.dumps({"type": "teleport"}), "UNKNOWN_MESSAGE_TYPE"),
@@ -230,7 +245,10 @@ def test_unregistered_face_is_not_matched_and_a_face_registers_once(server):
 def test_registration_rejects_bad_photos(server):
     api = "/api/users"
     no_face = base64.b64encode(empty_frame(3)).decode()
-    assert server.api.post(api, json={"name": "A", "phone": "0911111111", "photos": [no_face]}, timeout=60).status_code == 422
+    assert (
+        server.api.post(api, json={"name": "A", "phone": "0911111111", "photos": [no_face]}, timeout=60).status_code
+        == 422
+    )
     assert server.api.post(api, json={"name": "A", "phone": "0911111111", "photos": ["%%%"]}).status_code == 422
     assert server.api.post(api, json={"name": "A", "phone": "0911111111", "photos": []}).status_code == 422
     text = base64.b64encode(b"plain text").decode()

@@ -70,7 +70,10 @@ def test_single_predict_carries_residuals_and_missing_values(server):
     assert reply["data"]["residuals"]["Power_target_2"] is None
     assert reply["data"]["residuals"]["Temperature_target_1"] == pytest.approx(
         data.target[1, 0] - prediction["Temperature_target_1"])
-    assert alert["type"] == "alert" and (alert["data"]["signal"], alert["data"]["kind"]) == ("Power_target_2", "missing")
+    assert alert["type"] == "alert" and (alert["data"]["signal"], alert["data"]["kind"]) == (
+        "Power_target_2",
+        "missing",
+    )
     assert "residuals" not in plain["data"]  # no measured values, no residuals
 
 
@@ -86,7 +89,9 @@ def test_bad_actual_signals_get_clear_errors(server, actual, code):
 
     async def scenario():
         peer, _ = await configured(server, True, mode="batch", batch_size=10)  # msgpack can carry NaN
-        single = await peer.ask({"type": "predict", "data": {"boundary_signals": as_signals(x[0]), "actual_signals": actual}}, True)
+        single = await peer.ask(
+            {"type": "predict", "data": {"boundary_signals": as_signals(x[0]), "actual_signals": actual}}, True
+        )
         batch = await peer.ask({"type": "predict_batch", "data": {"batch": [as_signals(r) for r in x],
                                                                   "actual_signals": [actual, None]}}, True)
         short = await peer.ask({"type": "predict_batch", "data": {"batch": [as_signals(r) for r in x],

@@ -56,9 +56,19 @@ def test_a_twin_of_target_signals_only_is_served_with_the_same_protocol(server, 
         peer, ack = await open_testbed_session(server, testbed_twin, mode="batch", batch_size=50)
         one = await reply(peer, {"type": "predict", "data": {"actual_signals": readings(names, rows[0]),
                                                           "timestamp": testbed.timestamps[TRAIN_ROWS]}})
-        batch = await reply(peer, {"type": "predict_batch", "data": {
-            "actual_signals": [readings(names, r) for r in rows], "timestamps": testbed.timestamps[TRAIN_ROWS:TRAIN_ROWS + 20]}})
-        partly = await reply(peer, {"type": "predict", "data": {"actual_signals": {**readings(names, rows[1]), "Current": None}}})
+        batch = await reply(
+            peer,
+            {
+                "type": "predict_batch",
+                "data": {
+                    "actual_signals": [readings(names, r) for r in rows],
+                    "timestamps": testbed.timestamps[TRAIN_ROWS : TRAIN_ROWS + 20],
+                },
+            },
+        )
+        partly = await reply(
+            peer, {"type": "predict", "data": {"actual_signals": {**readings(names, rows[1]), "Current": None}}}
+        )
         errors = [await reply(peer, {"type": "predict", "data": data}) for data in (
             {},  # no measured values: nothing to predict from
             {"actual_signals": {n: None for n in names}},
@@ -74,7 +84,9 @@ def test_a_twin_of_target_signals_only_is_served_with_the_same_protocol(server, 
     assert ack["ensemble_info"]["monitoring"] is True
     expected = testbed_twin.predict(rows)
     np.testing.assert_allclose([one["data"]["predictions"][n] for n in names], expected[0], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose([one["data"]["residuals"][n] for n in names], rows[0] - expected[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        [one["data"]["residuals"][n] for n in names], rows[0] - expected[0], rtol=1e-5, atol=1e-5
+    )
     assert batch["type"] == "prediction_batch" and batch["data"]["count"] == 20
     np.testing.assert_allclose([[p[n] for n in names] for p in batch["data"]["predictions"]], expected, rtol=1e-5,
                                atol=1e-5)
@@ -89,8 +101,15 @@ def test_a_real_fault_opens_alerts_that_name_their_signals_and_can_be_acknowledg
 
     async def scenario():
         peer, ack = await open_testbed_session(server, testbed_twin, mode="batch", batch_size=1000)
-        await peer.send({"type": "predict_batch", "data": {
-            "actual_signals": [readings(names, r) for r in testbed.values[:900]], "timestamps": testbed.timestamps[:900]}})
+        await peer.send(
+            {
+                "type": "predict_batch",
+                "data": {
+                    "actual_signals": [readings(names, r) for r in testbed.values[:900]],
+                    "timestamps": testbed.timestamps[:900],
+                },
+            }
+        )
         messages = await receive_until(peer, lambda m: m["type"] == "alert", limit=200)
         await peer.ws.close()
         return ack["session_id"], messages

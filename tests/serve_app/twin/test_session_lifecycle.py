@@ -29,8 +29,10 @@ async def stream(server, x: np.ndarray, query: str = "", config: dict | None = N
         ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name, **(config or {})}})
         if ack["type"] != "config_ack":
             return ack, []
-        replies = [await peer.ask({"type": "predict", "data": {"boundary_signals": as_signals(r), "timestamp": f"t{i}"}})
-                   for i, r in enumerate(x)]
+        replies = [
+            await peer.ask({"type": "predict", "data": {"boundary_signals": as_signals(r), "timestamp": f"t{i}"}})
+            for i, r in enumerate(x)
+        ]
         return ack, replies
 
 
@@ -113,7 +115,10 @@ def test_save_and_results_reject_bad_requests(server):
     assert server.api.post(api + "/save", json={"session_id": "no-such-session"}).status_code == 404
     assert server.api.post(api + "/save", json={"session_id": "../../etc"}).status_code == 422
     assert server.api.post(api + "/save", json={"session_id": "abc", "format": "xlsx"}).status_code == 422
-    assert server.api.post(api + "/save", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        server.api.post(api + "/save", content=b"not json", headers={"content-type": "application/json"}).status_code
+        == 422
+    )
     assert server.api.get(api + "/results/..%2F..%2Fpyproject.toml").status_code == 404
     assert server.api.get(api + "/results/serve.log").status_code == 404
 
@@ -151,7 +156,9 @@ def test_a_newer_connection_takes_over_a_session_that_is_still_connected(server)
             ack = await old.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
             sid = ack["session_id"]
             for r in x[:3]:
-                assert (await old.ask({"type": "predict", "data": {"boundary_signals": as_signals(r)}}))["type"] == "prediction"
+                assert (await old.ask({"type": "predict", "data": {"boundary_signals": as_signals(r)}}))[
+                    "type"
+                ] == "prediction"
             # the client reconnects (say after a network drop) before the server has noticed the old socket die
             async with connect(server, f"?session_id={sid}") as new_ws:
                 new = Peer(new_ws)
@@ -159,7 +166,9 @@ def test_a_newer_connection_takes_over_a_session_that_is_still_connected(server)
                 notice = await asyncio.wait_for(old.recv(), 10)  # the old socket is told and closed
                 await asyncio.wait_for(old_ws.wait_closed(), 10)
                 for r in x[3:]:
-                    assert (await new.ask({"type": "predict", "data": {"boundary_signals": as_signals(r)}}))["type"] == "prediction"
+                    assert (await new.ask({"type": "predict", "data": {"boundary_signals": as_signals(r)}}))[
+                        "type"
+                    ] == "prediction"
                 await asyncio.sleep(1.0)  # the old connection's close has reached the shard by now
                 during = stats(server)
             return sid, resumed, notice, old_ws.close_code, during

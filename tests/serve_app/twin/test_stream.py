@@ -77,7 +77,9 @@ def test_manual_boost_override_and_include_metadata(server):
 
     ack, reply = run(scenario())
     assert ack["ensemble_info"]["boost_signals"] == [t for t in TARGET_SIGNALS if flip[t]]
-    np.testing.assert_allclose(values(reply["data"]["predictions"]), expected(server.demo, x[0], flip)[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        values(reply["data"]["predictions"]), expected(server.demo, x[0], flip)[0], rtol=1e-5, atol=1e-5
+    )
     assert "latency_ms" not in reply["data"] and "signals_used_boost" not in reply["data"]
 
 
@@ -112,7 +114,9 @@ def test_two_ensembles_at_once_are_never_mixed(server):
     async def scenario():
         return await asyncio.gather(*(stream(e, o) for e in (server.demo, server.tiny) for o in (0, 1)))
 
-    for (ensemble, _), replies in zip([(server.demo, 0), (server.demo, 1), (server.tiny, 0), (server.tiny, 1)], run(scenario())):
+    for (ensemble, _), replies in zip(
+        [(server.demo, 0), (server.demo, 1), (server.tiny, 0), (server.tiny, 1)], run(scenario())
+    ):
         targets = ensemble.manifest.target_signals
         for reply in replies:
             assert set(reply["data"]["predictions"]) == set(targets)
@@ -137,22 +141,58 @@ BAD_AFTER_CONFIG = [
     ("type not a string", json.dumps({"type": 5}), "INVALID_MESSAGE"),
     ("data not an object", json.dumps({"type": "predict", "data": [1]}), "INVALID_MESSAGE"),
     ("unknown type", {"type": "explode"}, "UNKNOWN_MESSAGE_TYPE"),
-    ("missing signal", {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=...)}}, "MISSING_SIGNALS"),
+    (
+        "missing signal",
+        {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=...)}},
+        "MISSING_SIGNALS",
+    ),
     ("extra signal", {"type": "predict", "data": {"boundary_signals": _signals(Bogus_1=1.0)}}, "UNKNOWN_SIGNALS"),
-    ("string value", {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1="2.0")}}, "INVALID_SIGNAL_VALUE"),
-    ("bool value", {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=True)}}, "INVALID_SIGNAL_VALUE"),
-    ("null value", {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=None)}}, "INVALID_SIGNAL_VALUE"),
-    ("NaN literal", json.dumps({"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=float("nan"))}}), "INVALID_SIGNAL_VALUE"),
+    (
+        "string value",
+        {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1="2.0")}},
+        "INVALID_SIGNAL_VALUE",
+    ),
+    (
+        "bool value",
+        {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=True)}},
+        "INVALID_SIGNAL_VALUE",
+    ),
+    (
+        "null value",
+        {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=None)}},
+        "INVALID_SIGNAL_VALUE",
+    ),
+    (
+        "NaN literal",
+        json.dumps({"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=float("nan"))}}),
+        "INVALID_SIGNAL_VALUE",
+    ),
     ("signals not an object", {"type": "predict", "data": {"boundary_signals": [1, 2]}}, "INVALID_MESSAGE"),
     ("no signals", {"type": "predict", "data": {}}, "INVALID_MESSAGE"),
-    ("bad timestamp", {"type": "predict", "data": {"boundary_signals": _signals(), "timestamp": {"a": 1}}}, "INVALID_MESSAGE"),
+    (
+        "bad timestamp",
+        {"type": "predict", "data": {"boundary_signals": _signals(), "timestamp": {"a": 1}}},
+        "INVALID_MESSAGE",
+    ),
     ("empty batch", {"type": "predict_batch", "data": {"batch": []}}, "EMPTY_BATCH"),
     ("batch not a list", {"type": "predict_batch", "data": {"batch": {"a": 1}}}, "INVALID_MESSAGE"),
     ("batch over session limit", {"type": "predict_batch", "data": {"batch": [_signals()] * 11}}, "BATCH_TOO_LARGE"),
-    ("bad row in batch", {"type": "predict_batch", "data": {"batch": [_signals(), _signals(Flow_boundary_1=...)]}}, "MISSING_SIGNALS"),
-    ("timestamps wrong length", {"type": "predict_batch", "data": {"batch": [_signals()], "timestamps": ["a", "b"]}}, "INVALID_MESSAGE"),
+    (
+        "bad row in batch",
+        {"type": "predict_batch", "data": {"batch": [_signals(), _signals(Flow_boundary_1=...)]}},
+        "MISSING_SIGNALS",
+    ),
+    (
+        "timestamps wrong length",
+        {"type": "predict_batch", "data": {"batch": [_signals()], "timestamps": ["a", "b"]}},
+        "INVALID_MESSAGE",
+    ),
     ("config without ensemble", {"type": "config", "data": {}}, "MISSING_ENSEMBLE"),
-    ("unknown ensemble", {"type": "config", "data": {"ensemble_name": "Ensemble_Nope_20200101_000000"}}, "ENSEMBLE_NOT_FOUND"),
+    (
+        "unknown ensemble",
+        {"type": "config", "data": {"ensemble_name": "Ensemble_Nope_20200101_000000"}},
+        "ENSEMBLE_NOT_FOUND",
+    ),
     ("escaping ensemble name", {"type": "config", "data": {"ensemble_name": "../../etc/passwd"}}, "ENSEMBLE_NOT_FOUND"),
     ("batch_size over 1000", {"type": "config", "data": {"ensemble_name": "E", "batch_size": 5000}}, "INVALID_CONFIG"),
     ("bad mode", {"type": "config", "data": {"ensemble_name": "E", "mode": "turbo"}}, "INVALID_CONFIG"),
@@ -173,7 +213,9 @@ def test_every_bad_message_gets_an_error_and_the_connection_keeps_working(server
             assert good["type"] == "prediction", (name, good)
         # binary frames: garbage and a msgpack inf
         garbage = await peer.ask(b"\xc1\xc1\xc1", binary=True)
-        inf = await peer.ask({"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=float("inf"))}}, binary=True)
+        inf = await peer.ask(
+            {"type": "predict", "data": {"boundary_signals": _signals(Flow_boundary_1=float("inf"))}}, binary=True
+        )
         unknown_boost = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name,
                                                                    "manual_boost_signals": {"Nope": True}}})
         await peer.ws.close()

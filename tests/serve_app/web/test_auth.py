@@ -14,7 +14,9 @@ SECRET = "s" * 40
 
 
 def authenticator(**fields) -> Authenticator:
-    return Authenticator(AuthSettings(enabled=True, admin_tokens=["adm"], client_tokens=["cli"], secret=SECRET, **fields))
+    return Authenticator(
+        AuthSettings(enabled=True, admin_tokens=["adm"], client_tokens=["cli"], secret=SECRET, **fields)
+    )
 
 
 def test_tokens_map_to_roles():

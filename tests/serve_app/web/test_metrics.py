@@ -37,9 +37,16 @@ class Prometheus:
         (work / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.process = subprocess.Popen(
-            [shutil.which("prometheus"), f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-             f"--web.listen-address={self.url.removeprefix('http://')}"],
-            stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("w"), start_new_session=True)
+            [
+                shutil.which("prometheus"),
+                f"--config.file={work / 'prometheus.yml'}",
+                f"--storage.tsdb.path={work / 'data'}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(work / "prometheus.log").open("w"),
+            start_new_session=True,
+        )
         wait_http(f"{self.url}/-/ready", timeout_s=60)
 
     def query(self, expr: str) -> list[dict]:

@@ -124,7 +124,9 @@ def test_drift_is_calibrated_on_each_time_block_against_the_other_blocks():
 
 def test_the_drift_ewma_memory_is_short_against_a_short_calibration_run():
     # 16 memories in each of the 5 calibration blocks, within SPC's usual weights 0.05-0.25
-    assert [drift_weight(n) for n in (100, 300, 400, 800, 1600, 300_000)] == pytest.approx([0.25, 0.25, 0.2, 0.1, 0.05, 0.05])
+    assert [drift_weight(n) for n in (100, 300, 400, 800, 1600, 300_000)] == pytest.approx(
+        [0.25, 0.25, 0.2, 0.1, 0.05, 0.05]
+    )
 
 
 def test_a_twin_is_followed_only_where_it_explains_most_of_a_reading():
