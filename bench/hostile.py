@@ -194,7 +194,7 @@ PARTS = {"bombs": bombs, "reconnect": reconnect, "shard_kill": shard_kill, "stal
 
 
 async def run_parts(url: str, parts: list[str]) -> dict:
-    repository = ModelRepository(project_path(AppSettings().model_repository))
+    repository = ModelRepository(project_path(AppSettings().twin.model_repository))
     ensemble = next(n for n in repository.names() if n.startswith("Ensemble_DemoPlant_"))
     manifest = repository.manifest(ensemble)
     results = {}
@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(PARTS), action="append", help="run only these parts")
     parser.add_argument("--out", default="hostile.json", help="file name under bench/results/")
     args = parser.parse_args()
-    with streamforge_server("hostile.log", ray_environment(), args={"history_limit": 20000}) as url:
+    with streamforge_server("hostile.log", ray_environment(), args={"twin": {"history_limit": 20000}}) as url:
         results = asyncio.run(run_parts(url, args.only or list(PARTS)))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(results, indent=2))

@@ -129,7 +129,7 @@ def main() -> None:
         "phantom_cart_items": sum(r["cart_items"] for r in results),
         "false_detections_per_1000": round(1000 * false / max(frames, 1), 1),
         "frames_with_a_false_detection": round(sum(r["fooled"] for r in results) / max(frames, 1), 4),
-        **accuracy(args.corpus, project_path(settings.detector_weights), settings.detector_conf),
+        **accuracy(args.corpus, project_path(settings.store.detector_weights), settings.store.detector_conf),
         "worst": sorted(({"scene": r["scene"], "detections": len(r["detections"]), "cart_items": r["cart_items"],
                           "top_score": max((d["score"] for d in r["detections"]), default=0.0)}
                          for r in results if r["detections"]), key=lambda w: -w["detections"])[:10],

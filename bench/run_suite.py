@@ -36,7 +36,7 @@ from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import idle_sessions, run_load
 from models.twin.ensemble import Ensemble
 from models.twin.repository import ModelRepository
-from serve_app.settings import PROJECT_ROOT, AppSettings, project_path, ray_environment
+from serve_app.settings import PROJECT_ROOT, AppSettings, merge_settings, project_path, ray_environment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -189,9 +189,9 @@ def streamforge_server(log_name: str, env: dict | None = None, args: dict | None
     config = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     port = free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
-    override_serve_config(config, {"embedded_mongo_port": free_port(), "db_dir": str(SCRATCH / "bench-db"),
-                                   "max_connections_per_address": 5000,  # every load comes from loopback
-                                   **(args or {})}, replicas or {})
+    database = {"embedded_port": free_port(), "dir": str(SCRATCH / "bench-db")}
+    limits = {"max_connections_per_address": 5000}  # every load comes from loopback
+    override_serve_config(config, merge_settings({"database": database, "limits": limits}, args or {}), replicas or {})
     SCRATCH.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(SCRATCH / "bench-db", ignore_errors=True)
     config_path = SCRATCH / "serve.bench.yaml"
@@ -237,7 +237,8 @@ def run_streamforge(ensemble: str, args, target_rate: float) -> dict:
         return ours
 
 
-MODEL_POOLS = {"twin_inference": "pool", "store_inference": "pool"}  # predictions and frames through the pools
+# predictions and frames through the pools
+MODEL_POOLS = {"twin": {"inference": "pool"}, "store": {"inference": "pool"}}
 VARIANTS = {  # what each lever is worth: StreamForge with one setting changed back
     "model_pools": ({}, MODEL_POOLS),
     "default_proxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"},
@@ -268,7 +269,7 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     SCRATCH.mkdir(parents=True, exist_ok=True)
-    repository = ModelRepository(project_path(AppSettings().model_repository))
+    repository = ModelRepository(project_path(AppSettings().twin.model_repository))
     name = [n for n in repository.names() if n.startswith("Ensemble_DemoPlant_")][0]
     results: dict = {"machine": {"cpus": os.cpu_count()}, "ensemble": name}
 

@@ -47,8 +47,8 @@ def config(port: int, predictor_replicas: int) -> dict:
     """configs/serve.yaml with small CPU shares (2 nodes x 1 CPU) and `predictor_replicas` predictors."""
     conf = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())
     conf["http_options"] = {"host": "127.0.0.1", "port": port}
-    override_serve_config(conf, {"embedded_mongo_port": free_port(), "db_dir": str(SCRATCH / "scale-db"),
-                                 "twin_inference": "pool"},  # the predictor replicas are what this bench scales
+    override_serve_config(conf, {"database": {"embedded_port": free_port(), "dir": str(SCRATCH / "scale-db")},
+                                 "twin": {"inference": "pool"}},  # the predictor replicas are what this bench scales
                           {PREDICTOR: predictor_replicas})
     for deployment in conf["applications"][0]["deployments"]:
         deployment["ray_actor_options"]["num_cpus"] = 0.2
@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     SCRATCH.mkdir(parents=True, exist_ok=True)
-    repository = ModelRepository(project_path(AppSettings().model_repository))
+    repository = ModelRepository(project_path(AppSettings().twin.model_repository))
     ensemble = [n for n in repository.names() if n.startswith("Ensemble_DemoPlant_")][0]
     head_port, http_port = free_port(), free_port()
     results: dict = {"nodes": 2, "workload": "16 sessions x 256 samples/msg, msgpack", "runs": []}

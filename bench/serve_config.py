@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from serve_app.settings import merge_settings
+
 
 def override_serve_config(config: dict, args: dict, replicas: dict[str, int | dict]) -> None:
-    """Change a Serve config's application `args` and its deployments' replicas {name: a fixed count, or an
-    autoscaling_config}; the one given replaces the other. The benchmarks start configs/serve.yaml
-    with other settings this way."""
+    """Change a Serve config's application `args` (merged section by section) and its deployments' replicas
+    {name: a fixed count, or an autoscaling_config}; the one given replaces the other. The benchmarks start
+    configs/serve.yaml with other settings this way."""
     app = config["applications"][0]
-    app["args"].update(args)
+    merge_settings(app["args"], args)
     for deployment in app["deployments"]:
         if deployment["name"] in replicas:
             deployment.pop("num_replicas", None)

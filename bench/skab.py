@@ -215,7 +215,7 @@ def main() -> None:
         return [await stream(url, name, run) for (name, _), run in tqdm(list(zip(trained, every)),
                                                                        desc="streaming", unit="run")]
 
-    with streamforge_server("skab.log", ray_environment(), args={"model_repository": str(repository)}) as url:
+    with streamforge_server("skab.log", ray_environment(), args={"twin": {"model_repository": str(repository)}}) as url:
         streamed = asyncio.run(stream_all(url))
 
     test = slice(TRAIN_ROWS, None)

@@ -89,10 +89,10 @@ def main() -> None:
     parser.add_argument("--history-limit", type=int, default=1000,
                         help="samples kept per session; the 16 sessions reach it after 16,000 messages")
     args = parser.parse_args()
-    repository = ModelRepository(project_path(AppSettings().model_repository))
+    repository = ModelRepository(project_path(AppSettings().twin.model_repository))
     ensemble = [n for n in repository.names() if n.startswith("Ensemble_DemoPlant_")][0]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    with streamforge_server("soak.log", ray_environment(), {"history_limit": args.history_limit}) as url:
+    with streamforge_server("soak.log", ray_environment(), {"twin": {"history_limit": args.history_limit}}) as url:
         result = asyncio.run(soak(url, ensemble, args.twin_messages, args.store_minutes))
     (RESULTS / "soak.json").write_text(json.dumps(result, indent=2))
     print(f"memory growth {result['rss_growth_mb']} MB over {args.twin_messages} twin messages and "

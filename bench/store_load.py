@@ -111,7 +111,9 @@ def _single_image_ms(detector: ProductDetector, jpegs: list[bytes], repeats: int
 def _two_at_once_ms(jpegs: list[bytes], gap_s: float = 0.1) -> list[float]:
     """Each image detected twice at the same moment, in two threads with one ONNX Runtime thread each (two
     kiosks' frames colliding, as two ingress replicas run them), one pair every `gap_s`: per-image ms."""
-    detectors = [ProductDetector(project_path(AppSettings().detector_weights), intra_op_threads=1) for _ in range(2)]
+    detectors = [
+        ProductDetector(project_path(AppSettings().store.detector_weights), intra_op_threads=1) for _ in range(2)
+    ]
 
     def timed(detector: ProductDetector, jpeg: bytes) -> float:
         t = time.perf_counter()
@@ -131,7 +133,7 @@ def raw_detector(jpegs: list[bytes], repeats: int = 3) -> dict:
     """In-process detector: single-image latency (decode + detect) back to back, and one image every 100 ms
     as a 10 fps kiosk sends them (colder caches), two images at once every 100 ms (two
     kiosks' frames colliding: the floor of a store p95 on two cores), and batch-8 throughput."""
-    detector = ProductDetector(project_path(AppSettings().detector_weights))
+    detector = ProductDetector(project_path(AppSettings().store.detector_weights))
     images = [decode_image(j) for j in jpegs]
     detector.detect(images[:1])
     single = _single_image_ms(detector, jpegs, repeats)

@@ -24,17 +24,20 @@ def build_app(args: dict | None = None) -> Application:
     its indexes (store, shoppers, alerts, detector versions, enrollments) and loads the catalogue seed (idempotent).
     """
     settings = AppSettings.model_validate(args or {})
-    uri = mongo_uri(settings.mongodb_uri, project_path(settings.db_dir), settings.embedded_mongo_port)
+    uri = mongo_uri(settings.database.mongodb_uri, project_path(settings.database.dir), settings.database.embedded_port)
     database = StoreDatabase(uri)
     database.ensure_schema()
-    database.seed_catalogue(project_path(settings.catalogue))
+    database.seed_catalogue(project_path(settings.store.catalogue))
     ShopperRecords(uri).ensure_schema()
     AlertLog(uri).ensure_schema()
     DetectorVersions(uri).ensure_schema()
     EnrollmentRecords(uri).ensure_schema()
-    predictor = EnsemblePredictor.bind(str(project_path(settings.model_repository)), settings.twin_runtime)
+    predictor = EnsemblePredictor.bind(str(project_path(settings.twin.model_repository)), settings.twin.runtime)
     detector = YOLODetector.bind(
-        str(project_path(settings.detector_weights)), settings.detector_conf, settings.detector_iou, uri
+        str(project_path(settings.store.detector_weights)),
+        settings.store.detector_conf,
+        settings.store.detector_iou,
+        uri,
     )
     faces = FaceMatcher.bind(uri)
     return StreamIngress.bind(predictor, detector, faces, uri, settings)

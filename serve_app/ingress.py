@@ -18,7 +18,7 @@ from ray import serve
 
 from deployments.shared.detector_versions import DetectorVersions
 from deployments.shared.mongo import ShopperRecords
-from serve_app.settings import FRONTEND, AppSettings, project_path
+from serve_app.settings import FRONTEND, AppSettings, merge_settings, project_path
 from serve_app.store import enrollment_routes
 from serve_app.store import routes as store_routes
 from serve_app.store.catalogue import Catalogue
@@ -42,11 +42,13 @@ from serve_app.web.metrics import StreamMetrics
 
 logger = logging.getLogger("streamforge.ingress")
 # AppSettings that StreamIngress's `user_config` may change on running replicas: read where they are used
-LIVE_SETTINGS = frozenset({
-    "history_limit", "session_ttl_s", "session_persist_interval_s", "max_message_bytes", "max_frame_bytes",
-    "max_image_pixels", "twin_messages_per_s", "twin_burst", "kiosk_frames_per_s", "kiosk_burst",
-    "face_interval_s", "max_inflight_per_connection",
-})
+LIVE_SETTINGS = {
+    "twin": {"history_limit", "session_ttl_s"},
+    "sessions": {"persist_interval_s"},
+    "store": {"face_interval_s"},
+    "limits": {"max_message_bytes", "max_frame_bytes", "max_image_pixels", "twin_messages_per_s", "twin_burst",
+               "kiosk_frames_per_s", "kiosk_burst", "max_inflight_per_connection"},
+}
 
 app = FastAPI(title="StreamForge", version="0.1.0",
               description="Real-time inference for sensor and camera streams on Ray Serve.")
@@ -72,29 +74,40 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def _twin_services(settings: AppSettings, predictor, mongo_uri: str, actor_prefix: str, gate: WebSocketGate,
                    metrics: StreamMetrics) -> TwinServices:
     pool = PredictorPool(predictor)
-    if settings.twin_inference == "ingress":
-        backend = LocalEnsembles(project_path(settings.model_repository), metrics=metrics)
-        max_calls = settings.ingress_twin_calls
+    if settings.twin.inference == "ingress":
+        backend = LocalEnsembles(project_path(settings.twin.model_repository), metrics=metrics)
+        max_calls = settings.twin.ingress_calls
     else:
         backend, max_calls = pool, 4
     return TwinServices(
-        settings=settings, ensembles=pool,
-        predictor=PredictionCoalescer(backend.predict, settings.coalesce_max_rows, settings.coalesce_wait_s, max_calls),
-        sessions=SessionStore(actor_prefix, settings, mongo_uri), alert_log=AlertLog(mongo_uri), gate=gate,
-        metrics=metrics)
+        settings=settings,
+        ensembles=pool,
+        predictor=PredictionCoalescer(
+            backend.predict, settings.twin.coalesce_max_rows, settings.twin.coalesce_wait_s, max_calls
+        ),
+        sessions=SessionStore(actor_prefix, settings, mongo_uri),
+        alert_log=AlertLog(mongo_uri),
+        gate=gate,
+        metrics=metrics,
+    )
 
 
 def _store_services(settings: AppSettings, detector, faces, mongo_uri: str, actor_prefix: str, auth: Authenticator,
                     gate: WebSocketGate, metrics: StreamMetrics) -> StoreServices:
     versions = DetectorVersions(mongo_uri)
-    if settings.store_inference == "ingress":
-        frames = LocalDetector(project_path(settings.detector_weights), settings.detector_conf, settings.detector_iou,
-                               settings.ingress_detector_calls, versions)
+    if settings.store.inference == "ingress":
+        frames = LocalDetector(
+            project_path(settings.store.detector_weights),
+            settings.store.detector_conf,
+            settings.store.detector_iou,
+            settings.store.ingress_calls,
+            versions,
+        )
     else:
         frames = DetectorPool(detector)
     db = StoreDatabase(mongo_uri)
     return StoreServices(
-        settings=settings, detector=frames, faces=faces, catalogue=Catalogue(db, settings.catalogue_refresh_s),
+        settings=settings, detector=frames, faces=faces, catalogue=Catalogue(db, settings.store.catalogue_refresh_s),
         sessions=StoreSessions(actor_prefix, settings, mongo_uri), db=db, shoppers=ShopperRecords(mongo_uri),
         enrollments=EnrollmentRecords(mongo_uri), detector_versions=versions, mongo_uri=mongo_uri,
         auth=auth, gate=gate, metrics=metrics)
@@ -109,12 +122,14 @@ class StreamIngress:
         if not settings.websocket_compression:
             decline_websocket_compression()  # before Ray starts this replica's server
         auth = Authenticator(settings.auth)
-        app.state.access = AccessPolicy(auth, settings.max_http_body_bytes, settings.http_requests_per_s,
-                                        settings.http_burst)
+        app.state.access = AccessPolicy(auth, settings.limits.max_http_body_bytes, settings.limits.http_requests_per_s,
+                                        settings.limits.http_burst)
         if not auth.enabled:
             logger.warning("auth is OFF: StreamForge answers loopback clients only; enable `auth` to serve a network")
-        metrics = StreamMetrics(settings.max_connections)
-        gate = WebSocketGate(ConnectionLimiter(settings.max_connections, settings.max_connections_per_address), metrics)
+        metrics = StreamMetrics(settings.limits.max_connections)
+        gate = WebSocketGate(
+            ConnectionLimiter(settings.limits.max_connections, settings.limits.max_connections_per_address), metrics
+        )
         actor_prefix = f"streamforge-{serve.get_replica_context().app_name}"
         self.settings = settings
         app.state.twin = _twin_services(settings, predictor, mongo_uri, actor_prefix, gate, metrics)
@@ -126,11 +141,14 @@ class StreamIngress:
     def reconfigure(self, user_config: dict) -> None:
         """The deployment's `user_config`: new values of LIVE_SETTINGS, applied to the running replicas and
         session shards (a redeploy that changes only these keeps every connection)."""
-        if not set(user_config) <= LIVE_SETTINGS:
-            raise ValueError(
-                f"user_config may set {sorted(LIVE_SETTINGS)}, not {sorted(set(user_config) - LIVE_SETTINGS)}"
-            )
-        self.settings = AppSettings.model_validate({**self.settings.model_dump(), **user_config})
+        refused = [f"{section}.{key}" if isinstance(keys, dict) else section
+                   for section, keys in user_config.items()
+                   for key in (keys if isinstance(keys, dict) else [None])
+                   if key not in LIVE_SETTINGS.get(section, ())]
+        if refused:
+            live = sorted(f"{section}.{key}" for section, keys in LIVE_SETTINGS.items() for key in keys)
+            raise ValueError(f"user_config may set {live}, not {refused}")
+        self.settings = AppSettings.model_validate(merge_settings(self.settings.model_dump(), user_config))
         app.state.twin.settings = app.state.store.settings = self.settings
         app.state.twin.sessions.configure(self.settings)
         logger.info("settings changed live: %s", user_config)

@@ -88,17 +88,20 @@ def server(tmp_path_factory, demo_repository, demo_ensemble_name) -> Server:
     port, mongo_port = free_port(), free_port()
     config["http_options"] = {"host": "127.0.0.1", "port": port}
     args = dict(
-        model_repository=str(repository),
-        results_dir=str(work / "results"),
-        session_ttl_s=SESSION_TTL_S,
-        max_message_bytes=MAX_MESSAGE_BYTES,
-        embedded_mongo_port=mongo_port,
-        db_dir=str(work / "db"),
-        face_interval_s=0.2,
-        max_frame_bytes=MAX_FRAME_BYTES,
-        max_connections_per_address=MAX_CONNECTIONS_PER_ADDRESS,
-        http_requests_per_s=HTTP_REQUESTS_PER_S,
-        http_burst=HTTP_BURST,
+        twin={
+            "model_repository": str(repository),
+            "results_dir": str(work / "results"),
+            "session_ttl_s": SESSION_TTL_S,
+        },
+        store={"face_interval_s": 0.2},
+        database={"embedded_port": mongo_port, "dir": str(work / "db")},
+        limits={
+            "max_message_bytes": MAX_MESSAGE_BYTES,
+            "max_frame_bytes": MAX_FRAME_BYTES,
+            "max_connections_per_address": MAX_CONNECTIONS_PER_ADDRESS,
+            "http_requests_per_s": HTTP_REQUESTS_PER_S,
+            "http_burst": HTTP_BURST,
+        },
         enrollment={**ENROLLMENT, "real_scenes": str(work / "real_scenes"), "work_dir": str(work / "enrollment")},
         auth={
             "enabled": True,

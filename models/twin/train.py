@@ -27,7 +27,7 @@ import copy
 import json
 import math
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,10 +52,10 @@ from models.twin.residual_boost import MLPBoostConfig, build_boost, sst_boost_co
 from models.twin.scaling import StandardScaler
 from models.twin.sensor_lag import first_order_lag, fitted_lags, remove_lag
 from models.twin.sst import SSTConfig, StaticSensorTransformer
+from models.twin.training_config import SEEDS, TrainingConfig, add_arguments, from_arguments
 
 MIN_TRAINING_ROWS = 2 * MIN_CALIBRATION_SAMPLES  # cross-fitting calibrates on every row
 HOLDOUT_ROWS = 20_000  # from here on a validation split calibrates; below, out-of-fold predictions do
-CROSS_FIT_FOLDS = 5
 EARLY_STOP_FRACTION = 0.1  # the last rows of each training set decide when a fit stops
 PATIENCE = 10  # epochs without a better early-stopping loss before a fit stops
 COPIES_PER_ROW = 4  # leave-one-out training: targets hidden per row (all of them when there are fewer)
@@ -213,15 +213,10 @@ class FittedTwin:
 
 @dataclass(frozen=True)
 class TwinRecipe:
-    """How to fit a twin: the plan, the boost, and the Stage 1 it may keep."""
+    """How to fit a twin: the plan sized for the data, the run's configuration, and the Stage 1 it may keep."""
 
     plan: ModelPlan
-    boost: str
-    boost_width: int
-    boost_d_model: int
-    boost_layers: int
-    dropout: float
-    sensor_lag: bool
+    config: TrainingConfig
     seed: int
     device: str
     kept_stage1: tuple | None = None  # (stage1, x_scaler, y_scaler, lags) of an ensemble whose Stage 1 is kept
@@ -247,23 +242,25 @@ class TwinRecipe:
                 else (x[rows], targets[rows])
             )
 
+        c = self.config
         if self.kept_stage1 is None:
             config = SSTConfig(n_in, n_out, self.plan.d_model, self.plan.nhead, self.plan.num_layers,
-                               dropout=self.dropout, masked=leave_one_out, linear_skip=True)
+                               dropout=c.dropout, masked=leave_one_out, linear_skip=True)
             stage1, lags = self._stage1(config, x, y, lambda t, salt: (examples(t, fit_rows, salt),
                                                                         examples(t, stop_rows, salt + 1)),
-                                        not leave_one_out and self.sensor_lag, fit_rows)
+                                        not leave_one_out and c.sensor_lag, fit_rows)
         stage1.to(self.device)
         y_steady = remove_lag(y, lags).astype(np.float32) if lags is not None else y
-        boost_config = (MLPBoostConfig(n_in, n_out, self.boost_width, self.boost_layers, masked=leave_one_out).to_dict()
-                        if self.boost == "mlp" else
-                        sst_boost_config(SSTConfig(n_in, n_out, self.boost_d_model, max(1, self.plan.nhead // 2),
-                                                   self.boost_layers, dropout=self.dropout, masked=leave_one_out)))
+        boost_config = (MLPBoostConfig(n_in, n_out, c.boost_width, c.boost_layers, masked=leave_one_out).to_dict()
+                        if c.boost == "mlp" else
+                        sst_boost_config(SSTConfig(n_in, n_out, c.boost_d_model, max(1, self.plan.nhead // 2),
+                                                   c.boost_layers, dropout=c.dropout, masked=leave_one_out)))
         boost = build_boost(boost_config)
-        (fit_x, fit_y), (stop_x, stop_y) = examples(y_steady, fit_rows, 5), examples(y_steady, stop_rows, 6)
+        salt = SEEDS.boost_examples
+        (fit_x, fit_y), (stop_x, stop_y) = examples(y_steady, fit_rows, salt), examples(y_steady, stop_rows, salt + 1)
         fit_s1, stop_s1 = infer(stage1, (fit_x,)), infer(stage1, (stop_x,))
         fit(boost, (fit_x, fit_s1), fit_y - fit_s1, self.plan.boost_epochs, self.plan.lr, self.plan.batch_size,
-            f"stage 2 ({self.boost} residual boost)", self.seed + 1, self.device,
+            f"stage 2 ({c.boost} residual boost)", self.seed + SEEDS.boost, self.device,
             validation=((stop_x, stop_s1), stop_y - stop_s1))
         return FittedTwin(stage1.cpu(), boost.cpu(), boost_config, x_scaler, y_scaler, lags, leave_one_out)
 
@@ -277,7 +274,7 @@ class TwinRecipe:
         stage1, plan = StaticSensorTransformer(config), self.plan
 
         def run(targets: np.ndarray, epochs: int, desc: str) -> None:
-            (fit_x, fit_y), (stop_x, stop_y) = examples(targets, 3)
+            (fit_x, fit_y), (stop_x, stop_y) = examples(targets, SEEDS.stage1_examples)
             stage1.fit_linear(torch.from_numpy(fit_x), torch.from_numpy(fit_y))
             fit(stage1, (fit_x,), fit_y, epochs, plan.lr, plan.batch_size, desc, self.seed, self.device,
                 validation=((stop_x,), stop_y))
@@ -310,47 +307,44 @@ def cross_fit(recipe: TwinRecipe, boundary: np.ndarray, target: np.ndarray,
     blocks = np.array_split(np.arange(len(target)), folds)
     for k, block in enumerate(tqdm(blocks, desc="cross-fitting", unit="fold")):
         rest = np.setdiff1d(np.arange(len(target)), block)
-        twin = replace(recipe, seed=recipe.seed + 10 * (k + 1)).fit(boundary[rest], target[rest])
+        twin = replace(recipe, seed=recipe.seed + SEEDS.fold_stride * (k + 1)).fit(boundary[rest], target[rest])
         stage1[block], boosted[block] = twin.predict(inputs[block])
     return stage1, boosted
 
 
 def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signals: list[str],
-                   repository: Path, model_name: str, *, epochs: int | None = None,
-                   boost_epochs: int | None = None, d_model: int | None = None, num_layers: int | None = None,
-                   nhead: int | None = None, boost: str = "mlp", boost_width: int = 256, boost_d_model: int = 64,
-                   boost_layers: int = 3, dropout: float = 0.1, lr: float | None = None,
-                   batch_size: int | None = None, delta_r2: float = 0.002, val_fraction: float = 0.15,
-                   test_fraction: float = 0.15, folds: int = CROSS_FIT_FOLDS, seed: int = 0,
-                   sensor_lag: bool = True, device: str = "cpu", stage1_from: Path | None = None) -> Path:
+                   repository: Path, model_name: str, config: TrainingConfig = TrainingConfig(),
+                   **overrides) -> Path:
     """Train both stages, choose the boost per target, calibrate the monitor on held-out predictions and
     write the ensemble folder; returns its path.
 
-    `boundary_signals` empty: a leave-one-out twin of the targets (no sensor lag). Parameters left None
-    follow `model_plan`. With `sensor_lag` (rows must be consecutive samples in time) a first-order lag
-    per target is estimated after a quarter of the stage-1 epochs, and the rest fit the readings with it
-    removed (models.twin.sensor_lag). `boost` is "mlp" or "sst" (models.twin.residual_boost). `stage1_from` (an
-    ensemble folder) reuses that ensemble's Stage 1, scalers and sensor lags and trains only a new boost.
+    `config` holds every setting (models.twin.training_config); `overrides` change fields of it by name, as
+    `train_ensemble(..., epochs=5)`. `boundary_signals` empty: a leave-one-out twin of the targets (no
+    sensor lag). Sizes left None follow `model_plan`. With `sensor_lag` (rows must be consecutive samples in
+    time) a first-order lag per target is estimated after a quarter of the stage-1 epochs, and the rest fit
+    the readings with it removed (models.twin.sensor_lag). `stage1_from` (an ensemble folder) reuses that
+    ensemble's Stage 1, scalers and sensor lags and trains only a new boost.
     """
+    c = config.with_overrides(**overrides)
     check_trainable(table, boundary_signals, target_signals, MIN_TRAINING_ROWS)
-    torch.manual_seed(seed)
+    torch.manual_seed(c.seed)
     rows = len(table.target)
-    given = {"d_model": d_model, "num_layers": num_layers, "nhead": nhead, "epochs": epochs,
-             "boost_epochs": boost_epochs, "lr": lr, "batch_size": batch_size}
-    plan = replace(model_plan(rows), **{k: v for k, v in given.items() if v is not None})
-    kept = _kept_stage1(Path(stage1_from), boundary_signals, target_signals) if stage1_from is not None else None
-    recipe = TwinRecipe(plan, boost, boost_width, boost_d_model, boost_layers, dropout, sensor_lag, seed, device, kept)
+    sizes = {f.name: getattr(c, f.name) for f in fields(ModelPlan) if getattr(c, f.name) is not None}
+    plan = replace(model_plan(rows), **sizes)
+    kept = _kept_stage1(Path(c.stage1_from), boundary_signals, target_signals) if c.stage1_from is not None else None
+    device = c.device if c.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    recipe = TwinRecipe(plan, c, c.seed, device, kept)
     inputs = table.boundary if boundary_signals else table.target
     if rows >= HOLDOUT_ROWS:
-        train, held_out, test = split(rows, val_fraction, test_fraction)
+        train, held_out, test = split(rows, c.val_fraction, c.test_fraction)
         twin = recipe.fit(table.boundary[train], table.target[train])
         stage1_pred, boosted_pred = twin.predict(inputs)
         calibration = {"scheme": "holdout", "rows": held_out.stop - held_out.start}
     else:
         held_out, test = slice(0, rows), None
-        stage1_pred, boosted_pred = cross_fit(recipe, table.boundary, table.target, folds)
+        stage1_pred, boosted_pred = cross_fit(recipe, table.boundary, table.target, c.folds)
         twin = recipe.fit(table.boundary, table.target)
-        calibration = {"scheme": "cross-fit", "folds": folds, "rows": rows}
+        calibration = {"scheme": "cross-fit", "folds": c.folds, "rows": rows}
     actual = table.target
 
     def sensed(steady: np.ndarray) -> np.ndarray:
@@ -360,7 +354,7 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     stage1_seen, boosted_seen = sensed(stage1_pred), sensed(boosted_pred)
     r2_s1 = r2_per_column(actual[held_out], stage1_seen[held_out])
     r2_boost = r2_per_column(actual[held_out], boosted_seen[held_out])
-    use_boost = (r2_boost - r2_s1) > delta_r2
+    use_boost = (r2_boost - r2_s1) > c.delta_r2
     ensemble_seen = np.where(use_boost, boosted_seen, stage1_seen)
     test_r2 = ((r2_per_column(actual[test], stage1_seen[test]), r2_per_column(actual[test], ensemble_seen[test]))
                if test is not None else None)
@@ -377,10 +371,10 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     training = {"rows": rows, "gap_rows_left_out": table.dropped_rows, "calibration": calibration,
                 "epochs": 0 if kept is not None else plan.epochs, "boost_epochs": plan.boost_epochs,
                 "d_model": plan.d_model, "num_layers": plan.num_layers, "lr": plan.lr, "batch_size": plan.batch_size,
-                "seed": seed, "sensor_lag": twin.lags is not None, "boost": boost,
-                "stage1_from": Path(stage1_from).name if stage1_from is not None else None}
+                "seed": c.seed, "sensor_lag": twin.lags is not None, "boost": c.boost,
+                "stage1_from": Path(c.stage1_from).name if c.stage1_from is not None else None}
     return write_ensemble(twin, boundary_signals, target_signals, Path(repository), model_name, metrics, use_boost,
-                          delta_r2, training, monitor)
+                          c.delta_r2, training, monitor)
 
 
 def write_ensemble(twin: FittedTwin, boundary_signals: list[str], target_signals: list[str], repository: Path,
@@ -425,47 +419,13 @@ def main() -> None:
     parser.add_argument("--target", required=True, help="comma-separated target (output) signal names")
     parser.add_argument("--repository", type=Path, default=Path("data/model_repository"))
     parser.add_argument("--model", default="SST", help="model name used in Ensemble_<model>_<timestamp>")
-    sizing = "default: from the number of rows (models.twin.train.model_plan)"
-    parser.add_argument("--epochs", type=int, default=None, help=f"Stage-1 epochs at most; {sizing}")
-    parser.add_argument("--boost-epochs", type=int, default=None, help=f"boost epochs at most; {sizing}")
-    parser.add_argument("--d-model", type=int, default=None, help=sizing)
-    parser.add_argument("--layers", type=int, default=None, help=sizing)
-    parser.add_argument("--heads", type=int, default=None, help=sizing)
-    parser.add_argument(
-        "--boost", choices=["mlp", "sst"], default="mlp", help="residual boost kind (models.twin.residual_boost)"
-    )
-    parser.add_argument("--boost-width", type=int, default=256, help="hidden units of an MLP boost")
-    parser.add_argument(
-        "--boost-layers", type=int, default=3, help="hidden layers (MLP) or encoder layers (SST) of the boost"
-    )
-    parser.add_argument("--boost-d-model", type=int, default=64, help="d_model of an SST boost")
-    parser.add_argument("--stage1-from", type=Path, default=None,
-                        help="ensemble folder whose Stage 1, scalers and sensor lags to reuse: train only a new boost")
-    parser.add_argument("--dropout", type=float, default=0.1)
-    parser.add_argument("--lr", type=float, default=None, help=sizing)
-    parser.add_argument("--batch-size", type=int, default=None, help=sizing)
-    parser.add_argument("--delta-r2", type=float, default=0.002, help="minimum held-out R² gain to use the boost")
-    parser.add_argument("--folds", type=int, default=CROSS_FIT_FOLDS,
-                        help=f"cross-fitting folds below {HOLDOUT_ROWS:,} rows")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--static",
-        action="store_true",
-        help="fit the readings as they are, without estimating sensor lags (rows need not be consecutive)",
-    )
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_arguments(parser)
     args = parser.parse_args()
     boundary, target = [s for s in args.boundary.split(",") if s], args.target.split(",")
     table = load_csv(args.csv, boundary, target)
     if table.dropped_rows:
         print(f"{table.dropped_rows} rows with gaps (empty or NaN cells) left out; {len(table.target)} rows used")
-    folder = train_ensemble(table, boundary, target, args.repository, args.model, epochs=args.epochs,
-                            boost_epochs=args.boost_epochs, d_model=args.d_model, num_layers=args.layers,
-                            nhead=args.heads, boost=args.boost, boost_width=args.boost_width,
-                            boost_d_model=args.boost_d_model, boost_layers=args.boost_layers, dropout=args.dropout,
-                            lr=args.lr, batch_size=args.batch_size, delta_r2=args.delta_r2, folds=args.folds,
-                            seed=args.seed, sensor_lag=not args.static, device=args.device,
-                            stage1_from=args.stage1_from)
+    folder = train_ensemble(table, boundary, target, args.repository, args.model, from_arguments(args))
     manifest = read_manifest(folder)
     calibration = manifest.training["calibration"]
     print(f"wrote {folder}\nR² on held-out rows ({calibration['scheme']}, {calibration['rows']} rows):")

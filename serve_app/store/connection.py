@@ -66,7 +66,7 @@ class StoreServices:
     @property
     def image_limits(self) -> ImageLimits:
         """Limits of kiosk frames and registration photos."""
-        return ImageLimits(self.settings.max_frame_bytes, self.settings.max_image_pixels)
+        return ImageLimits(self.settings.limits.max_frame_bytes, self.settings.limits.max_image_pixels)
 
 
 @dataclass
@@ -80,8 +80,12 @@ class KioskConnection:
     def __init__(self, websocket: WebSocket, services: StoreServices, session_id: str):
         self.ws, self.services, self.session_id = websocket, services, session_id
         settings = services.settings
-        self.tracker = CartTracker(settings.cart_stable_k, settings.cart_stable_n, settings.cart_min_score,
-                                   settings.cart_min_iou)
+        self.tracker = CartTracker(
+            settings.store.cart_stable_k,
+            settings.store.cart_stable_n,
+            settings.store.cart_min_score,
+            settings.store.cart_min_iou,
+        )
         self.user: dict | None = None
         self.pending: _Frame | None = None
         self.frame_ready = asyncio.Event()
@@ -90,7 +94,9 @@ class KioskConnection:
         self.face_tried_at = 0.0
         self.tasks = ConnectionTasks()
         self.send_lock = asyncio.Lock()
-        self.frame_budget = TokenBucket(services.settings.kiosk_frames_per_s, services.settings.kiosk_burst)
+        self.frame_budget = TokenBucket(
+            services.settings.limits.kiosk_frames_per_s, services.settings.limits.kiosk_burst
+        )
 
     async def send(self, message: dict) -> None:
         if message["type"] == "error":
@@ -154,7 +160,8 @@ class KioskConnection:
         if not self.frame_budget.take():
             raise WireError(
                 StoreError.RATE_LIMITED,
-                f"more than {self.services.settings.kiosk_frames_per_s:g} frames a second; this frame was dropped",
+                f"more than {self.services.settings.limits.kiosk_frames_per_s:g} frames a second; "
+                "this frame was dropped",
                 {"timestamp": timestamp},
             )
         if self.pending is not None:
@@ -213,7 +220,7 @@ class KioskConnection:
 
     def _maybe_identify(self, data: bytes) -> None:
         now = time.monotonic()
-        if self.user or self.face_busy or now - self.face_tried_at < self.services.settings.face_interval_s:
+        if self.user or self.face_busy or now - self.face_tried_at < self.services.settings.store.face_interval_s:
             return
         self.face_busy, self.face_tried_at = True, now
         self.tasks.start(self._identify(data))

@@ -178,7 +178,7 @@ def _live_model(versions: DetectorVersions, settings: AppSettings, work: Path) -
     hard negatives)."""
     live = versions.live()
     if live == CONFIGURED:
-        onnx = project_path(settings.detector_weights).with_suffix(".onnx")
+        onnx = project_path(settings.store.detector_weights).with_suffix(".onnx")
         weights, described = onnx.with_suffix(".pt"), onnx.with_suffix(".json")
         for needed in (weights, described):
             if not needed.exists():
@@ -228,7 +228,7 @@ def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: 
     enrollment_id, options = record["enrollment_id"], settings.enrollment
     live, live_onnx, base_weights, live_meta = _live_model(versions, settings, work)
     classes = {int(k): v for k, v in live_meta["classes"].items()}
-    known = _known_products(records, classes, project_path(settings.catalogue))
+    known = _known_products(records, classes, project_path(settings.store.catalogue))
     class_id = 1 + max([*classes, *(p["yolo_class_id"] for p in db.products())])
     names = {**classes, class_id: record["sku"]}
     records.update(enrollment_id, status="training", class_id=class_id, base_version=live, started_at=time.time())
@@ -244,9 +244,20 @@ def _train_and_gate(records: EnrollmentRecords, versions: DetectorVersions, db: 
                         hard_negatives=options.hard_negatives, hard_epochs=0, replay=options.replay,
                         freeze=options.freeze, imgsz=live_meta.get("imgsz", 320))
     limits = GateLimits(options.new_class_map50, options.max_class_drop, options.max_phantom_increase)
-    result = enroll(known, {class_id: [png_sprite(p["cutout"]) for p in record["photos"]]}, names, base_weights,
-                    live_onnx, project_path(options.real_scenes), work, plan, limits, settings.detector_conf, progress,
-                    kept_hard_negatives(live_meta))
+    result = enroll(
+        known,
+        {class_id: [png_sprite(p["cutout"]) for p in record["photos"]]},
+        names,
+        base_weights,
+        live_onnx,
+        project_path(options.real_scenes),
+        work,
+        plan,
+        limits,
+        settings.store.detector_conf,
+        progress,
+        kept_hard_negatives(live_meta),
+    )
     meta = {"classes": {str(c): n for c, n in names.items()}, "imgsz": plan.imgsz, "metrics": result.candidate,
             "live_metrics": result.live, "refused": result.refused, "enrollment_id": enrollment_id}
     version = versions.add(result.onnx.read_bytes(), result.weights.read_bytes(), meta,

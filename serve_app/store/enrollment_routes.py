@@ -116,7 +116,7 @@ async def add_photos(
 ) -> dict:
     """Add photos (any background); each is cut out at once. 409 when training started or over the limit."""
     options = services.settings.enrollment
-    limits = ImageLimits(services.settings.max_http_body_bytes, services.settings.max_image_pixels)
+    limits = ImageLimits(services.settings.limits.max_http_body_bytes, services.settings.limits.max_image_pixels)
     scaled = [_scaled_jpeg(photo_bytes(i, p, limits), options.photo_side) for i, p in enumerate(request.photos)]
     cutouts = await asyncio.gather(*(asyncio.to_thread(cut_out, image) for _, image in scaled))
     updated = await asyncio.to_thread(services.enrollments.add_photos, enrollment_id,
@@ -180,7 +180,7 @@ async def detector_versions(services: StoreServices = Depends(store_services)) -
     """The live version and every trained one (status passed/refused, metrics), newest first."""
     live, stored = await asyncio.gather(asyncio.to_thread(services.detector_versions.live),
                                         asyncio.to_thread(services.detector_versions.catalog))
-    configured = {"version": 0, "status": "configured", "source": services.settings.detector_weights}
+    configured = {"version": 0, "status": "configured", "source": services.settings.store.detector_weights}
     return {"live": live, "versions": stored + [configured]}
 
 

@@ -25,7 +25,7 @@ class StoreSessionShard:
 
     def configure(self, settings: AppSettings) -> None:
         """Take new settings (a redeploy with other `args`); sessions are kept."""
-        self.idle_ttl_s = settings.store_session_ttl_s
+        self.idle_ttl_s = settings.store.session_ttl_s
 
     def _state(self, session_id: str) -> dict:
         state = self.sessions.get(session_id) or self.db.load_session(session_id)

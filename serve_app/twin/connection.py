@@ -111,11 +111,11 @@ class TwinConnection:
         self.session_id: str | None = None
         self.connection_id = uuid.uuid4().hex
         self.active: ActiveConfig | None = None
-        self.budget = TokenBucket(services.settings.twin_messages_per_s, services.settings.twin_burst)
+        self.budget = TokenBucket(services.settings.limits.twin_messages_per_s, services.settings.limits.twin_burst)
         self.tasks = ConnectionTasks()
 
     async def serve(self) -> None:
-        replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.settings.max_inflight_per_connection)
+        replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.settings.limits.max_inflight_per_connection)
         writer = asyncio.create_task(self._write_replies(replies))
         try:
             while not writer.done():
@@ -198,7 +198,7 @@ class TwinConnection:
         """Answer one frame: a reply dict now, or a task that will produce it."""
         request_id = None
         try:
-            limit = self.services.settings.max_message_bytes
+            limit = self.services.settings.limits.max_message_bytes
             if len(frame) > limit:
                 raise WireError(ErrorCode.MESSAGE_TOO_LARGE, f"message exceeds {limit} bytes")
             try:
@@ -210,7 +210,7 @@ class TwinConnection:
             if not self.budget.take():
                 raise WireError(
                     ErrorCode.RATE_LIMITED,
-                    f"more than {self.services.settings.twin_messages_per_s:g} messages a second; "
+                    f"more than {self.services.settings.limits.twin_messages_per_s:g} messages a second; "
                     "this message was not processed, retry later",
                 )
             envelope = parse_envelope(message)

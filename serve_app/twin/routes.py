@@ -108,7 +108,7 @@ async def twin_save(request: SaveRequest, http: Request, services: TwinServices 
     """Write the session's history to the server's results folder (never to a client-named path)."""
     chunks = await _history(services, request.session_id, http.state.principal)
     name = f"{request.session_id}_{time.strftime('%Y%m%d_%H%M%S')}.{request.format}"
-    path = project_path(services.settings.results_dir) / name
+    path = project_path(services.settings.twin.results_dir) / name
     await asyncio.to_thread(_write_history, path, request.session_id, chunks, request.format)
     samples = sum(len(c) for c in chunks)
     return {"status": "success", "message": f"saved {samples} samples", "output_path": str(path),
@@ -118,7 +118,7 @@ async def twin_save(request: SaveRequest, http: Request, services: TwinServices 
 @router.get("/api/v1/inference/stream/results/{file_name}")
 async def twin_result(file_name: str, http: Request, services: TwinServices = Depends(twin_services)) -> FileResponse:
     """Download a file written by `save` (of one of the caller's sessions; an admin: any)."""
-    path = project_path(services.settings.results_dir) / file_name
+    path = project_path(services.settings.twin.results_dir) / file_name
     match = RESULT_FILE.match(file_name)
     viewer = http.state.principal.twin_viewer
     if (

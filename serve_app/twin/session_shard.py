@@ -134,9 +134,9 @@ class SessionShard:
 
     def configure(self, settings: AppSettings) -> None:
         """Take new settings (a redeploy with other `args`); sessions are kept."""
-        self.history_limit = settings.history_limit
-        self.ttl_s = settings.session_ttl_s
-        self.persist_interval_s = settings.session_persist_interval_s
+        self.history_limit = settings.twin.history_limit
+        self.ttl_s = settings.twin.session_ttl_s
+        self.persist_interval_s = settings.sessions.persist_interval_s
 
     # lifecycle -----------------------------------------------------------------------------------------
     def _session(self, session_id: str) -> TwinSession | None:

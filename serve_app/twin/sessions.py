@@ -56,8 +56,8 @@ class SessionStore:
     def __init__(self, name_prefix: str, settings: AppSettings, mongo_uri: str | None = None,
                  flush_rows: int = 4096):
         self._actors = shard_actors(SessionShard, f"{name_prefix}-sessions", settings, mongo_uri)
-        self._flush_interval_s = settings.session_flush_interval_s
-        shards = settings.session_shards
+        self._flush_interval_s = settings.sessions.flush_interval_s
+        shards = settings.sessions.shards
         self.replica = uuid.uuid4().hex
         self._pending: list[list[Event]] = [[] for _ in range(shards)]
         self._pending_rows = [0] * shards
@@ -68,7 +68,7 @@ class SessionStore:
 
     def configure(self, settings: AppSettings) -> None:
         """New settings on a running replica, for this store and every shard (history_limit, session_ttl_s, ...)."""
-        self._flush_interval_s = settings.session_flush_interval_s
+        self._flush_interval_s = settings.sessions.flush_interval_s
         for actor in self._actors:
             actor.configure.remote(settings)
 

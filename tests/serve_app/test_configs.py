@@ -3,8 +3,9 @@
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from serve_app.settings import AppSettings
+from serve_app.settings import AppSettings, merge_settings
 from tests.support.paths import PROJECT_ROOT
 
 CONFIGS = PROJECT_ROOT / "configs"
@@ -17,10 +18,9 @@ def test_serve_config_is_valid(name):
     (app,) = config["applications"]
     assert app["import_path"] == "serve_app.app:build_app"
     settings = AppSettings.model_validate(app["args"])
-    assert set(app["args"]) <= set(AppSettings.model_fields)
     assert {d["name"] for d in app["deployments"]} == DEPLOYMENTS
     predictor = next(d for d in app["deployments"] if d["name"] == "EnsemblePredictor")
-    assert predictor["user_config"]["max_batch_rows"] >= settings.coalesce_max_rows
+    assert predictor["user_config"]["max_batch_rows"] >= settings.twin.coalesce_max_rows
 
 
 def test_rayservice_example_is_valid():
@@ -44,3 +44,17 @@ def test_default_config_is_open_on_loopback_only():
     config = yaml.safe_load((CONFIGS / "serve.yaml").read_text())
     assert config["http_options"]["host"] == "127.0.0.1"
     assert not AppSettings.model_validate(config["applications"][0]["args"]).auth.enabled
+
+
+def test_a_flat_key_of_the_earlier_layout_names_where_it_lives_now():
+    moved = r"`history_limit` is now `twin.history_limit`.*`db_dir` is now `database.dir`"
+    with pytest.raises(ValidationError, match=moved):
+        AppSettings.model_validate({"history_limit": 5, "db_dir": "x"})
+    with pytest.raises(ValidationError, match=r"twin.histroy_limit"):  # a typo is an error, not a default
+        AppSettings.model_validate({"twin": {"histroy_limit": 5}})
+
+
+def test_sections_merge_key_by_key():
+    shipped = yaml.safe_load((CONFIGS / "serve.yaml").read_text())["applications"][0]["args"]
+    merged = AppSettings.model_validate(merge_settings(shipped, {"twin": {"history_limit": 7}}))
+    assert merged.twin.history_limit == 7 and merged.twin.inference == shipped["twin"]["inference"] == "ingress"

@@ -21,7 +21,7 @@ from tests.support.store_frames import empty_frame, product_frame
 from tests.support.twin_stream import configured, expected, values
 from tests.support.wire import as_signals, rows, run
 
-WEIGHTS = project_path(AppSettings().detector_weights)
+WEIGHTS = project_path(AppSettings().store.detector_weights)
 
 
 def test_local_detector_answers_each_frame_as_the_detector_alone_at_most_calls_at_once():
@@ -61,9 +61,10 @@ def test_local_detector_answers_each_frame_as_the_detector_alone_at_most_calls_a
 def test_a_server_with_inference_in_the_ingress_serves_kiosks_and_twins(server):
     shipped = yaml.safe_load((PROJECT_ROOT / "configs" / "serve.yaml").read_text())["applications"][0]
     deployments = {d["name"]: d for d in shipped["deployments"]}
-    inference = {k: shipped["args"][k] for k in ("twin_inference", "store_inference", "ingress_twin_calls",
-                                                 "ingress_detector_calls", "coalesce_max_rows")}
-    assert inference["twin_inference"] == inference["store_inference"] == "ingress"  # the mode this test is about
+    twin, store = shipped["args"]["twin"], shipped["args"]["store"]
+    inference = {"twin": {k: twin[k] for k in ("inference", "ingress_calls", "coalesce_max_rows")},
+                 "store": {k: store[k] for k in ("inference", "ingress_calls")}}
+    assert twin["inference"] == store["inference"] == "ingress"  # the mode this test is about
     server.restart({"StreamIngress": deployments["StreamIngress"]["num_replicas"],
                     "YOLODetector": deployments["YOLODetector"]["autoscaling_config"]}, **inference)
     x = rows(8, seed=77)

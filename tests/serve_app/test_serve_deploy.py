@@ -60,7 +60,7 @@ def _deploy_config(server, history_limit: int) -> dict:
     config = yaml.safe_load(server.process.config_path.read_text())
     for deployment in config["applications"][0]["deployments"]:
         if deployment["name"] == "StreamIngress":
-            deployment["user_config"] = {"history_limit": history_limit}
+            deployment["user_config"] = {"twin": {"history_limit": history_limit}}
     return config
 
 

@@ -13,7 +13,7 @@ from skimage import data
 
 from serve_app.settings import AppSettings, project_path
 
-WEIGHTS = project_path(AppSettings().detector_weights)
+WEIGHTS = project_path(AppSettings().store.detector_weights)
 
 
 def blind_model(path=WEIGHTS) -> bytes:

@@ -25,7 +25,7 @@ SESSION_TTL_S = 4.0
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_FRAME_BYTES = 512 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 220
-POOL_MODE = {"twin_inference": "pool", "store_inference": "pool"}
+POOL_MODE = {"twin": {"inference": "pool"}, "store": {"inference": "pool"}}
 HTTP_REQUESTS_PER_S, HTTP_BURST = 100.0, 400.0  # every test client comes from loopback
 # the test server runs with auth on: every client presents one of these
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -89,7 +89,7 @@ class Server:
         """Twin predictions and kiosk frames through the EnsemblePredictor and YOLODetector pools (the paths
         with Ray hops), restarting the server once if it runs another mode."""
         app = yaml.safe_load(self.process.config_path.read_text())["applications"][0]
-        if not all(app["args"].get(k) == "pool" for k in ("twin_inference", "store_inference")):
+        if not all(app["args"][section].get("inference") == "pool" for section in ("twin", "store")):
             self.restart({"StreamIngress": 1, "YOLODetector": 1}, **POOL_MODE)
 
     def __post_init__(self):

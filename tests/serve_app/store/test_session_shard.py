@@ -20,7 +20,7 @@ def test_catalogue_seed_is_idempotent(server):
 
 
 def test_idle_sessions_and_their_carts_are_removed(server):
-    shard = StoreSessionShard(AppSettings(store_session_ttl_s=1.0), server.mongo_uri)
+    shard = StoreSessionShard(AppSettings(store={"session_ttl_s": 1.0}), server.mongo_uri)
     shard.add("idle-1", TEA, 2)
     assert shard.get("idle-1")["cart"][0]["quantity"] == 2
     time.sleep(1.2)
@@ -30,8 +30,8 @@ def test_idle_sessions_and_their_carts_are_removed(server):
 
 
 def test_a_new_shard_process_sees_persisted_carts(server):
-    StoreSessionShard(AppSettings(store_session_ttl_s=600), server.mongo_uri).add("persist-1", TEA, 1)
-    fresh = StoreSessionShard(AppSettings(store_session_ttl_s=600), server.mongo_uri)  # as after an actor restart
+    StoreSessionShard(AppSettings(store={"session_ttl_s": 600}), server.mongo_uri).add("persist-1", TEA, 1)
+    fresh = StoreSessionShard(AppSettings(store={"session_ttl_s": 600}), server.mongo_uri)  # as after an actor restart
     assert fresh.get("persist-1")["cart"] == [
         {"product_id": "tea-yuancui", "name": "元翠茶", "quantity": 1, "price": 150}
     ]
@@ -40,9 +40,9 @@ def test_a_new_shard_process_sees_persisted_carts(server):
 
 
 def test_a_running_shard_takes_new_settings(server):
-    shard = StoreSessionShard(AppSettings(store_session_ttl_s=600), server.mongo_uri)
+    shard = StoreSessionShard(AppSettings(store={"session_ttl_s": 600}), server.mongo_uri)
     shard.add("idle-2", TEA, 1)
-    shard.configure(AppSettings(store_session_ttl_s=1.0))  # a redeploy with a shorter idle time
+    shard.configure(AppSettings(store={"session_ttl_s": 1.0}))  # a redeploy with a shorter idle time
     time.sleep(1.2)
     shard.open("busy-2")
     assert shard.get("idle-2") is None

@@ -17,7 +17,7 @@ def chunk(start: int, n: int) -> HistoryChunk:
 
 
 def test_history_is_bounded_and_keeps_the_newest_samples():
-    shard = SessionShard(AppSettings(history_limit=25, session_ttl_s=60))
+    shard = SessionShard(AppSettings(twin={"history_limit": 25, "session_ttl_s": 60}))
     shard.open("s1", {"ensemble_name": "E", "mode": "single"}, resume=False)
     shard.apply([("rows", "s1", chunk(0, 10)), ("rows", "s1", chunk(10, 10)), ("rows", "s1", chunk(20, 12))])
     records = history_records(shard.history("s1"))
@@ -31,7 +31,7 @@ def test_history_is_bounded_and_keeps_the_newest_samples():
 
 
 def test_resume_only_within_ttl_after_disconnect():
-    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=0.2))
+    shard = SessionShard(AppSettings(twin={"history_limit": 100, "session_ttl_s": 0.2}))
     assert shard.open("s1", {}, resume=True) is None
     shard.open("s1", {"ensemble_name": "E"}, resume=False)
     shard.apply([("rows", "s1", chunk(0, 3)), ("close", "s1")])
@@ -43,18 +43,20 @@ def test_resume_only_within_ttl_after_disconnect():
 
 
 def test_events_for_unknown_sessions_are_ignored():
-    shard = SessionShard(AppSettings(history_limit=10, session_ttl_s=60))
+    shard = SessionShard(AppSettings(twin={"history_limit": 10, "session_ttl_s": 60}))
     shard.apply([("rows", "ghost", chunk(0, 2)), ("close", "ghost"), ("config", "ghost", {})])
     assert shard.summaries() == []
 
 
 def test_a_restarted_shard_resumes_sessions_from_mongodb(server):
     """A new shard object on the same database stands for the actor Ray restarts after a crash."""
-    first = SessionShard(AppSettings(history_limit=100, session_ttl_s=60, session_persist_interval_s=0.0),
-                         mongo_uri=server.mongo_uri)
+    first = SessionShard(
+        AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}, sessions={"persist_interval_s": 0.0}),
+        mongo_uri=server.mongo_uri,
+    )
     first.open("persisted-1", {"ensemble_name": "E", "mode": "batch"}, resume=False)
     first.apply([("rows", "persisted-1", chunk(0, 7))])
-    restarted = SessionShard(AppSettings(history_limit=100, session_ttl_s=60), mongo_uri=server.mongo_uri)
+    restarted = SessionShard(AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}), mongo_uri=server.mongo_uri)
     summary = restarted.open("persisted-1", {"ensemble_name": "E", "mode": "single"}, resume=True)
     assert summary["predictions_count"] == 7 and summary["connected"] and summary["mode"] == "single"
     assert [r["timestamp"] for r in history_records(restarted.history("persisted-1"))] == [f"t{i}" for i in range(7)]
@@ -62,17 +64,19 @@ def test_a_restarted_shard_resumes_sessions_from_mongodb(server):
 
 
 def test_persisted_sessions_expire_like_live_ones(server):
-    shard = SessionShard(AppSettings(history_limit=10, session_ttl_s=0.2, session_persist_interval_s=0.0),
-                         mongo_uri=server.mongo_uri)
+    shard = SessionShard(
+        AppSettings(twin={"history_limit": 10, "session_ttl_s": 0.2}, sessions={"persist_interval_s": 0.0}),
+        mongo_uri=server.mongo_uri,
+    )
     shard.open("persisted-2", {"ensemble_name": "E"}, resume=False)
     shard.apply([("close", "persisted-2")])
     time.sleep(0.3)
-    assert SessionShard(AppSettings(history_limit=10, session_ttl_s=0.2), mongo_uri=server.mongo_uri).open(
+    assert SessionShard(AppSettings(twin={"history_limit": 10, "session_ttl_s": 0.2}), mongo_uri=server.mongo_uri).open(
         "persisted-2", {"ensemble_name": "E"}, resume=True) is None
 
 
 def test_a_newer_connection_takes_the_session_over_and_the_older_close_does_not_end_it():
-    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=60))
+    shard = SessionShard(AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}))
     shard.open("s1", {"ensemble_name": "E"}, resume=False, owner=("replica-a", "old"))
     assert shard.open("s1", {"ensemble_name": "E"}, resume=True, owner=("replica-b", "new"))["connected"]
     # the old connection's last rows still count; its close arrives after the takeover and is ignored
@@ -85,7 +89,7 @@ def test_a_newer_connection_takes_the_session_over_and_the_older_close_does_not_
 
 
 def test_liveness_does_not_need_a_close_to_arrive(monkeypatch):
-    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=60))
+    shard = SessionShard(AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}))
     shard.open("gone", {"ensemble_name": "E"}, resume=False, owner=("replica-a", "c1"))
     shard.open("kept", {"ensemble_name": "E"}, resume=False, owner=("replica-a", "c2"))
     shard.apply([], "replica-a", alive={"kept": "c2"})  # c1's close was lost: the replica no longer holds it
@@ -99,7 +103,7 @@ def test_liveness_does_not_need_a_close_to_arrive(monkeypatch):
 
 
 def test_reads_wait_for_every_live_replica_to_flush():
-    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=60))
+    shard = SessionShard(AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}))
     shard.apply([], "replica-a", taken_at=100.0, alive={})
     shard.apply([], "replica-b", taken_at=105.0, alive={})
     assert shard.behind(101.0)  # replica-a may still hold events from before 101
@@ -108,15 +112,15 @@ def test_reads_wait_for_every_live_replica_to_flush():
 
 
 def test_settings_change_on_a_running_shard():
-    shard = SessionShard(AppSettings(history_limit=100, session_ttl_s=60))
-    shard.configure(AppSettings(history_limit=3, session_ttl_s=60))
+    shard = SessionShard(AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}))
+    shard.configure(AppSettings(twin={"history_limit": 3, "session_ttl_s": 60}))
     shard.open("s1", {"ensemble_name": "E"}, resume=False)
     shard.apply([("rows", "s1", chunk(0, 10))])
     assert shard.summaries()[0]["history_samples"] == 3
 
 
 def test_a_restarted_shard_restores_a_session_on_its_first_event(server):
-    settings = AppSettings(history_limit=100, session_ttl_s=60, session_persist_interval_s=0.0)
+    settings = AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}, sessions={"persist_interval_s": 0.0})
     first = SessionShard(settings, mongo_uri=server.mongo_uri)
     first.open("persisted-3", {"ensemble_name": "E"}, resume=False, owner=("replica-a", "c1"))
     first.apply([("rows", "persisted-3", chunk(0, 5), "c1")], "replica-a", alive={"persisted-3": "c1"})
