@@ -7,7 +7,7 @@ prediction. Two kinds, named by `kind` in the manifest's `boost_config`:
            error is not a smooth function of the boundary alone - a Transformer extrapolates in jumps at
            rare operating points - but with Stage 1's prediction as an input the boost can correct it
            everywhere it saw training data. Cheap to train on a CPU.
-    "sst"  a smaller StaticSensorTransformer over the boundary signals only (the original's boost;
+    "sst"  a smaller StaticSensorTransformer over the boundary signals only (the first boost design;
            manifests without `kind` hold one).
 
 Requires torch (the `train` extra); serving runs the exported ONNX graph instead.
@@ -57,7 +57,7 @@ class MLPBoost(nn.Module):
 
 
 class SSTBoost(StaticSensorTransformer):
-    """The original's boost: an SST over the boundary signals; Stage 1's prediction is not used."""
+    """The SST boost: an SST over the boundary signals; Stage 1's prediction is not used."""
 
     def forward(self, boundary: torch.Tensor, stage1: torch.Tensor | None = None) -> torch.Tensor:
         return super().forward(boundary)

@@ -1,7 +1,7 @@
 """StaticSensorTransformer (SST): each boundary sensor reading is one token.
 
-The twin's Stage 1 maps boundary signals to target signals with it; the original's Stage-2 residual
-boost was a smaller SST too (see models.twin.residual_boost).
+The twin's Stage 1 maps boundary signals to target signals with it; the `sst` residual boost is a
+smaller SST (see models.twin.residual_boost).
 Requires torch (the `train` extra); serving runs the exported ONNX graph instead.
 """
 

@@ -1,4 +1,4 @@
-"""A session's inference history as CSV or JSON, in the original's column layout."""
+"""A session's inference history as CSV or JSON, in the column layout of docs/protocol.md."""
 
 from __future__ import annotations
 

@@ -18,12 +18,13 @@ from models.twin.monitor.events import AlertEvent
 from models.twin.monitor.flood import FloodLimits
 from serve_app.web.wire import SESSION_ID_PATTERN, TOO_MANY_CONNECTIONS, WireError, now_iso
 
-MAX_BATCH = 1000  # hard upper bound of `batch_size`, as in the original
+MAX_BATCH = 1000  # hard upper bound of `batch_size` (docs/protocol.md)
 DEFAULT_BATCH_SIZE = 100
 
 
 class ErrorCode:
-    """Stable `error_code` values; the first block is the original service's, the rest are new."""
+    """Stable `error_code` values; the first block is what existing clients know (docs/protocol.md), the rest
+    are StreamForge's additions."""
 
     INVALID_MESSAGE = "INVALID_MESSAGE"
     MISSING_ENSEMBLE = "MISSING_ENSEMBLE"
@@ -276,7 +277,7 @@ def timestamp_text(value: Any) -> str:
 
 
 def config_ack(session_id: str, info: dict, config: ConfigData, boost: list[str], resumed: bool) -> dict:
-    """`config_ack`, with the original's keys kept and the signal lists added."""
+    """`config_ack` with the keys existing clients read (docs/protocol.md) and the signal lists added."""
     return {
         "type": "config_ack",
         "status": "success",

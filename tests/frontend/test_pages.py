@@ -1,7 +1,8 @@
 """The kiosk and the twin dashboard in a real headless Chromium against the real server.
 
 Chromium's fake camera plays a video made from rendered product frames and a real face photo.
-Screenshots land in tests/results/screenshots/.
+Screenshots land in tests/results/screenshots/; the dashboard with an open alert and the kiosk with a
+logged-in shopper's cart also replace docs/twin-dashboard.png and docs/kiosk.png.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from playwright import sync_api as playwright_api
 
 from models.store.render import catalogue_looks, render_scene
 from tests.support.fake_camera import write_y4m
-from tests.support.paths import SCREENSHOTS
+from tests.support.paths import PROJECT_ROOT, SCREENSHOTS
 from tests.support.server import ADMIN_TOKEN
 from tests.support.store_frames import group_face
 
@@ -55,9 +56,13 @@ def browser(tmp_path_factory):
         browser.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, docs_name: str | None = None) -> None:
+    """A screenshot in tests/results/screenshots/; with `docs_name` also docs/<docs_name>.png, the picture
+    the README and docs show (so they show the pages as they are)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if docs_name:
+        page.screenshot(path=str(PROJECT_ROOT / "docs" / f"{docs_name}.png"))
 
 
 def test_kiosk_cart_remove_register_login_and_checkout(server, browser, tmp_path):
@@ -82,7 +87,7 @@ def test_kiosk_cart_remove_register_login_and_checkout(server, browser, tmp_path
     assert "Registered Ada Shopper" in page.inner_text("#register-result"), page.inner_text("#register-result")
     page.wait_for_function("document.querySelector('#user').innerText.includes('Ada Shopper')", timeout=90_000)
     page.wait_for_function("document.querySelector('#cart tbody').innerText.includes('烏龍茶')", timeout=90_000)
-    shot(page, "kiosk-logged-in")
+    shot(page, "kiosk-logged-in", docs_name="kiosk")
     page.click("#checkout")
     page.wait_for_selector("#checkout-result.ok", timeout=30_000)
     assert page.inner_text("#checkout-result").startswith("Paid")
@@ -150,7 +155,7 @@ def test_twin_dashboard_shows_acknowledges_and_clears_an_alert(server, browser):
     assert any(a["opened"] and a.get("acknowledged_at") for a in stored)
     band = page.evaluate("residualChart.data.datasets.map(d => d.data.filter(v => v !== null).length)")
     assert min(band) >= 100  # residuals and both edges of the alarm band
-    shot(page, "twin-alarm-panel")
+    shot(page, "twin-alarm-panel", docs_name="twin-dashboard")
     # the fault ends at sample 2000: the alert clears, the panel empties, the history keeps both events
     page.wait_for_selector("#open-alerts tbody tr", state="detached", timeout=60_000)
     assert page.inner_text("#alarm-count") == "0 open"

@@ -1,35 +1,19 @@
-"""Calibrating the residual monitor (models.twin.monitor.residual_monitor) from an ensemble's validation residuals.
+"""Calibrating the residual monitor (models.twin.monitor.residual_monitor) from normal data.
 
-Training calls `calibrate` on the validation split; an existing ensemble can be (re)calibrated from any
+Training calls `calibrate` on held-out predictions; an existing ensemble can be recalibrated from any
 CSV of normal operation:
 
     python -m models.twin.monitor.calibrate --ensemble data/model_repository/Ensemble_X --csv normal.csv
 
-Thresholds are set `margin` times above the level each detector reaches on the normal data, allowing a
-small alarm budget so that a few rare twin errors in a long calibration run do not set it alone
-(false alarms and detection delays are measured in bench/alert_detection.py). A short calibration run
-has seen few of the statistic's excursions, so each threshold is also at least a parametric one, a
-prediction limit for TARGET_EXCEEDANCE that allows for the spread having been estimated from the run's
-effective (autocorrelation-discounted) number of samples n_eff of the statistic itself: Student's t
-with n_eff - 1 degrees of freedom times the upper CONFIDENCE bound of the spread for one residual's
-drift EWMA; the Phase-II limit of Hotelling's T² with an estimated covariance (an F quantile) for the
-residual vector. An EWMA is worth far fewer independent samples than the residuals under it (about
-one per memory), so with 400 samples these limits are several times the large-sample ones; with the
-demo plant's 300,000 they are within a few percent of them.
-Drift thresholds are read off the EWMA of each time block standardised by the other blocks (a plant that
-wanders between blocks needs a wider threshold than one block's own spread shows), and an alert clears
-after three EWMA memories (3 / drift_lambda samples) under half its threshold. The EWMA's memory comes
-from the calibration run's length (`drift_weight`): 20 samples (lambda 0.05, the smallest shift caught
-soonest) when each block holds at least MEMORIES_PER_BLOCK memories, shorter on a short run, down to
-4 samples (lambda 0.25, the usual range's upper end) - a threshold can only be read off an EWMA whose
-memory is short against the blocks it is measured on.
-
-Where the twin explains less than MIN_TWIN_R2 of a target's variance on these rows (or not significantly),
-the target is monitored against its normal level instead of the twin (`twin_has_skill`).
-
-Calibration also records how long each signal's reading normally stays unchanged (analysers that sample
-and hold, quantised signals), so `stuck` waits longer than that, and fits the multivariate alert: the
-Hotelling T² of the residual EWMA vector with a shrunk covariance (models.twin.monitor.residual_monitor).
+Rules (the reasoning and the measurements behind them: docs/early-warning.md, docs/benchmarks.md):
+- each threshold is `margin` times the level its detector reaches on the normal data, within a small
+  alarm budget, and at least a parametric limit that allows for a spread estimated from few effective
+  samples of the statistic itself (Student's t for a drift EWMA, the Phase-II F limit for T²);
+- drift thresholds are read off each time block's EWMA standardised by the other blocks; the EWMA's
+  memory follows the run's length (`drift_weight`); an alert clears after three memories;
+- a target the twin explains too little of is watched against its normal level (`twin_has_skill`);
+- each signal's normal hold (repeated readings) is recorded for `stuck`, and the multivariate alert gets
+  a shrunk covariance of the EWMA vector.
 """
 
 from __future__ import annotations
@@ -51,8 +35,7 @@ from models.twin.monitor.calibration import (
 )
 from models.twin.sensor_lag import first_order_lag, fitted_lags
 
-DEFAULT_MARGIN = 1.1  # over the calibration level; the demo twin: 0.05 false alarms / 10k on unseen normal data
-#                       (bench.alert_detection, 200,000 samples)
+DEFAULT_MARGIN = 1.1  # thresholds over the level the calibration data reach
 MIN_DRIFT_LAMBDA, MAX_DRIFT_LAMBDA = 0.05, 0.25  # the EWMA weights of SPC practice (Montgomery)
 MEMORIES_PER_BLOCK = 16  # EWMA memories in each calibration block, so its held-out level is not start-up
 DEFAULT_ALARM_BUDGET = 0.1  # alarms per 10,000 calibration samples each detector of each target may raise
@@ -62,12 +45,10 @@ CONFIDENCE = 0.95  # of the upper bound on a statistic's spread from a short cal
 DEFAULT_STUCK_SAMPLES = 10
 CALIBRATION_BLOCKS = 5  # time blocks for the multivariate alert's held-out T²
 SKILL_ALPHA = 0.05  # significance level at which a twin must beat a target's normal level to be followed
-MIN_TWIN_R2 = 0.5  # share of a target's variance a twin must explain to be followed: its residual then
-#                   has at most 0.71 of the reading's spread (SKAB's twins: median out-of-fold R² near 0)
+MIN_TWIN_R2 = 0.5  # share of a target's variance a twin must explain to be followed (its residual then
+#                   has at most 0.71 of the reading's spread)
 MIN_VECTOR_SAMPLES = 30  # effective samples (for its spread) a residual's EWMA needs to join the multivariate alert
-DEFAULT_BASELINE_HALFLIFE = (
-    300.0  # samples: how fast the monitor follows slow normal change (models.twin.monitor.residual_monitor)
-)
+DEFAULT_BASELINE_HALFLIFE = 300.0  # samples: how fast the monitor follows slow normal change
 
 
 def drift_weight(samples: int) -> float:
