@@ -243,6 +243,7 @@ VARIANTS = {  # what each lever is worth: StreamForge with one setting changed b
     "model_pools": ({}, MODEL_POOLS),
     "default_proxy": ({"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"},
                       MODEL_POOLS),  # Ray Serve's Python proxy, as in the first release
+    "history_off": ({}, {"twin": {"history_limit": 0}}),  # what durable history costs
 }
 
 
@@ -264,8 +265,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--store-seconds", type=float, default=20.0)
-    parser.add_argument("--variants", action="store_true",
-                        help="also measure StreamForge with single levers turned back (model pools, default proxy)")
+    parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=None,
+                        help="also measure StreamForge with single levers turned back (model pools, default "
+                             "proxy, no history); no names: all of them")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     SCRATCH.mkdir(parents=True, exist_ok=True)
@@ -298,9 +300,10 @@ def main() -> None:
 
     print("StreamForge as shipped: configs/serve.yaml + configs/serve.env", flush=True)
     results["streamforge"] = run_streamforge(name, args, target_rate)
-    if args.variants:
+    if args.variants is not None:
         results["variants"] = {}
-        for label, (env, overrides) in VARIANTS.items():
+        for label in args.variants or VARIANTS:
+            env, overrides = VARIANTS[label]
             print(f"StreamForge variant: {label}", flush=True)
             results["variants"][label] = run_variant(name, args, target_rate, env, overrides)
     results["raw_detector"] = raw_detector(frames(24))

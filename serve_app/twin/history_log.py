@@ -1,5 +1,8 @@
 """A session's history: chunks of consecutive samples, kept in memory by the shards and written through
-to MongoDB (`twin_history`) in bounded batches, so a shard that dies loses at most one write interval."""
+to MongoDB (`twin_history`) in bounded batches, so a shard that dies loses at most one write interval.
+Each write stores one document per session (its new samples joined, columnar), and a session's oldest
+documents are deleted only once per `limit` samples it gains: MongoDB holds between `limit` and
+2 x `limit` samples of a session, reads return the newest `limit`."""
 
 from __future__ import annotations
 
@@ -73,6 +76,17 @@ class HistoryChunk:
                    None if doc["actual"] is None else array("actual", len(targets)))
 
 
+def coalesced(chunks: list[HistoryChunk]) -> list[HistoryChunk]:
+    """Consecutive chunks joined wherever one extends the one before (same signals)."""
+    runs: list[list[HistoryChunk]] = []
+    for chunk in chunks:
+        if runs and runs[-1][0].extends(chunk):
+            runs[-1].append(chunk)
+        else:
+            runs.append([chunk])
+    return [HistoryChunk.joined(run) for run in runs]
+
+
 def newest(chunks, count: int) -> list[HistoryChunk]:
     """The last `count` samples of consecutive `chunks`, as chunks."""
     out: list[HistoryChunk] = []
@@ -93,15 +107,17 @@ class HistoryLog:
         self.collection.create_index([("session_id", ASCENDING), ("start", ASCENDING)])
 
     def write(self, appended: dict[str, tuple[int, list[HistoryChunk]]], limit: int) -> None:
-        """Append {session: (start of its first new sample, new chunks)} in one bulk write, and delete what
-        falls out of the last `limit` samples."""
+        """Append {session: (start of its first new sample, new chunks)} in one bulk write; where a session
+        passes a multiple of `limit` samples, delete what falls out of its last `limit`."""
         writes = []
-        for session_id, (start, chunks) in appended.items():
-            for chunk in chunks:
+        for session_id, (first, chunks) in appended.items():
+            start = first
+            for chunk in coalesced(chunks):
                 writes.append(InsertOne({"session_id": session_id, "start": start, "end": start + len(chunk),
                                          **chunk.to_document()}))
                 start += len(chunk)
-            writes.append(DeleteMany({"session_id": session_id, "end": {"$lte": start - limit}}))
+            if limit and start // limit > first // limit:
+                writes.append(DeleteMany({"session_id": session_id, "end": {"$lte": start - limit}}))
         if writes:
             self.collection.bulk_write(writes, ordered=True)
 

@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 
+from deployments.shared.mongo import connect
 from serve_app.settings import AppSettings
 from serve_app.twin.history import history_csv, history_records
 from serve_app.twin.history_log import HistoryChunk
@@ -129,3 +130,23 @@ def test_a_restarted_shard_restores_a_session_on_its_first_event(server):
     summary = restarted.summaries()[0]
     assert summary["predictions_count"] == 8 and summary["connected"]
     assert [r["timestamp"] for r in history_records(restarted.history("persisted-3"))] == [f"t{i}" for i in range(8)]
+
+
+def test_each_write_stores_one_document_per_session_and_trims_once_per_limit(server):
+    settings = AppSettings(twin={"history_limit": 30, "session_ttl_s": 60}, sessions={"persist_interval_s": 0.0})
+    shard = SessionShard(settings, mongo_uri=server.mongo_uri)
+    history = connect(server.mongo_uri)["streamforge"].twin_history
+    shard.open("columnar-1", {"ensemble_name": "E", "mode": "batch"}, resume=False)
+    shard.apply([("rows", "columnar-1", chunk(0, 4)), ("rows", "columnar-1", chunk(4, 4)),
+                 ("rows", "columnar-1", chunk(8, 4))])  # three flushes, one write
+    assert history.count_documents({"session_id": "columnar-1"}) == 1
+    stored = []
+    for start in range(12, 75, 9):  # one write each: the session passes 30 and 60 samples once each
+        shard.apply([("rows", "columnar-1", chunk(start, 9))])
+        stored.append(sum(d["end"] - d["start"] for d in history.find({"session_id": "columnar-1"})))
+    # never fewer than the limit once reached, never more than twice it, and trimmed at least once
+    assert min(stored[1:]) >= 30 and max(stored) <= 60 and any(b < a for a, b in zip(stored, stored[1:])), stored
+    restarted = SessionShard(AppSettings(twin={"history_limit": 30, "session_ttl_s": 60}), mongo_uri=server.mongo_uri)
+    restarted.open("columnar-1", {"ensemble_name": "E"}, resume=True)
+    assert [r["timestamp"] for r in history_records(restarted.history("columnar-1"))] == [
+        f"t{i}" for i in range(45, 75)]
