@@ -42,13 +42,17 @@ from serve_app.web.metrics import StreamMetrics
 
 logger = logging.getLogger("streamforge.ingress")
 # AppSettings that StreamIngress's `user_config` may change on running replicas: read where they are used
-LIVE_SETTINGS = {
-    "twin": {"history_limit", "session_ttl_s"},
-    "sessions": {"persist_interval_s"},
-    "store": {"face_interval_s"},
-    "limits": {"max_message_bytes", "max_frame_bytes", "max_image_pixels", "twin_messages_per_s", "twin_burst",
-               "kiosk_frames_per_s", "kiosk_burst", "max_inflight_per_connection"},
-}
+LIVE_SETTINGS = frozenset({
+    "twin.history_limit", "twin.session_ttl_s", "sessions.persist_interval_s", "store.face_interval_s",
+    "limits.max_message_bytes", "limits.max_frame_bytes", "limits.max_image_pixels", "limits.twin_messages_per_s",
+    "limits.twin_burst", "limits.kiosk_frames_per_s", "limits.kiosk_burst", "limits.max_inflight_per_connection",
+})
+
+
+def _dotted_keys(settings: dict) -> list[str]:
+    """`{"twin": {"history_limit": 1}}` -> ["twin.history_limit"]; a key whose value is no section stays as is."""
+    return [f"{section}.{key}" for section, value in settings.items() if isinstance(value, dict) for key in value] + [
+        section for section, value in settings.items() if not isinstance(value, dict)]
 
 app = FastAPI(title="StreamForge", version="0.1.0",
               description="Real-time inference for sensor and camera streams on Ray Serve.")
@@ -141,13 +145,9 @@ class StreamIngress:
     def reconfigure(self, user_config: dict) -> None:
         """The deployment's `user_config`: new values of LIVE_SETTINGS, applied to the running replicas and
         session shards (a redeploy that changes only these keeps every connection)."""
-        refused = [f"{section}.{key}" if isinstance(keys, dict) else section
-                   for section, keys in user_config.items()
-                   for key in (keys if isinstance(keys, dict) else [None])
-                   if key not in LIVE_SETTINGS.get(section, ())]
+        refused = [key for key in _dotted_keys(user_config) if key not in LIVE_SETTINGS]
         if refused:
-            live = sorted(f"{section}.{key}" for section, keys in LIVE_SETTINGS.items() for key in keys)
-            raise ValueError(f"user_config may set {live}, not {refused}")
+            raise ValueError(f"user_config may set {sorted(LIVE_SETTINGS)}, not {refused}")
         self.settings = AppSettings.model_validate(merge_settings(self.settings.model_dump(), user_config))
         app.state.twin.settings = app.state.store.settings = self.settings
         app.state.twin.sessions.configure(self.settings)

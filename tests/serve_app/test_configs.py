@@ -58,3 +58,10 @@ def test_sections_merge_key_by_key():
     shipped = yaml.safe_load((CONFIGS / "serve.yaml").read_text())["applications"][0]["args"]
     merged = AppSettings.model_validate(merge_settings(shipped, {"twin": {"history_limit": 7}}))
     assert merged.twin.history_limit == 7 and merged.twin.inference == shipped["twin"]["inference"] == "ingress"
+
+
+def test_a_live_settings_change_refuses_what_running_replicas_cannot_take():
+    from serve_app.ingress import StreamIngress
+    reconfigure = StreamIngress.func_or_class.reconfigure
+    with pytest.raises(ValueError, match=r"not \['twin.inference', 'websocket_compression'\]"):
+        reconfigure(None, {"twin": {"history_limit": 5, "inference": "pool"}, "websocket_compression": True})
