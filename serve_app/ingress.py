@@ -18,6 +18,7 @@ from ray import serve
 
 from deployments.shared.detector_versions import DetectorVersions
 from deployments.shared.mongo import ShopperRecords
+from models.twin.monitor.residual_monitor import compile_monitor
 from serve_app.settings import FRONTEND, AppSettings, merge_settings, project_path
 from serve_app.store import enrollment_routes
 from serve_app.store import routes as store_routes
@@ -138,6 +139,7 @@ class StreamIngress:
         self.settings = settings
         app.state.twin = _twin_services(settings, predictor, mongo_uri, actor_prefix, gate, metrics)
         app.state.store = _store_services(settings, detector, faces, mongo_uri, actor_prefix, auth, gate, metrics)
+        compile_monitor()
         # Everything loaded so far (Ray, FastAPI, models) lives as long as the replica: keep it out of the
         # garbage collector's full passes, which otherwise pause the event loop under load (docs/benchmarks.md).
         gc.freeze()

@@ -20,15 +20,21 @@ def recorded_events(name: str) -> list[dict]:
     return json.loads((REPLAYS / f"{name}.events.json").read_text())
 
 
-def replay(name: str) -> list[dict]:
+def replay(name: str, message_rows: int = MESSAGE_ROWS, restart_each_message: bool = False) -> list[dict]:
     """Stream replay `name` through today's ResidualMonitor (with alarm-flood protection) and return its
-    events as plain dicts."""
+    events as plain dicts. `restart_each_message`: after each message the monitor's state goes through JSON
+    into a new monitor, as a resumed session's does."""
     inputs = np.load(REPLAYS / f"{name}.npz")
     calibration = MonitorCalibration.model_validate_json(str(inputs["calibration"]))
-    monitor = ResidualMonitor([str(t) for t in inputs["targets"]], calibration, None, AlarmFlood())
+    targets = [str(t) for t in inputs["targets"]]
+    monitor = ResidualMonitor(targets, calibration, None, AlarmFlood())
     timestamps = [str(t) for t in inputs["timestamps"]]
     events = []
-    for start in range(0, len(timestamps), MESSAGE_ROWS):
-        part = slice(start, start + MESSAGE_ROWS)
+    for start in range(0, len(timestamps), message_rows):
+        part = slice(start, start + message_rows)
         events += monitor.update(inputs["predictions"][part], inputs["actual"][part], timestamps[part])
+        if restart_each_message:
+            saved = json.loads(json.dumps(monitor.state()))
+            monitor = ResidualMonitor(targets, calibration, None, AlarmFlood())
+            assert monitor.restore(saved)
     return [asdict(e) for e in events]

@@ -1,35 +1,41 @@
-"""The open/cleared state of one alert kind across a session's target signals, and the events it emits."""
+"""The open/cleared state of one alert kind across a session's target signals, and the compiled switch
+that opens and clears it."""
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from models.twin.monitor.events import AlertEvent
+from models.twin.monitor.events import EventBuffer, push
+
+NO_SAMPLE = -1  # `began` while the condition does not hold
 
 
 class SignalAlerts:
-    """One alert kind over `targets`: where each condition began, when each open alert's condition began,
-    and which alerts are open."""
+    """One alert kind over n signals: the sample where each condition began, the condition's start of each
+    open alert, and which alerts are open (samples are numbered from the session's first)."""
 
-    def __init__(self, kind: str, targets: list[str]):
+    STATE = ("began", "first", "open")
+
+    def __init__(self, kind: str, n: int):
         self.kind = kind
-        self.targets = targets
-        n = len(targets)
-        self.began = np.full(n, "", dtype=object)  # timestamp where the condition began ("" while it does not hold)
-        self.first = np.full(n, "", dtype=object)  # the condition's start of each open alert
-        self.open = np.zeros(n, dtype=bool)
+        self.began = np.full(n, NO_SAMPLE, dtype=np.int64)
+        self.first = np.full(n, NO_SAMPLE, dtype=np.int64)
+        self.open = np.zeros(n, dtype=np.bool_)
 
-    def switch(self, trigger: np.ndarray, clear: np.ndarray, score: np.ndarray, threshold: np.ndarray, ts: str,
-               events: list[AlertEvent]) -> None:
-        """Open where `trigger` holds and the alert is closed; close where `clear` holds and it is open."""
-        opening, closing = trigger & ~self.open, clear & self.open
-        if not (opening.any() or closing.any()):
-            return
-        for j in np.flatnonzero(opening | closing):
-            opened = bool(opening[j])
-            if opened:
-                self.first[j] = self.began[j] or ts
-            events.append(AlertEvent(self.kind, self.targets[j], opened, float(score[j]), float(threshold[j]),
-                                     self.first[j], ts, [self.targets[j]]))
-        self.open[opening] = True
-        self.open[closing] = False
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.began, self.first, self.open
+
+
+@njit(cache=True, nogil=True)
+def switch(alerts, j, trigger, clear, score, threshold, kind, row, sample, events: EventBuffer) -> None:
+    """Open signal j's alert where `trigger` holds and it is closed; clear it where `clear` holds and it is
+    open; record the event."""
+    began, first, is_open = alerts
+    if trigger and not is_open[j]:
+        first[j] = began[j] if began[j] != NO_SAMPLE else sample
+        is_open[j] = True
+        push(events, row, kind, j, True, first[j], float(score), float(threshold), j, -1, -1)
+    elif clear and is_open[j]:
+        is_open[j] = False
+        push(events, row, kind, j, False, first[j], float(score), float(threshold), j, -1, -1)

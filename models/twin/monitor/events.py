@@ -1,13 +1,19 @@
 """What the residual monitor (models.twin.monitor.residual_monitor) and alarm-flood protection
-(models.twin.monitor.flood) report."""
+(models.twin.monitor.flood) report, and the buffer the compiled monitor writes its events into."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
 
 SIGNAL_KINDS = ("drift", "spike", "stuck", "missing")  # per target signal
 VECTOR_KINDS = ("multivariate", "flood")  # about the session as a whole: their signal is "*"
 ALERT_KINDS = SIGNAL_KINDS + VECTOR_KINDS
+KIND_CODE = {kind: code for code, kind in enumerate(ALERT_KINDS)}  # how the compiled monitor names a kind
+CONTRIBUTORS = 3  # signals an event names at most
 
 
 @dataclass
@@ -41,3 +47,32 @@ class AlertEvent:
             "multivariate": f"the residuals move together away from normal (T² {self.score:.1f}, threshold "
             f"{self.threshold:.1f}); most from {names}",
         }[self.kind]
+
+
+class EventBuffer(NamedTuple):
+    """Events of one compiled monitor pass, in order: per event the row, kind code, signal index (-1: the
+    vector), opened, first sample and contributor indices (-1: none), and score and threshold."""
+
+    ints: np.ndarray  # [capacity, 5 + CONTRIBUTORS] int64
+    floats: np.ndarray  # [capacity, 2] float64
+    count: np.ndarray  # [1] int64: events written
+
+    @classmethod
+    def empty(cls, capacity: int) -> EventBuffer:
+        return cls(np.empty((capacity, 5 + CONTRIBUTORS), np.int64), np.empty((capacity, 2)),
+                   np.zeros(1, np.int64))
+
+    def rows(self) -> np.ndarray:
+        """The row of each event written."""
+        return self.ints[:self.count[0], 0]
+
+
+@njit(cache=True, nogil=True)
+def push(events, row, kind, signal, opened, first, score, threshold, c0, c1, c2) -> None:
+    """Append one event (compiled code's side of EventBuffer)."""
+    ints, floats, count = events
+    k = count[0]
+    ints[k, 0], ints[k, 1], ints[k, 2], ints[k, 3], ints[k, 4] = row, kind, signal, opened, first
+    ints[k, 5], ints[k, 6], ints[k, 7] = c0, c1, c2
+    floats[k, 0], floats[k, 1] = score, threshold
+    count[0] = k + 1

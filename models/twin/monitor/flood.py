@@ -56,6 +56,17 @@ class AlarmFlood:
     def flooding(self) -> bool:
         return bool(self._began)
 
+    def state(self) -> dict:
+        """What the filter holds, as plain lists (for `restore`)."""
+        return {"openings": list(self._openings), "held_back": sorted(self._held_back), "signals": self._signals,
+                "count": self._count, "began": self._began}
+
+    def restore(self, state: dict) -> None:
+        """Continue from what `state` returned."""
+        self._openings = deque(float(t) for t in state["openings"])
+        self._held_back = {(str(s), str(k)) for s, k in state["held_back"]}
+        self._signals, self._count, self._began = list(state["signals"]), int(state["count"]), str(state["began"])
+
     def filter(self, events: list[AlertEvent], timestamp: str) -> list[AlertEvent]:
         """The events of one sample that reach the operator, with the flood alert opening or clearing."""
         if not events and not self.flooding:

@@ -5,10 +5,13 @@ change where nothing alarms."""
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from models.twin.monitor.alerts import SignalAlerts
+from models.twin.monitor.alerts import NO_SAMPLE, SignalAlerts, switch
 from models.twin.monitor.calibration import AlertThresholds
-from models.twin.monitor.events import AlertEvent
+from models.twin.monitor.events import KIND_CODE
+
+SPIKE, DRIFT = KIND_CODE["spike"], KIND_CODE["drift"]
 
 
 class LaggedPrediction:
@@ -16,51 +19,85 @@ class LaggedPrediction:
     does not explain well enough (`follows_twin` false) is compared with 0, its normal level being the
     calibrated residual mean."""
 
+    STATE = ("value",)
+
     def __init__(self, lag: np.ndarray, follows_twin: np.ndarray):
-        self.lag, self.follows_twin = lag, follows_twin
+        self.lag, self.follows_twin = lag.astype(np.float64), follows_twin.astype(np.bool_)
         self.value = np.full(len(lag), np.nan)
 
-    def update(self, prediction: np.ndarray) -> np.ndarray:
-        p = np.where(self.follows_twin, prediction, 0.0)
-        self.value = np.where(np.isnan(self.value), p, self.lag * self.value + (1.0 - self.lag) * p)
-        return self.value
+    def arrays(self) -> tuple:
+        return self.lag, self.follows_twin, self.value
+
+
+@njit(cache=True, nogil=True)
+def lag_step(part, prediction) -> None:
+    """One sample of LaggedPrediction: `value` follows the prediction."""
+    lag, follows_twin, value = part
+    for j in range(len(lag)):
+        p = prediction[j] if follows_twin[j] else 0.0
+        value[j] = p if np.isnan(value[j]) else lag[j] * value[j] + (1.0 - lag[j]) * p
 
 
 class Baseline:
     """Slow normal change of each standardised residual (an exponential follower with the calibration's
     `baseline_halflife` in samples), followed only where nothing alarms; zero when there is no half-life."""
 
+    STATE = ("level",)
+
     def __init__(self, n: int, halflife: float | None, clip: np.ndarray):
         self.rate = 0.0 if halflife is None else 1.0 - 0.5 ** (1.0 / halflife)
         self.clip = clip
         self.level = np.zeros(n)
 
-    def update(self, z: np.ndarray, quiet: np.ndarray) -> None:
-        if self.rate:
-            self.level = np.where(quiet, self.level + self.rate * np.clip(z, -self.clip, self.clip), self.level)
+    def arrays(self) -> tuple:
+        return self.rate, self.clip, self.level
+
+
+@njit(cache=True, nogil=True)
+def baseline_step(part, z, quiet) -> None:
+    """One sample of Baseline, following z where `quiet`."""
+    rate, clip, level = part
+    if rate:
+        for j in range(len(level)):
+            if quiet[j]:
+                level[j] = level[j] + rate * min(max(z[j], -clip[j]), clip[j])
 
 
 class Spikes:
     """`spike`: one standardised residual beyond +-spike_threshold with its neighbours under half of it
     (reported one sample later); clears after `clear_samples` quiet samples."""
 
-    def __init__(self, targets: list[str], thresholds: list[AlertThresholds]):
-        n = len(targets)
-        self.threshold = np.array([t.spike_threshold for t in thresholds])
-        self.clear_after = np.array([t.clear_samples for t in thresholds])
-        self.z_before2, self.z_before = np.zeros(n), np.zeros(n)  # the last two standardised residuals
-        self.active_before, self.ts_before = np.zeros(n, dtype=bool), ""
-        self.quiet = np.zeros(n, dtype=int)  # samples since the last spike
-        self.alerts = SignalAlerts("spike", targets)
+    STATE = ("z_before2", "z_before", "active_before", "quiet")
 
-    def update(self, z: np.ndarray, active: np.ndarray, ts: str, events: list[AlertEvent]) -> None:
-        calm = self.threshold / 2
-        spiked = (active & self.active_before & (np.abs(self.z_before) > self.threshold) & (np.abs(z) < calm)
-                  & (np.abs(self.z_before2) < calm))
-        self.quiet = np.where(spiked, 0, self.quiet + active)
-        self.alerts.began[spiked] = self.ts_before
-        self.alerts.switch(spiked, self.quiet >= self.clear_after, np.abs(self.z_before), self.threshold, ts, events)
-        self.z_before2, self.z_before, self.active_before, self.ts_before = self.z_before, z, active, ts
+    def __init__(self, thresholds: list[AlertThresholds]):
+        n = len(thresholds)
+        self.threshold = np.array([t.spike_threshold for t in thresholds], dtype=np.float64)
+        self.clear_after = np.array([t.clear_samples for t in thresholds], dtype=np.int64)
+        self.z_before2, self.z_before = np.zeros(n), np.zeros(n)  # the last two standardised residuals
+        self.active_before = np.zeros(n, dtype=np.bool_)
+        self.quiet = np.zeros(n, dtype=np.int64)  # samples since the last spike
+        self.alerts = SignalAlerts("spike", n)
+
+    def arrays(self) -> tuple:
+        return (self.threshold, self.clear_after, self.z_before2, self.z_before, self.active_before, self.quiet,
+                self.alerts.arrays())
+
+
+@njit(cache=True, nogil=True)
+def spike_step(part, z, active, row, sample, events) -> None:
+    """One sample of Spikes: the previous sample is a spike when it stood out and both neighbours did not."""
+    threshold, clear_after, z_before2, z_before, active_before, quiet, alerts = part
+    began = alerts[0]
+    for j in range(len(threshold)):
+        calm = threshold[j] / 2
+        spiked = (active[j] and active_before[j] and abs(z_before[j]) > threshold[j] and abs(z[j]) < calm
+                  and abs(z_before2[j]) < calm)
+        quiet[j] = 0 if spiked else quiet[j] + active[j]
+        if spiked:
+            began[j] = sample - 1
+        switch(alerts, j, spiked, quiet[j] >= clear_after[j], abs(z_before[j]), threshold[j], SPIKE, row, sample,
+               events)
+        z_before2[j], z_before[j], active_before[j] = z_before[j], z[j], active[j]
 
 
 class Drift:
@@ -68,27 +105,44 @@ class Drift:
     under half the threshold for `clear_samples` samples (an off-delay against chattering, ISA-18.2).
     Residuals are clipped first, so one outlier alone cannot drag the EWMA."""
 
-    def __init__(self, targets: list[str], thresholds: list[AlertThresholds], clip: np.ndarray):
-        n = len(targets)
-        self.weight = np.array([t.drift_lambda for t in thresholds])
-        self.threshold = np.array([t.drift_threshold for t in thresholds])
-        self.clear_after = np.array([t.clear_samples for t in thresholds])
+    STATE = ("ewma", "calm")
+
+    def __init__(self, thresholds: list[AlertThresholds], clip: np.ndarray):
+        n = len(thresholds)
+        self.weight = np.array([t.drift_lambda for t in thresholds], dtype=np.float64)
+        self.threshold = np.array([t.drift_threshold for t in thresholds], dtype=np.float64)
+        self.clear_after = np.array([t.clear_samples for t in thresholds], dtype=np.int64)
         self.clip = clip
         self.ewma = np.zeros(n)
-        self.calm = np.zeros(n, dtype=int)  # samples in a row with the EWMA under half its threshold
-        self.alerts = SignalAlerts("drift", targets)
+        self.calm = np.zeros(n, dtype=np.int64)  # samples in a row with the EWMA under half its threshold
+        self.alerts = SignalAlerts("drift", n)
 
-    def quiet(self) -> np.ndarray:
-        """Per signal: no drift alert open and the EWMA under half its threshold."""
-        return ~self.alerts.open & (np.abs(self.ewma) < self.threshold / 2)
+    def arrays(self) -> tuple:
+        return self.weight, self.threshold, self.clear_after, self.clip, self.ewma, self.calm, self.alerts.arrays()
 
-    def update(self, z: np.ndarray, active: np.ndarray, ts: str, events: list[AlertEvent]) -> None:
-        clipped = np.clip(z, -self.clip, self.clip)
-        self.ewma = np.where(active, self.ewma + self.weight * (clipped - self.ewma), self.ewma)
-        level = np.abs(self.ewma)
-        calm = level < self.threshold / 2
-        self.calm = np.where(calm, self.calm + 1, 0)
-        began = self.alerts.began
-        began[calm] = ""
-        began[~calm & (began == "")] = ts
-        self.alerts.switch(level > self.threshold, self.calm >= self.clear_after, level, self.threshold, ts, events)
+
+@njit(cache=True, nogil=True)
+def drift_quiet(part, quiet) -> None:
+    """Per signal into `quiet`: no drift alert open and the EWMA under half its threshold."""
+    threshold, ewma, is_open = part[1], part[4], part[6][2]
+    for j in range(len(threshold)):
+        quiet[j] = quiet[j] and not is_open[j] and abs(ewma[j]) < threshold[j] / 2
+
+
+@njit(cache=True, nogil=True)
+def drift_step(part, z, active, row, sample, events) -> None:
+    """One sample of Drift."""
+    weight, threshold, clear_after, clip, ewma, calm_run, alerts = part
+    began = alerts[0]
+    for j in range(len(weight)):
+        if active[j]:
+            ewma[j] = ewma[j] + weight[j] * (min(max(z[j], -clip[j]), clip[j]) - ewma[j])
+        level = abs(ewma[j])
+        calm = level < threshold[j] / 2
+        calm_run[j] = calm_run[j] + 1 if calm else 0
+        if calm:
+            began[j] = NO_SAMPLE
+        elif began[j] == NO_SAMPLE:
+            began[j] = sample
+        switch(alerts, j, level > threshold[j], calm_run[j] >= clear_after[j], level, threshold[j], DRIFT, row,
+               sample, events)
