@@ -46,6 +46,8 @@ from serve_app.twin.protocol import (
     target_only_batch,
     timestamp_text,
 )
+from serve_app.twin.request_ids import RecentIds
+from serve_app.twin.session_shard import REQUEST_IDS_KEPT
 from serve_app.twin.sessions import SessionStore
 from serve_app.web import codec
 from serve_app.web.admission import WebSocketGate
@@ -56,8 +58,9 @@ from serve_app.web.metrics import StreamMetrics
 from serve_app.web.wire import WireError, now_iso
 
 logger = logging.getLogger("streamforge.twin")
+MAX_ID_CHARS = 256  # longest request id echoed and remembered
 TAKEN_OVER_CLOSE_CODE = 4000  # WebSocket close code of a connection whose session a newer one resumed
-MONITOR_INLINE_ROWS = 16  # residual-monitor updates of more samples run off the event loop
+MONITOR_INLINE_ROWS = 64  # residual-monitor updates of more samples run in a worker thread (compiled, no GIL)
 
 
 @dataclass
@@ -113,6 +116,7 @@ class TwinConnection:
         self.active: ActiveConfig | None = None
         self.budget = TokenBucket(services.settings.limits.twin_messages_per_s, services.settings.limits.twin_burst)
         self.tasks = ConnectionTasks()
+        self.recorded = RecentIds(REQUEST_IDS_KEPT)  # ids of the session's requests already recorded
 
     async def serve(self) -> None:
         replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.settings.limits.max_inflight_per_connection)
@@ -183,6 +187,7 @@ class TwinConnection:
             events = await asyncio.to_thread(*update)
         else:
             events = update[0](*update[1:])
+        self.services.sessions.monitor_changed(self.session_id, self.connection_id, measured.monitor)
         if not events:
             return []
         records = [alert_record(e, self.session_id) for e in events]
@@ -206,7 +211,7 @@ class TwinConnection:
             except codec.DecodeError as exc:
                 raise WireError(ErrorCode.INVALID_JSON, "message is not valid " + ("msgpack" if binary else "JSON"),
                                 {"reason": str(exc)[:200]}) from None
-            request_id = message.get("id") if isinstance(message, dict) else None
+            request_id = _request_id(message.get("id")) if isinstance(message, dict) else None
             if not self.budget.take():
                 raise WireError(
                     ErrorCode.RATE_LIMITED,
@@ -223,9 +228,9 @@ class TwinConnection:
             elif envelope.type == "ping":
                 reply = {"type": "pong", "timestamp": now_iso()}
             elif envelope.type == "predict":
-                return self._spawn(self._predict_one(self.active, envelope.data, received), request_id)
+                return self._spawn(self._predict_one(self.active, envelope.data, received, request_id), request_id)
             elif envelope.type == "predict_batch":
-                return self._spawn(self._predict_batch(self.active, envelope.data, received), request_id)
+                return self._spawn(self._predict_batch(self.active, envelope.data, received, request_id), request_id)
             else:
                 raise WireError(ErrorCode.UNKNOWN_MESSAGE_TYPE, f"unknown message type `{envelope.type}`",
                                 {"supported": ["config", "predict", "predict_batch", "ping"]})
@@ -268,17 +273,23 @@ class TwinConnection:
         monitor = (
             ResidualMonitor(targets, calibration, thresholds, AlarmFlood(config.alert_flood)) if calibration else None
         )
+        if monitor is not None and self.active is not None and self.active.monitor is not None:
+            monitor.restore(self.active.monitor.state())  # a new config on the same targets keeps the detectors
         active = ActiveConfig(config, info["boundary_signals"], targets, [t for t, m in zip(targets, mask) if m], mask,
                               monitor)
         resumed = False
         if self.session_id is None:
             requested = config.session_id or self.requested_session
             if requested:
-                if await self.services.sessions.open(requested, active.session_config(), True, self.connection_id,
-                                                     self._taken_over, self.client) is None:
+                held = await self.services.sessions.open(requested, active.session_config(), True, self.connection_id,
+                                                         self._taken_over, self.client)
+                if held is None:
                     raise WireError(ErrorCode.SESSION_NOT_FOUND, f"session `{requested}` does not exist or has expired",
                                     {"session_id": requested})
                 self.session_id, resumed = requested, True
+                self.recorded.extend(held["request_ids"])
+                if monitor is not None and held["monitor_state"] is not None:
+                    monitor.restore(held["monitor_state"])  # its detectors and open alerts carry on
             else:
                 session_id = uuid.uuid4().hex
                 await self.services.sessions.open(session_id, active.session_config(), False, self.connection_id,
@@ -294,8 +305,9 @@ class TwinConnection:
         return config_ack(self.session_id, info, config, active.boost_signals, resumed)
 
     async def _run(self, active: ActiveConfig, inputs: np.ndarray, timestamps: list[str], actual: np.ndarray | None,
-                   received: float) -> tuple[np.ndarray, float]:
-        """Predict rows with the given config, record them in the session, return (predictions, latency_ms)."""
+                   received: float, request_id) -> tuple[np.ndarray, float, bool]:
+        """Predict rows with the given config and record them in the session, unless a request with the same
+        `request_id` was recorded before (a retry); (predictions, latency_ms, whether recorded now)."""
         mask = np.broadcast_to(active.boost_mask, (len(inputs), len(active.targets)))
         out = await self.services.predictor.predict(active.config.ensemble_name, RowBatch(inputs, mask))
         finite = np.isfinite(out).all(axis=1)
@@ -310,13 +322,15 @@ class TwinConnection:
         self.services.metrics.twin_latency_ms.observe(
             latency_ms, tags={"type": "predict" if len(inputs) == 1 else "predict_batch"}
         )
+        if request_id is not None and not self.recorded.add(request_id):
+            return out, latency_ms, False
         boundary = inputs if active.boundary else np.empty((len(inputs), 0))
         self.services.sessions.record(self.session_id, self.connection_id, HistoryChunk(
             timestamps, np.full(len(inputs), latency_ms / len(inputs)), tuple(active.boundary), boundary,
-            tuple(active.targets), out, actual))
-        return out, latency_ms
+            tuple(active.targets), out, actual), request_id)
+        return out, latency_ms, True
 
-    async def _predict_one(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
+    async def _predict_one(self, active: ActiveConfig, data: dict, received: float, request_id) -> dict | Measured:
         timestamp = timestamp_text(data.get("timestamp"))
         actual = (
             None
@@ -330,12 +344,12 @@ class TwinConnection:
                 raise WireError(ErrorCode.UNKNOWN_SIGNALS, "this ensemble has no boundary signals",
                                 {"boundary_signals": []})
             inputs = measured_inputs(actual, "actual_signals")
-        out, latency_ms = await self._run(active, inputs, [timestamp], actual, received)
+        out, latency_ms, recorded = await self._run(active, inputs, [timestamp], actual, received, request_id)
         reply = prediction(active.targets, out[0], active.boost_signals, latency_ms, timestamp,
                            active.config.include_metadata, None if actual is None else actual[0] - out[0])
-        return reply if actual is None else Measured(reply, out, actual, [timestamp], active.monitor)
+        return reply if actual is None or not recorded else Measured(reply, out, actual, [timestamp], active.monitor)
 
-    async def _predict_batch(self, active: ActiveConfig, data: dict, received: float) -> dict | Measured:
+    async def _predict_batch(self, active: ActiveConfig, data: dict, received: float, request_id) -> dict | Measured:
         limit = min(active.config.batch_size, MAX_BATCH)
         if active.boundary:
             inputs, timestamps = batch_rows(data, active.boundary, limit)
@@ -344,13 +358,22 @@ class TwinConnection:
             actual, timestamps = target_only_batch(data, active.targets, limit)
             inputs = actual
         timestamps = timestamps or [now_iso()] * len(inputs)
-        out, latency_ms = await self._run(active, inputs, timestamps, actual, received)
+        out, latency_ms, recorded = await self._run(active, inputs, timestamps, actual, received, request_id)
         reply = prediction_batch(active.targets, out, active.boost_signals, latency_ms, active.config.include_metadata,
                                  None if actual is None else actual - out)
-        return reply if actual is None else Measured(reply, out, actual, timestamps, active.monitor)
+        return reply if actual is None or not recorded else Measured(reply, out, actual, timestamps, active.monitor)
+
+
+def _request_id(value) -> str | int | None:
+    """A message's `id` if it can be one: a string of at most MAX_ID_CHARS or a 64-bit integer."""
+    if isinstance(value, str) and len(value) <= MAX_ID_CHARS:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63:
+        return value
+    return None
 
 
 def _with_id(reply: dict, request_id) -> dict:
-    if isinstance(request_id, (str, int)) and not isinstance(request_id, bool):
+    if request_id is not None:
         reply["id"] = request_id
     return reply

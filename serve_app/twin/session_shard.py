@@ -38,21 +38,24 @@ from serve_app.settings import AppSettings
 from serve_app.twin.history_log import HistoryChunk, HistoryLog, newest
 
 ALERTS_KEPT = 1000  # alerts kept per session (all of them also go to MongoDB)
+REQUEST_IDS_KEPT = 1000  # a session remembers its newest request ids this far back (retries are recorded once)
 LIVENESS_S = 10.0  # a replica silent this long (it flushes every few hundred ms) is taken for dead
 STALE_RECORD_S = 3600.0  # persisted sessions untouched this long (and past their TTL) are deleted
 PERSISTED = ("session_id", "config", "connected_at", "connected", "disconnected_at", "predictions_count",
-             "latency_sum_ms", "owner", "creator")
+             "latency_sum_ms", "owner", "creator", "request_ids", "monitor_state")
 logger = logging.getLogger("streamforge.sessions")
 
 
 class Event(NamedTuple):
-    """What an ingress replica tells a shard: rows (a HistoryChunk), config (a dict), alerts (a list of
-    alert records) or close, of one session, sent by one connection."""
+    """What an ingress replica tells a shard: rows (a HistoryChunk, with the ids of the requests that
+    produced it), config (a dict), alerts (a list of alert records), monitor (the residual monitor's
+    state) or close, of one session, sent by one connection."""
 
     kind: str
     session_id: str
     payload: object = None
     connection: str | None = None
+    request_ids: tuple = ()
 
 
 @dataclass
@@ -79,6 +82,8 @@ class TwinSession:
     owner: tuple[str, str] = ("", "")  # (ingress replica, connection) that holds the session now
     creator: str = ""  # identity of the client that opened it (see web.auth.Principal.identity)
     written: int = 0  # samples of this session written to the history log
+    request_ids: deque = field(default_factory=lambda: deque(maxlen=REQUEST_IDS_KEPT))  # newest recorded requests
+    monitor_state: dict | None = None  # ResidualMonitor.state() of the owner connection's monitor
 
     def add_residuals(self, chunk: HistoryChunk) -> None:
         """Fold the chunk's measured - predicted values into the running per-target statistics."""
@@ -99,6 +104,23 @@ class TwinSession:
             stats[target] = {"count": count, "mean": mean, "std": max(squares / count - mean * mean, 0.0) ** 0.5,
                              "rms": (squares / count) ** 0.5}
         return {"residual_stats": stats, "alerts": list(self.alerts)}
+
+    def record(self) -> dict:
+        """What MongoDB keeps of the session besides its history (see TwinSession.restored)."""
+        return {k: list(self.request_ids) if k == "request_ids" else getattr(self, k) for k in PERSISTED}
+
+    @classmethod
+    def restored(cls, doc: dict) -> TwinSession:
+        """A session back from its MongoDB record (history not included)."""
+        session = cls(**{k: doc[k] for k in PERSISTED if k in doc and k != "request_ids"})
+        session.owner = tuple(session.owner)
+        session.request_ids.extend(doc.get("request_ids", ()))
+        return session
+
+    def resumed(self) -> dict:
+        """What a connection resuming the session continues from: its summary, the residual monitor's state
+        and the ids of requests already recorded."""
+        return {**self.summary(), "monitor_state": self.monitor_state, "request_ids": list(self.request_ids)}
 
     def summary(self) -> dict:
         return {
@@ -191,8 +213,7 @@ class SessionShard:
             if new > 0:
                 appended[session.session_id] = (session.predictions_count - new, newest(session.history, new))
         now = time.time()
-        writes = [UpdateOne({"session_id": s.session_id},
-                            {"$set": {**{k: getattr(s, k) for k in PERSISTED}, "persisted_at": now}}, upsert=True)
+        writes = [UpdateOne({"session_id": s.session_id}, {"$set": {**s.record(), "persisted_at": now}}, upsert=True)
                   for s in due]
         try:
             self.log.write(appended, self.history_limit)
@@ -212,8 +233,7 @@ class SessionShard:
         doc = self.records.find_one({"session_id": session_id}, {"_id": 0})
         if doc is None or (not doc["connected"] and doc["disconnected_at"] < time.time() - self.ttl_s):
             return None
-        session = TwinSession(**{k: doc[k] for k in PERSISTED if k in doc})
-        session.owner = tuple(session.owner)
+        session = TwinSession.restored(doc)
         chunks, written = self.log.read(session_id, self.history_limit)
         session.history.extend(chunks)
         session.history_rows = sum(len(c) for c in chunks)
@@ -247,7 +267,7 @@ class SessionShard:
         session.owner = owner
         self._dirty.add(session_id)
         self._persist_changed(force=True)  # a new session is durable before its first reply
-        return session.summary()
+        return session.resumed()
 
     def _seen(self, replica: str, taken_at: float | None = None) -> None:
         state = self.replicas.setdefault(replica, _Replica(time.time()))
@@ -268,6 +288,10 @@ class SessionShard:
                 continue
             if event.kind == "rows":
                 self._append(session, event.payload)
+                session.request_ids.extend(event.request_ids)
+            elif event.kind == "monitor":
+                if event.connection == session.owner[1]:  # not a connection whose session was taken over
+                    session.monitor_state = event.payload
             elif event.kind == "config":
                 session.config = event.payload
             elif event.kind == "alerts":

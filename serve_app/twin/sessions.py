@@ -7,7 +7,9 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Callable
+from typing import Awaitable, Callable, Protocol
+
+from ray.exceptions import ActorUnavailableError
 
 from serve_app.settings import AppSettings
 from serve_app.shards import shard_actors, shard_index
@@ -19,28 +21,36 @@ logger = logging.getLogger("streamforge.sessions")
 TICK_S = 0.25  # shards hear from every replica at least this often (liveness, read watermarks)
 MAX_PENDING_ROWS = 200_000  # per shard: beyond this, a shard that keeps failing loses the oldest events
 READ_WAIT_S = 2.0  # a read waits at most this long for other replicas' flushes
+RESTART_WAIT_S = 30.0  # a resume or read waits at most this long for a restarting shard
+
+
+class MonitorState(Protocol):
+    """What the store needs of a residual monitor (models.twin.monitor.ResidualMonitor)."""
+
+    def state(self) -> dict: ...
 
 
 def _joined_rows(events: list[Event]) -> list[Event]:
     """The same events with each session's consecutive "rows" chunks joined into one (fewer objects to
     send and apply); the order of every session's events is kept."""
     out: list[Event] = []
-    groups: list[tuple[int, list[HistoryChunk]]] = []  # (slot in out, chunks joined there)
-    open_group: dict[str, list[HistoryChunk]] = {}  # session -> the chunks its next rows may join
+    groups: list[tuple[int, list[Event]]] = []  # (slot in out, rows events joined there)
+    open_group: dict[str, list[Event]] = {}  # session -> the rows events its next rows may join
     for event in events:
         chunks = open_group.get(event.session_id)
-        if event.kind == "rows" and chunks is not None and chunks[0].extends(event.payload):
-            chunks.append(event.payload)
+        if event.kind == "rows" and chunks is not None and chunks[0].payload.extends(event.payload):
+            chunks.append(event)
             continue
         if event.kind == "rows":
-            open_group[event.session_id] = [event.payload]
+            open_group[event.session_id] = [event]
             groups.append((len(out), open_group[event.session_id]))
         else:
             open_group.pop(event.session_id, None)
         out.append(event)
-    for slot, chunks in groups:
-        if len(chunks) > 1:
-            out[slot] = out[slot]._replace(payload=HistoryChunk.joined(chunks))
+    for slot, joined in groups:
+        if len(joined) > 1:
+            out[slot] = out[slot]._replace(payload=HistoryChunk.joined([e.payload for e in joined]),
+                                           request_ids=tuple(i for e in joined for i in e.request_ids))
     return out
 
 
@@ -49,8 +59,9 @@ class SessionStore:
 
     Writes (`record`, `update_config`, `record_alerts`, `close`) are queued per shard and sent in order
     every `session_flush_interval_s` (or sooner once `flush_rows` samples wait); a failed send is retried
-    with the next one. Reads flush first and wait until every other live replica has flushed too, so a
-    client sees every reply it was sent.
+    with the next one. A session's residual monitor (`monitor_changed`) goes with the next flush as its
+    state at that moment. Reads, and resumes, flush first and wait until every other live replica has
+    flushed too, so a client sees every reply it was sent and a resumed session continues from it.
     """
 
     def __init__(self, name_prefix: str, settings: AppSettings, mongo_uri: str | None = None,
@@ -65,6 +76,7 @@ class SessionStore:
         self._flush_rows = flush_rows
         self._flusher: asyncio.Task | None = None
         self._open: dict[str, tuple[str, Callable[[], None]]] = {}  # connection -> (session, on taken over)
+        self._monitors: dict[tuple[str, str], MonitorState] = {}  # (session, connection) -> monitor changed
 
     def configure(self, settings: AppSettings) -> None:
         """New settings on a running replica, for this store and every shard (history_limit, session_ttl_s, ...)."""
@@ -95,6 +107,7 @@ class SessionStore:
         async with self._locks[index]:
             events, self._pending[index] = self._pending[index], []
             rows, self._pending_rows[index] = self._pending_rows[index], 0
+            events += self._monitor_states(index)
             if not events and not even_if_empty:
                 return
             alive = ({sid: conn for conn, (sid, _) in self._open.items() if self._shard(sid) == index}  # newest wins
@@ -109,6 +122,12 @@ class SessionStore:
                 return
         for connection in taken_over:
             self._taken_over(connection)
+
+    def _monitor_states(self, index: int) -> list[Event]:
+        """The shard's changed residual monitors, as `monitor` events holding their state now."""
+        due = [key for key in self._monitors if self._shard(key[0]) == index]
+        return [Event("monitor", session, self._monitors.pop((session, connection)).state(), connection)
+                for session, connection in due]
 
     def _requeue(self, index: int, events: list[Event], rows: int) -> None:
         self._pending[index][:0] = events
@@ -134,7 +153,9 @@ class SessionStore:
         await asyncio.gather(*(self._flush_shard(i, even_if_empty=True) for i in indexes))
         deadline = time.monotonic() + READ_WAIT_S
         while time.monotonic() < deadline:
-            if not any(await asyncio.gather(*(self._actors[i].behind.remote(moment) for i in indexes))):
+            behind = await asyncio.gather(*(_restarted(lambda i=i: self._actors[i].behind.remote(moment))
+                                            for i in indexes))
+            if not any(behind):
                 return
             await asyncio.sleep(0.02)
 
@@ -148,20 +169,33 @@ class SessionStore:
 
     async def open(self, session_id: str, config: dict, resume: bool, connection: str,
                    on_taken_over: Callable[[], None], client: Principal) -> dict | None:
-        """Create or resume a session for `connection` of `client` (see SessionShard.open); `on_taken_over`
-        is called if a newer connection resumes it later."""
+        """Create or resume a session for `connection` of `client` (see SessionShard.open): what it continues
+        from (TwinSession.resumed), None when there is nothing to resume. `on_taken_over` is called if a newer
+        connection resumes it later."""
         self._start_flusher()
         index = self._shard(session_id)
-        await self._flush_shard(index)
+        if resume:
+            await self._settled([index])
+        else:
+            await self._flush_shard(index)
         self._open[connection] = (session_id, on_taken_over)
-        summary = await self._actors[index].open.remote(session_id, config, resume, (self.replica, connection),
-                                                        client.identity, client.twin_viewer)
+        summary = await _restarted(lambda: self._actors[index].open.remote(
+            session_id, config, resume, (self.replica, connection), client.identity, client.twin_viewer))
         if summary is None:
             self._open.pop(connection, None)
         return summary
 
-    def record(self, session_id: str, connection: str, chunk: HistoryChunk) -> None:
-        self._queue(Event("rows", session_id, chunk, connection), len(chunk))
+    def record(self, session_id: str, connection: str, chunk: HistoryChunk, request_id: str | int | None = None
+               ) -> None:
+        """Rows predicted for the session; `request_id` (the request's `id`, if it had one) is remembered
+        with them, so a retried request can be recognised after a resume."""
+        ids = () if request_id is None else (request_id,)
+        self._queue(Event("rows", session_id, chunk, connection, ids), len(chunk))
+
+    def monitor_changed(self, session_id: str, connection: str, monitor: MonitorState) -> None:
+        """The session's residual monitor moved on: its state goes with the next flush."""
+        self._start_flusher()
+        self._monitors[(session_id, connection)] = monitor
 
     def update_config(self, session_id: str, connection: str, config: dict) -> None:
         self._queue(Event("config", session_id, config, connection))
@@ -196,3 +230,16 @@ class SessionStore:
         index = self._shard(session_id)
         await self._settled([index])
         return await self._actors[index].history.remote(session_id, viewer)
+
+
+async def _restarted(call: Callable[[], Awaitable]):
+    """`call()`'s result, called again while its shard is restarting (Ray restarts a shard whose process
+    died within seconds), for at most RESTART_WAIT_S."""
+    deadline = time.monotonic() + RESTART_WAIT_S
+    while True:
+        try:
+            return await call()
+        except ActorUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)

@@ -12,12 +12,13 @@ import pytest
 import websockets
 
 from deployments.shared.mongo import connect
-from models.twin.plant import TARGET_SIGNALS
+from models.twin.plant import TARGET_SIGNALS, Fault, simulate
 from serve_app.twin.client import TwinClient
 from tests.support.kiosk import Kiosk
 from tests.support.processes import DETECTOR, INGRESS, PREDICTOR, SHARDS, ray_process_pids
 from tests.support.server import ADMIN_TOKEN, CLIENT_TOKEN
 from tests.support.store_frames import product_frame
+from tests.support.twin_stream import alert_changes, configured, send_measured
 from tests.support.wire import as_signals, rows, run
 
 REQUESTS, PIPELINE = 240, 8
@@ -31,11 +32,12 @@ def kill(server, prefix: str) -> list[int]:
     return pids
 
 
-async def persisted(server, session_id: str, timeout_s: float = 30.0) -> None:
-    """Wait until the session's shard has written it to MongoDB (it does so about once a second)."""
+async def persisted(server, session_id: str, timeout_s: float = 30.0, where: dict | None = None) -> None:
+    """Wait until the session's shard has written it (matching `where`) to MongoDB (it does so about once a
+    second)."""
     sessions = connect(server.mongo_uri)["streamforge"].twin_sessions
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while await asyncio.to_thread(sessions.find_one, {"session_id": session_id}) is None:
+    while await asyncio.to_thread(sessions.find_one, {"session_id": session_id, **(where or {})}) is None:
         assert asyncio.get_running_loop().time() < deadline, f"session {session_id} never persisted"
         await asyncio.sleep(0.2)
 
@@ -92,6 +94,27 @@ def test_session_shards_killed_mid_stream_client_carries_on_and_the_session_resu
             return await again.configure(server.demo.name)
     ack = run(resume())
     assert ack["resumed"] is True and ack["session_id"] == twin.session_id
+
+
+def test_a_session_resumed_after_its_shards_restarted_continues_its_monitor(server):
+    """The stuck alert opened before the shard restart stays open (not re-opened) and clears when the
+    sensor moves again: the monitor's state came back from MongoDB with the session."""
+    data = simulate(300, seed=61, faults=(Fault("stuck", 100, 200, "Temperature_target_1"),))
+
+    async def scenario():
+        peer, ack = await configured(server, mode="batch", batch_size=300)
+        before = await send_measured(peer, data, slice(0, 150))
+        await peer.ws.close()
+        await persisted(server, ack["session_id"], where={"monitor_state.samples": 150})
+        kill(server, SHARDS)
+        again, _ = await configured(server, mode="batch", batch_size=300, session_id=ack["session_id"])
+        after = await send_measured(again, data, slice(150, 300))
+        await again.ws.close()
+        return before, after
+
+    before, after = run(scenario())
+    assert alert_changes(before) == [("alert", "stuck", "Temperature_target_1")]
+    assert alert_changes(after) == [("alert_cleared", "stuck", "Temperature_target_1")]
 
 
 def test_history_survives_a_shard_killed_mid_stream(server):

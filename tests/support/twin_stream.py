@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from models.twin.plant import TARGET_SIGNALS
-from tests.support.wire import Peer, connect
+from tests.support.wire import Peer, as_signals, connect
 
 
 def expected(ensemble, x: np.ndarray, boost: dict[str, bool] | None = None) -> np.ndarray:
@@ -37,3 +37,20 @@ async def receive_until(peer, predicate, limit: int = 50) -> list[dict]:
         if predicate(messages[-1]):
             return messages
     raise AssertionError(f"not received: {messages}")
+
+
+async def send_measured(peer, data, part: slice, binary: bool = False) -> list[dict]:
+    """Send rows `part` of a simulated run (boundary, measured targets, timestamps) as one predict_batch;
+    its reply and the alerts pushed after it (read until the pong of a ping sent behind it)."""
+    await peer.send({"type": "predict_batch", "data": {
+        "batch": [as_signals(r) for r in data.boundary[part]], "timestamps": data.timestamps[part],
+        "actual_signals": [measured(r) for r in data.target[part]]}}, binary)
+    await peer.send({"type": "ping"}, binary)
+    messages = await receive_until(peer, lambda m: m["type"] == "pong", limit=1000)
+    return messages[:-1]
+
+
+def alert_changes(messages: list[dict]) -> list[tuple[str, str, str]]:
+    """(type, kind, signal) of the alert messages among `messages`."""
+    return [(m["type"], m["data"]["kind"], m["data"]["signal"]) for m in messages
+            if m["type"] in ("alert", "alert_cleared")]

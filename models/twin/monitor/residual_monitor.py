@@ -159,7 +159,7 @@ class ResidualMonitor:
             arrays = {key: getattr(part, key) for key in part.STATE}
             alerts = getattr(part, "alerts", None)
             if alerts is not None:
-                arrays |= {f"alerts.{key}": getattr(alerts, key) for key in alerts.STATE}
+                arrays |= {f"alerts_{key}": getattr(alerts, key) for key in alerts.STATE}
             parts[name] = {key: value.tolist() for key, value in arrays.items()}
         return {"version": STATE_VERSION, "targets": self.targets, "samples": self.samples,
                 "stamps": [[s, t] for s, t in self._stamps.items()], "parts": parts,
@@ -174,7 +174,7 @@ class ResidualMonitor:
             return False
         for name, arrays in state["parts"].items():
             for key, values in arrays.items():
-                holder, attribute = (parts[name].alerts, key[7:]) if key.startswith("alerts.") else (parts[name], key)
+                holder, attribute = (parts[name].alerts, key[7:]) if key.startswith("alerts_") else (parts[name], key)
                 current = getattr(holder, attribute)
                 current[...] = np.asarray(values, dtype=current.dtype)
         self.samples = int(state["samples"])

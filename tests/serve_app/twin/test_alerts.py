@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.twin.plant import TARGET_SIGNALS, Fault, simulate
-from tests.support.twin_stream import configured, measured, receive_until
+from tests.support.twin_stream import alert_changes, configured, measured, receive_until, send_measured
 from tests.support.wire import as_signals, run
 
 
@@ -47,6 +47,28 @@ def test_stuck_sensor_raises_and_clears_an_alert_stored_everywhere(server, binar
     stats = history["residual_stats"]["Temperature_target_1"]
     assert stats["count"] == 300 and stats["mean"] == pytest.approx(residuals[:, 0].mean(), abs=1e-6)
     assert history["samples"][150]["actual"]["Temperature_target_1"] == pytest.approx(data.target[150, 0])
+
+
+def test_a_resumed_session_continues_its_detectors_and_open_alerts(server):
+    """The stuck alert opened before the reconnect is not opened again after it, and clears when the
+    sensor moves again: the resumed connection continues the session's monitor."""
+    data = simulate(300, seed=61, faults=(Fault("stuck", 100, 200, "Temperature_target_1"),))
+
+    async def scenario():
+        peer, ack = await configured(server, mode="batch", batch_size=300)
+        before = await send_measured(peer, data, slice(0, 150))
+        await peer.ws.close()
+        again, resumed = await configured(server, mode="batch", batch_size=300, session_id=ack["session_id"])
+        after = await send_measured(again, data, slice(150, 300))
+        await again.ws.close()
+        return resumed, before, after
+
+    resumed, before, after = run(scenario())
+    assert resumed["resumed"] is True
+    assert alert_changes(before) == [("alert", "stuck", "Temperature_target_1")]
+    assert alert_changes(after) == [("alert_cleared", "stuck", "Temperature_target_1")]
+    cleared = [m for m in after if m["type"] == "alert_cleared"][0]
+    assert cleared["data"]["first_sample"] == data.timestamps[100] and cleared["data"]["sample"] == data.timestamps[200]
 
 
 def test_single_predict_carries_residuals_and_missing_values(server):

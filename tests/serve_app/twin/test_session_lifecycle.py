@@ -56,6 +56,31 @@ def test_reconnect_with_session_id_resumes_the_session(server):
     np.testing.assert_array_equal(got, sent)
 
 
+def test_a_retried_request_id_is_recorded_once_on_the_same_and_on_a_resumed_connection(server):
+    x = rows(3, seed=44)
+
+    async def scenario():
+        async with connect(server) as ws:
+            peer = Peer(ws)
+            ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
+            replies = [await peer.ask({"type": "predict", "id": request_id, "data": {
+                "boundary_signals": as_signals(x[i]), "timestamp": f"t{i}"}}) for request_id, i in
+                (("r-1", 0), ("r-1", 0), (7, 1))]
+        async with connect(server, f"?session_id={ack['session_id']}") as ws:  # the reply was lost: retry
+            peer = Peer(ws)
+            await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
+            replies += [await peer.ask({"type": "predict", "id": request_id, "data": {
+                "boundary_signals": as_signals(x[i]), "timestamp": f"t{i}"}}) for request_id, i in
+                ((7, 1), ("r-1", 0), ("r-3", 2))]
+        return ack["session_id"], replies
+
+    sid, replies = run(scenario())
+    assert [r["id"] for r in replies] == ["r-1", "r-1", 7, 7, "r-1", "r-3"]
+    assert all(r["type"] == "prediction" for r in replies)  # a retry is answered like the original
+    history = server.api.get(f"/api/v1/inference/stream/history/{sid}?format=json").raise_for_status().json()
+    assert [s["timestamp"] for s in history["samples"]] == ["t0", "t1", "t2"]
+
+
 def test_unknown_and_expired_sessions_are_refused(server):
     unknown, _ = run(stream(server, rows(1, seed=43), query="?session_id=no-such-session"))
     assert unknown["type"] == "error" and unknown["error_code"] == "SESSION_NOT_FOUND"
