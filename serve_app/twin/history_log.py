@@ -43,10 +43,15 @@ class HistoryChunk:
                    np.concatenate([c.predictions for c in chunks]),
                    None if first.actual is None else np.concatenate([c.actual for c in chunks]))
 
+    def rows(self, start: int, stop: int | None = None) -> "HistoryChunk":
+        """Samples start..stop (views, not copies)."""
+        part = slice(start, stop)
+        return HistoryChunk(self.timestamps[part], self.latency_ms[part], self.boundary_signals,
+                            self.boundary[part], self.target_signals, self.predictions[part],
+                            None if self.actual is None else self.actual[part])
+
     def drop_first(self, count: int) -> "HistoryChunk":
-        return HistoryChunk(self.timestamps[count:], self.latency_ms[count:], self.boundary_signals,
-                            self.boundary[count:], self.target_signals, self.predictions[count:],
-                            None if self.actual is None else self.actual[count:])
+        return self.rows(count)
 
 
     def tail(self, count: int) -> "HistoryChunk":

@@ -25,9 +25,9 @@ def test_history_is_bounded_and_keeps_the_newest_samples():
     assert [r["timestamp"] for r in records] == [f"t{i}" for i in range(7, 32)]
     summary = shard.summaries()[0]
     assert summary["predictions_count"] == 32 and summary["latency_sum_ms"] == 64.0 and summary["history_samples"] == 25
-    assert history_csv(shard.history("s1")).splitlines()[:2] == [
-        "timestamp,latency_ms,boundary_a,boundary_b,prediction_y",
-        "t7,2.0,7.0,-7.0,70.0",
+    assert history_csv(shard.history("s1")).decode().splitlines()[:2] == [
+        '"timestamp","latency_ms","boundary_a","boundary_b","prediction_y"',
+        '"t7",2,7,-7,70',
     ]
 
 
