@@ -8,8 +8,8 @@
 - reconnect: a client reconnects (and resumes) while its old socket is still open; samples lost.
 - shard_kill: a 20,000-sample stream during which the session shards are SIGKILLed; samples missing from
   the session's history afterwards.
-- stall: a single-mode twin client's p99 alone, and while another client sends 1,000-row batches with
-  measured values and downloads a 10,000-row history.
+- stall: a single-mode twin client's p99 alone, and while another client (in its own process) sends
+  1,000-row batches with measured values and downloads a 10,000-row history, round after round.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -156,38 +157,52 @@ async def shard_kill(
             "samples_in_history": kept, "lost_samples": samples - kept}
 
 
-async def stall(url: str, ensemble: str, manifest: EnsembleManifest, seconds: float = 20.0) -> dict:
+async def heavy_client(url: str, ensemble: str, manifest: EnsembleManifest, stop, ready) -> int:
+    """Sends 1,000-row batches with measured values and downloads the session's 10,000-row history as CSV,
+    round after round until `stop` is set (a multiprocessing.Event; `ready` is set once the history is
+    there); the number of rounds."""
     data = simulate(10_000, seed=10)
-
-    # 1,000 rows with their measured targets each (the residual monitor's work), encoded before measuring:
-    # the watched client shares this event loop
     batches = [json.dumps({"type": "predict_batch", "data": {
         "batch": [_signals(manifest.boundary_signals, r) for r in data.boundary[start:start + 1000]],
         "actual_signals": [_signals(manifest.target_signals, r) for r in data.target[start:start + 1000]]}})
         for start in range(0, 10_000, 1000)]
-    quiet = await single_p99(url, ensemble, seconds / 2)
     heavy, ack = await Twin.open(url, ensemble, mode="batch", batch_size=1000)
     for message in batches:  # a 10,000-row history to download
         await heavy.ws.send(message)
         assert json.loads(await heavy.ws.recv())["type"] == "prediction_batch"
+    ready.set()
+    rounds = 0
     async with httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=60) as api:
-        stop = asyncio.Event()
-
-        async def load() -> int:
-            rounds = 0
-            while not stop.is_set():
-                await heavy.ws.send(batches[rounds % 10])
-                await heavy.ws.recv()
-                (await api.get(f"{STREAM}/history/{ack['session_id']}?format=csv")).raise_for_status()
-                rounds += 1
-            return rounds
-
-        loader = asyncio.create_task(load())
-        during = await single_p99(url, ensemble, seconds / 2)
-        stop.set()
-        rounds = await loader
+        while not stop.is_set():
+            await heavy.ws.send(batches[rounds % 10])
+            await heavy.ws.recv()
+            (await api.get(f"{STREAM}/history/{ack['session_id']}?format=csv")).raise_for_status()
+            rounds += 1
     await heavy.ws.close()
-    return {"single_p99_ms_alone": quiet, "single_p99_ms_under_load": during, "load_rounds": rounds}
+    return rounds
+
+
+def _heavy_process(url: str, ensemble: str, manifest: EnsembleManifest, stop, ready, rounds) -> None:
+    rounds.value = asyncio.run(heavy_client(url, ensemble, manifest, stop, ready))
+
+
+async def stall(url: str, ensemble: str, manifest: EnsembleManifest, seconds: float = 20.0) -> dict:
+    """The watched client's p99 alone, then while heavy_client runs in another process (so that the load
+    generator's own work on the heavy client's replies does not delay the watched client's)."""
+    quiet = await single_p99(url, ensemble, seconds / 2)
+    context = multiprocessing.get_context("spawn")
+    stop, ready, rounds = context.Event(), context.Event(), context.Value("i", 0)
+    heavy = context.Process(target=_heavy_process, args=(url, ensemble, manifest, stop, ready, rounds))
+    heavy.start()
+    try:
+        while not ready.is_set():
+            assert heavy.is_alive(), "the heavy client failed"
+            await asyncio.sleep(0.2)
+        during = await single_p99(url, ensemble, seconds / 2)
+    finally:
+        stop.set()
+        heavy.join(120)
+    return {"single_p99_ms_alone": quiet, "single_p99_ms_under_load": during, "load_rounds": rounds.value}
 
 
 PARTS = {"bombs": bombs, "reconnect": reconnect, "shard_kill": shard_kill, "stall": stall}

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-RAY_SERVER = ("ray::", "ray/", "serve", "raylet", "gcs_server", "nx-27017")
+EMBEDDED_DATABASE_MARKER = "nx-27017"
+RAY_SERVER = ("ray::", "ray/", "serve", "raylet", "gcs_server", EMBEDDED_DATABASE_MARKER)
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -51,3 +52,6 @@ class ServerProcesses:
             except (OSError, IndexError, ValueError):
                 continue
         return total / TICKS
+
+
+EMBEDDED_DATABASE = ServerProcesses((EMBEDDED_DATABASE_MARKER,))  # the server's embedded MongoDB-compatible store

@@ -25,7 +25,7 @@ import msgpack
 import numpy as np
 import websockets
 
-from bench.server_usage import ServerProcesses
+from bench.server_usage import EMBEDDED_DATABASE, ServerProcesses
 from models.twin.plant import BOUNDARY_SIGNALS, simulate
 from serve_app.twin.client import _pick_ensemble
 
@@ -98,7 +98,7 @@ async def run_load(url: str, ensemble: str, connections: int, batch: int, binary
     if rate is not None and seconds <= CONNECT_S:
         raise ValueError(f"a paced run needs more than {CONNECT_S:g} s: its schedule starts after the sessions connect")
     interval = None if rate is None else connections / rate
-    cpu_before = server.cpu_seconds()
+    cpu_before, database_before = server.cpu_seconds(), EMBEDDED_DATABASE.cpu_seconds()
     start = time.perf_counter()
     deadline = start + seconds
     counts = await asyncio.gather(*(_session(url, ensemble, rows, batch, binary, deadline, latencies, interval,
@@ -106,6 +106,7 @@ async def run_load(url: str, ensemble: str, connections: int, batch: int, binary
                                     for k in range(connections)))
     elapsed = time.perf_counter() - start
     cpu_cores = (server.cpu_seconds() - cpu_before) / elapsed
+    database_cores = (EMBEDDED_DATABASE.cpu_seconds() - database_before) / elapsed
     lat = np.asarray(latencies)
     return {
         "connections": connections,
@@ -119,6 +120,7 @@ async def run_load(url: str, ensemble: str, connections: int, batch: int, binary
         "latency_ms": {p: round(float(np.percentile(lat, q)), 2) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
         "server_rss_mb": round(server.rss_bytes() / 2**20, 1),
         "server_cpu_cores": round(cpu_cores, 2),
+        "database_cpu_cores": round(database_cores, 3),  # the embedded database's process (part of the server's)
     }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from models.twin.ensemble import Ensemble, RowBatch
 from models.twin.repository import ModelRepository
+from serve_app.web.bulk import BULK_ROWS, run_bulk
 from serve_app.web.metrics import StreamMetrics
 
 
@@ -74,8 +75,10 @@ class LocalEnsembles:
             return self._loaded[name]
 
     async def predict(self, name: str, rows: RowBatch) -> np.ndarray:
-        """Predictions [n, n_target] for `rows`, computed in a worker thread of this process."""
+        """Predictions [n, n_target] for `rows`, computed in a worker thread of this process (a low-priority
+        one for more than BULK_ROWS rows: serve_app.web.bulk)."""
         ensemble = await self._ensemble(name)
         if self.metrics is not None:
             self.metrics.call_rows.observe(len(rows), tags={"ensemble": name})
-        return await asyncio.to_thread(ensemble.predict, rows.boundary, rows.boost_mask)
+        run = run_bulk if len(rows) > BULK_ROWS else asyncio.to_thread
+        return await run(ensemble.predict, rows.boundary, rows.boost_mask)

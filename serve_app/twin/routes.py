@@ -23,6 +23,7 @@ from serve_app.twin.connection import TwinConnection, TwinServices
 from serve_app.twin.history import history_csv_parts, history_json
 from serve_app.twin.history_log import HistoryChunk
 from serve_app.web.auth import Principal
+from serve_app.web.bulk import run_bulk
 from serve_app.web.wire import SESSION_ID_PATTERN
 
 router = APIRouter(tags=["digital twin"])
@@ -109,7 +110,7 @@ async def twin_save(request: SaveRequest, http: Request, services: TwinServices 
     chunks = await _history(services, request.session_id, http.state.principal)
     name = f"{request.session_id}_{time.strftime('%Y%m%d_%H%M%S')}.{request.format}"
     path = project_path(services.settings.twin.results_dir) / name
-    await asyncio.to_thread(_write_history, path, request.session_id, chunks, request.format)
+    await run_bulk(_write_history, path, request.session_id, chunks, request.format)
     samples = sum(len(c) for c in chunks)
     return {"status": "success", "message": f"saved {samples} samples", "output_path": str(path),
             "samples_saved": samples, "download_url": f"/api/v1/inference/stream/results/{name}"}
@@ -135,18 +136,18 @@ async def twin_history(session_id: str, http: Request, format: Literal["csv", "j
                        services: TwinServices = Depends(twin_services)) -> Response:
     """The session's history as a download, without writing a file."""
     chunks = await _history(services, session_id, http.state.principal)
-    if format == "csv":  # streamed, each part rendered in a worker thread (Arrow, without the GIL)
+    if format == "csv":  # streamed, each part rendered in a low-priority worker thread (Arrow, without the GIL)
         return StreamingResponse(_streamed(history_csv_parts(chunks)), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{session_id}.csv"'})
     monitoring = await services.sessions.monitoring(session_id, http.state.principal.twin_viewer)
     return Response(
-        await asyncio.to_thread(history_json, session_id, chunks, monitoring), media_type="application/json"
+        await run_bulk(history_json, session_id, chunks, monitoring), media_type="application/json"
     )
 
 
 async def _streamed(parts: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """The parts of an export, each rendered in a worker thread."""
-    while (part := await asyncio.to_thread(next, parts, None)) is not None:
+    """The parts of an export, each rendered in a low-priority worker thread."""
+    while (part := await run_bulk(next, parts, None)) is not None:
         yield part
 
 

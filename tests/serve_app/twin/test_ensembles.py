@@ -120,3 +120,29 @@ def test_a_large_message_does_not_hold_up_the_small_ones(repository, demo_ensemb
     ensemble = Ensemble(repository / demo_ensemble_name)
     np.testing.assert_allclose(big_out, ensemble.predict(big.boundary, big.boost_mask), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(small_out, ensemble.predict(small.boundary, small.boost_mask), rtol=1e-5, atol=1e-5)
+
+
+def test_a_single_sample_passes_a_bulk_call_still_running(repository, demo_ensemble_name):
+    big = RowBatch(simulate(600, seed=8).boundary, np.zeros((600, len(TARGET_SIGNALS)), bool))
+    small = RowBatch(simulate(1, seed=9).boundary, np.zeros((1, len(TARGET_SIGNALS)), bool))
+
+    async def run():
+        local = LocalEnsembles(repository)
+        release = asyncio.Event()  # bulk calls finish only once the single sample is answered
+
+        async def backend(name, rows):
+            if len(rows) > 16:
+                await release.wait()
+            return await local.predict(name, rows)
+
+        coalescer = PredictionCoalescer(backend, max_rows=256, wait_s=0.0, max_calls=1)
+        bulk = asyncio.create_task(coalescer.predict(demo_ensemble_name, big))
+        await asyncio.sleep(0.05)  # the big message's first piece is in the only call slot
+        small_out = await asyncio.wait_for(coalescer.predict(demo_ensemble_name, small), 30)
+        release.set()
+        return await bulk, small_out
+
+    big_out, small_out = asyncio.run(run())
+    ensemble = Ensemble(repository / demo_ensemble_name)
+    np.testing.assert_allclose(big_out, ensemble.predict(big.boundary, big.boost_mask), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(small_out, ensemble.predict(small.boundary, small.boost_mask), rtol=1e-5, atol=1e-5)
