@@ -38,9 +38,10 @@ from serve_app.settings import AppSettings
 from serve_app.twin.history_log import HistoryChunk, HistoryLog, newest
 
 ALERTS_KEPT = 1000  # alerts kept per session (all of them also go to MongoDB)
-REQUEST_IDS_KEPT = 1000  # a session remembers its newest request ids this far back (retries are recorded once)
+REQUEST_IDS_KEPT = 256  # a session remembers its newest request ids this far back (a client retries what was in flight)
 LIVENESS_S = 10.0  # a replica silent this long (it flushes every few hundred ms) is taken for dead
 STALE_RECORD_S = 3600.0  # persisted sessions untouched this long (and past their TTL) are deleted
+RECORD_REFRESH_S = 10.0  # a session record whose only change is its counters is rewritten this often
 PERSISTED = ("session_id", "config", "connected_at", "connected", "disconnected_at", "predictions_count",
              "latency_sum_ms", "owner", "creator", "request_ids", "monitor_state")
 logger = logging.getLogger("streamforge.sessions")
@@ -84,6 +85,7 @@ class TwinSession:
     written: int = 0  # samples of this session written to the history log
     request_ids: deque = field(default_factory=lambda: deque(maxlen=REQUEST_IDS_KEPT))  # newest recorded requests
     monitor_state: dict | None = None  # ResidualMonitor.state() of the owner connection's monitor
+    record_written_at: float = 0.0  # when its record (PERSISTED) last went to MongoDB
 
     def add_residuals(self, chunk: HistoryChunk) -> None:
         """Fold the chunk's measured - predicted values into the running per-target statistics."""
@@ -150,6 +152,7 @@ class SessionShard:
         self.replicas: dict[str, _Replica] = {}
         self.taken_over: dict[str, set[str]] = {}  # replica -> its connections whose session moved on
         self._dirty: set[str] = set()  # sessions changed since the last write
+        self._records_due: set[str] = set()  # those whose record changed besides its counters
         self._started_at = time.time()
         self._persisted_at = time.monotonic()
         self._cleaned_at = 0.0
@@ -165,10 +168,17 @@ class SessionShard:
         """The session, restored from MongoDB on first use after a restart; None if unknown or expired."""
         return self.sessions.get(session_id) or self._restore(session_id)
 
+    def _changed(self, session_id: str, record: bool = True) -> None:
+        """Mark the session for the next write: its new samples, and its record if `record` (else only
+        its counters changed, which the history log also holds)."""
+        self._dirty.add(session_id)
+        if record:
+            self._records_due.add(session_id)
+
     def _disconnect(self, session: TwinSession, at: float) -> None:
         if session.connected:
             session.connected, session.disconnected_at = False, at
-            self._dirty.add(session.session_id)
+            self._changed(session.session_id)
 
     def _reap(self) -> None:
         now = time.time()
@@ -181,6 +191,7 @@ class SessionShard:
         for sid in expired:
             del self.sessions[sid]
             self._dirty.discard(sid)
+            self._records_due.discard(sid)
         if self.records is None:
             return
         try:
@@ -197,10 +208,13 @@ class SessionShard:
             logger.warning("twin session records not cleaned up: %s", exc)
 
     def _persist_changed(self, force: bool = False) -> None:
-        """Write changed sessions and their new samples to MongoDB, at most every `persist_interval_s`;
-        while MongoDB is unreachable they stay marked and are written later."""
+        """Write changed sessions' new samples and changed records to MongoDB, at most every
+        `persist_interval_s` (a record whose only change is its counters every RECORD_REFRESH_S: a restored
+        session takes its count from the history log); while MongoDB is unreachable they stay marked and
+        are written later."""
         if self.records is None:
             self._dirty.clear()
+            self._records_due.clear()
             return
         clock = time.monotonic()
         if not self._dirty or (not force and clock - self._persisted_at < self.persist_interval_s):
@@ -213,8 +227,9 @@ class SessionShard:
             if new > 0:
                 appended[session.session_id] = (session.predictions_count - new, newest(session.history, new))
         now = time.time()
+        records = [s for s in due if s.session_id in self._records_due or now - s.record_written_at >= RECORD_REFRESH_S]
         writes = [UpdateOne({"session_id": s.session_id}, {"$set": {**s.record(), "persisted_at": now}}, upsert=True)
-                  for s in due]
+                  for s in records]
         try:
             self.log.write(appended, self.history_limit)
             if writes:
@@ -224,7 +239,10 @@ class SessionShard:
             return
         for session in due:
             session.written = session.predictions_count
+        for session in records:
+            session.record_written_at = now
         self._dirty.clear()
+        self._records_due.clear()
 
     def _restore(self, session_id: str) -> TwinSession | None:
         """A session this shard lost (a restart) back from MongoDB, with its history, if not expired."""
@@ -265,7 +283,7 @@ class SessionShard:
         else:
             session = self.sessions[session_id] = TwinSession(session_id, config, time.time(), creator=creator)
         session.owner = owner
-        self._dirty.add(session_id)
+        self._changed(session_id)
         self._persist_changed(force=True)  # a new session is durable before its first reply
         return session.resumed()
 
@@ -298,7 +316,7 @@ class SessionShard:
                 session.alerts.extend(event.payload)
             elif event.kind == "close" and event.connection in (None, session.owner[1]):
                 self._disconnect(session, time.time())
-            self._dirty.add(session.session_id)
+            self._changed(session.session_id, record=event.kind != "rows" or bool(event.request_ids))
         if alive is not None:
             self._reconcile(replica, alive)
         self._persist_changed()
@@ -311,7 +329,7 @@ class SessionShard:
             session = self._session(session_id)
             if session is not None and session.owner == (replica, connection) and not session.connected:
                 session.connected, session.disconnected_at = True, None
-                self._dirty.add(session_id)
+                self._changed(session_id)
         for session in self.sessions.values():
             if session.owner[0] == replica and alive.get(session.session_id) != session.owner[1]:
                 self._disconnect(session, time.time())

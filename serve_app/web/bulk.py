@@ -12,31 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 BULK_ROWS = 16  # predictor calls of more rows than this are bulk work
 BULK_NICENESS = 4
 BULK_THREADS = 4
-logger = logging.getLogger("streamforge.bulk")
 T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
-
-
-def _lower_priority() -> None:
-    try:
-        thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + BULK_NICENESS))
-    except (OSError, AttributeError) as exc:  # another OS, or not permitted: plain priority
-        logger.info("bulk work runs at normal priority: %s", exc)
 
 
 async def run_bulk(work: Callable[..., T], *args) -> T:
     """`work(*args)` in a low-priority worker thread of this process."""
     global _executor
     if _executor is None:
-        _executor = ThreadPoolExecutor(BULK_THREADS, "bulk", initializer=_lower_priority)
+        _executor = ThreadPoolExecutor(BULK_THREADS, "bulk", initializer=os.nice, initargs=(BULK_NICENESS,))
     return await asyncio.get_running_loop().run_in_executor(_executor, functools.partial(work, *args))

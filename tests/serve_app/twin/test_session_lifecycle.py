@@ -15,6 +15,7 @@ import numpy as np
 from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from tests.support.paths import PROJECT_ROOT
 from tests.support.server import CLIENT_TOKEN, SESSION_TTL_S
+from tests.support.twin_stream import configured
 from tests.support.wire import Peer, as_signals, connect, rows
 
 
@@ -59,19 +60,17 @@ def test_reconnect_with_session_id_resumes_the_session(server):
 def test_a_retried_request_id_is_recorded_once_on_the_same_and_on_a_resumed_connection(server):
     x = rows(3, seed=44)
 
+    async def predict(peer, request_id, i: int) -> dict:
+        return await peer.ask({"type": "predict", "id": request_id,
+                               "data": {"boundary_signals": as_signals(x[i]), "timestamp": f"t{i}"}})
+
     async def scenario():
-        async with connect(server) as ws:
-            peer = Peer(ws)
-            ack = await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
-            replies = [await peer.ask({"type": "predict", "id": request_id, "data": {
-                "boundary_signals": as_signals(x[i]), "timestamp": f"t{i}"}}) for request_id, i in
-                (("r-1", 0), ("r-1", 0), (7, 1))]
-        async with connect(server, f"?session_id={ack['session_id']}") as ws:  # the reply was lost: retry
-            peer = Peer(ws)
-            await peer.ask({"type": "config", "data": {"ensemble_name": server.demo.name}})
-            replies += [await peer.ask({"type": "predict", "id": request_id, "data": {
-                "boundary_signals": as_signals(x[i]), "timestamp": f"t{i}"}}) for request_id, i in
-                ((7, 1), ("r-1", 0), ("r-3", 2))]
+        peer, ack = await configured(server)
+        replies = [await predict(peer, "r-1", 0), await predict(peer, "r-1", 0), await predict(peer, 7, 1)]
+        await peer.ws.close()
+        peer, _ = await configured(server, session_id=ack["session_id"])  # the reply was lost: retry
+        replies += [await predict(peer, 7, 1), await predict(peer, "r-1", 0), await predict(peer, "r-3", 2)]
+        await peer.ws.close()
         return ack["session_id"], replies
 
     sid, replies = run(scenario())

@@ -150,3 +150,21 @@ def test_each_write_stores_one_document_per_session_and_trims_once_per_limit(ser
     restarted.open("columnar-1", {"ensemble_name": "E"}, resume=True)
     assert [r["timestamp"] for r in history_records(restarted.history("columnar-1"))] == [
         f"t{i}" for i in range(45, 75)]
+
+
+def test_rows_alone_leave_the_session_record_to_the_history_log_and_the_rest_is_written_at_once(server):
+    settings = AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}, sessions={"persist_interval_s": 0.0})
+    records = connect(server.mongo_uri)["streamforge"].twin_sessions
+    shard = SessionShard(settings, mongo_uri=server.mongo_uri)
+    shard.open("records-1", {"ensemble_name": "E"}, resume=False)
+    shard.apply([("rows", "records-1", chunk(0, 5))])
+    shard.apply([("rows", "records-1", chunk(5, 4))])
+    assert records.find_one({"session_id": "records-1"})["predictions_count"] == 0  # written at open only
+    shard.apply([("rows", "records-1", chunk(9, 2), "conn", ("r-9",)), ("monitor", "records-1", {"samples": 11})])
+    record = records.find_one({"session_id": "records-1"})
+    assert record["request_ids"] == ["r-9"] and record["predictions_count"] == 11
+    shard.apply([("rows", "records-1", chunk(11, 3))])
+    restarted = SessionShard(settings, mongo_uri=server.mongo_uri)
+    resumed = restarted.open("records-1", {"ensemble_name": "E"}, resume=True)
+    assert resumed["predictions_count"] == 14 and resumed["request_ids"] == ["r-9"]
+    assert [r["timestamp"] for r in history_records(restarted.history("records-1"))] == [f"t{i}" for i in range(14)]
