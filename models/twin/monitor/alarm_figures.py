@@ -66,10 +66,10 @@ def alarm_figures(changes: Iterable[AlertChange], start: float, end: float, stal
         elif not change.opened and key in open_since:
             began = open_since.pop(key)
             intervals.append((began, change.at))
-            stale += change.at - began > stale_after_s and change.at > start
+            stale += change.at - began > stale_after_s and change.at > start and began < end
             cleared_at[key] = change.at
-    for began in open_since.values():  # still open at the end of the window
-        intervals.append((began, end))
+    for began in open_since.values():  # still open at the end of the changes
+        intervals.append((began, max(began, end)))
         stale += end - began > stale_after_s
     periods = max(1, round(duration / PERIOD_S))
     per_period = Counter(min(int((c.at - start) // PERIOD_S), periods - 1) for c in openings)
@@ -90,7 +90,7 @@ def _covered(intervals: list[tuple[float, float]], start: float, end: float) -> 
     """Plant time within [start, end) covered by at least one interval."""
     covered, reach = 0.0, start
     for begin, finish in sorted((max(a, start), min(b, end)) for a, b in intervals):
-        if finish <= reach:
+        if finish <= max(begin, reach):  # outside the window, or covered already
             continue
         covered += finish - max(begin, reach)
         reach = finish

@@ -35,6 +35,14 @@ def test_stale_alerts_and_alerts_open_before_the_window():
     assert figures.standing_share == pytest.approx(1.0)
 
 
+def test_alerts_after_the_window_do_not_count():
+    changes = [change(100, "a", True), change(200, "a", False), change(700, "b", True), change(5000, "b", False),
+               change(800, "c", True)]
+    figures = alarm_figures(changes, 0, 600, stale_after_s=3600)
+    assert (figures.alerts_opened, figures.stale) == (1, 0)
+    assert figures.standing_share == pytest.approx(100 / 600)
+
+
 def test_flood_periods_and_the_ten_most_frequent_alerts():
     changes = []
     for i in range(11):  # 11 openings in the first 10 minutes: a flood
