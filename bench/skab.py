@@ -10,7 +10,7 @@ signals only: each sensor predicted from the others, calibrated out of fold; `py
 with no boundary signals), and the whole run is streamed through a server started from
 configs/serve.yaml, in `predict_batch` messages with `actual_signals`. A sample counts as flagged while
 any alert of its session is open. F1, FAR and MAR are per sample over the rows after the first 400 of
-every run (`*_all_rows`: over whole runs, as the leaderboard notebooks count). The same split gives the
+every run (`*_all_rows`: over whole runs, for reference only). The same split gives the
 PCA T²+Q baseline (85% of the variance, 99% limits: F for T², Jackson-Mudholkar for Q).
 
 The board's count is the rows after the first 400 of every run (SKAB's `core/utils.py` splits each run
