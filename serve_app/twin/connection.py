@@ -58,7 +58,7 @@ from serve_app.web.metrics import StreamMetrics
 from serve_app.web.wire import WireError, now_iso
 
 logger = logging.getLogger("streamforge.twin")
-MAX_ID_CHARS = 256  # longest request id echoed and remembered
+MAX_ID_CHARS = 256  # longest request id the session remembers (longer ones are echoed only)
 TAKEN_OVER_CLOSE_CODE = 4000  # WebSocket close code of a connection whose session a newer one resumed
 MONITOR_INLINE_ROWS = 64  # residual-monitor updates of more samples run in a worker thread (compiled, no GIL)
 
@@ -211,7 +211,7 @@ class TwinConnection:
             except codec.DecodeError as exc:
                 raise WireError(ErrorCode.INVALID_JSON, "message is not valid " + ("msgpack" if binary else "JSON"),
                                 {"reason": str(exc)[:200]}) from None
-            request_id = _request_id(message.get("id")) if isinstance(message, dict) else None
+            request_id = message.get("id") if isinstance(message, dict) else None
             if not self.budget.take():
                 raise WireError(
                     ErrorCode.RATE_LIMITED,
@@ -322,12 +322,13 @@ class TwinConnection:
         self.services.metrics.twin_latency_ms.observe(
             latency_ms, tags={"type": "predict" if len(inputs) == 1 else "predict_batch"}
         )
-        if request_id is not None and not self.recorded.add(request_id):
+        remembered = _remembered_id(request_id)
+        if remembered is not None and not self.recorded.add(remembered):
             return out, latency_ms, False
         boundary = inputs if active.boundary else np.empty((len(inputs), 0))
         self.services.sessions.record(self.session_id, self.connection_id, HistoryChunk(
             timestamps, np.full(len(inputs), latency_ms / len(inputs)), tuple(active.boundary), boundary,
-            tuple(active.targets), out, actual), request_id)
+            tuple(active.targets), out, actual), remembered)
         return out, latency_ms, True
 
     async def _predict_one(self, active: ActiveConfig, data: dict, received: float, request_id) -> dict | Measured:
@@ -364,16 +365,22 @@ class TwinConnection:
         return reply if actual is None or not recorded else Measured(reply, out, actual, timestamps, active.monitor)
 
 
-def _request_id(value) -> str | int | None:
-    """A message's `id` if it can be one: a string of at most MAX_ID_CHARS or a 64-bit integer."""
-    if isinstance(value, str) and len(value) <= MAX_ID_CHARS:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63:
-        return value
-    return None
+def _is_id(value) -> bool:
+    """Whether a message's `id` is one its reply echoes: a string or an integer."""
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
+def _remembered_id(value) -> str | int | None:
+    """The id under which the session remembers a request (retries are recorded once): ids of at most
+    MAX_ID_CHARS characters or 64-bit integers (what MongoDB stores); None for others, which are echoed
+    but not remembered."""
+    if not _is_id(value):
+        return None
+    fits = len(value) <= MAX_ID_CHARS if isinstance(value, str) else -2**63 <= value < 2**63
+    return value if fits else None
 
 
 def _with_id(reply: dict, request_id) -> dict:
-    if request_id is not None:
+    if _is_id(request_id):
         reply["id"] = request_id
     return reply

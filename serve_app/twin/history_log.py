@@ -44,19 +44,15 @@ class HistoryChunk:
                    None if first.actual is None else np.concatenate([c.actual for c in chunks]))
 
     def rows(self, start: int, stop: int | None = None) -> "HistoryChunk":
-        """Samples start..stop (views, not copies)."""
+        """Samples start..stop (the arrays are views, not copies)."""
         part = slice(start, stop)
         return HistoryChunk(self.timestamps[part], self.latency_ms[part], self.boundary_signals,
                             self.boundary[part], self.target_signals, self.predictions[part],
                             None if self.actual is None else self.actual[part])
 
-    def drop_first(self, count: int) -> "HistoryChunk":
-        return self.rows(count)
-
-
     def tail(self, count: int) -> "HistoryChunk":
         """The last `count` samples."""
-        return self.drop_first(len(self) - count) if count < len(self) else self
+        return self.rows(len(self) - count) if count < len(self) else self
 
     def to_document(self) -> dict:
         """For MongoDB: arrays as raw float64 bytes (exact, compact)."""

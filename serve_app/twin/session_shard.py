@@ -355,7 +355,7 @@ class SessionShard:
                 session.history.popleft()
                 session.history_rows -= len(oldest)
             else:
-                session.history[0] = oldest.drop_first(excess)
+                session.history[0] = oldest.rows(excess)
                 session.history_rows -= excess
 
     def summaries(self, viewer: str | None = None) -> list[dict]:

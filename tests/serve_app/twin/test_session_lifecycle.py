@@ -80,6 +80,20 @@ def test_a_retried_request_id_is_recorded_once_on_the_same_and_on_a_resumed_conn
     assert [s["timestamp"] for s in history["samples"]] == ["t0", "t1", "t2"]
 
 
+def test_ids_too_long_to_remember_are_still_echoed(server):
+    long_id, huge_id = "x" * 300, 2**63
+
+    async def scenario():
+        peer, _ = await configured(server)
+        replies = [await peer.ask({"type": "predict", "id": request_id,
+                                   "data": {"boundary_signals": as_signals(rows(1, seed=45)[0])}}, binary=True)
+                   for request_id in (long_id, huge_id)]
+        await peer.ws.close()
+        return replies
+
+    assert [(r["type"], r["id"]) for r in run(scenario())] == [("prediction", long_id), ("prediction", huge_id)]
+
+
 def test_unknown_and_expired_sessions_are_refused(server):
     unknown, _ = run(stream(server, rows(1, seed=43), query="?session_id=no-such-session"))
     assert unknown["type"] == "error" and unknown["error_code"] == "SESSION_NOT_FOUND"
