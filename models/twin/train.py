@@ -48,6 +48,7 @@ from models.twin.manifest import (
 )
 from models.twin.monitor.calibrate import MIN_CALIBRATION_SAMPLES, calibrate
 from models.twin.monitor.calibration import MonitorCalibration
+from models.twin.monitor.envelope import input_ranges
 from models.twin.residual_boost import MLPBoostConfig, build_boost, sst_boost_config
 from models.twin.scaling import StandardScaler
 from models.twin.sensor_lag import first_order_lag, fitted_lags, remove_lag
@@ -368,6 +369,7 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     # the monitor lags the steady-state prediction itself: calibrate it on the steady state
     ensemble_pred = np.where(use_boost, boosted_pred, stage1_pred)
     monitor = calibrate(target_signals, ensemble_pred[held_out], actual[held_out], lags=twin.lags)
+    monitor.inputs = input_ranges(boundary_signals, table.boundary)  # what the twin has seen, for `envelope`
     training = {"rows": rows, "gap_rows_left_out": table.dropped_rows, "calibration": calibration,
                 "epochs": 0 if kept is not None else plan.epochs, "boost_epochs": plan.boost_epochs,
                 "d_model": plan.d_model, "num_layers": plan.num_layers, "lr": plan.lr, "batch_size": plan.batch_size,

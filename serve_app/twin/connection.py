@@ -100,6 +100,7 @@ class Measured:
     actual: np.ndarray  # [n, n_target], NaN where not measured
     timestamps: list[str]
     monitor: ResidualMonitor | None
+    boundary: np.ndarray | None  # [n, n_boundary] the inputs, for `envelope`; None: a twin of targets only
 
 
 class TwinConnection:
@@ -182,7 +183,8 @@ class TwinConnection:
         batches run in a worker thread, so the event loop keeps serving other connections meanwhile."""
         if measured.monitor is None:
             return []
-        update = measured.monitor.update, measured.predictions, measured.actual, measured.timestamps
+        update = (measured.monitor.update, measured.predictions, measured.actual, measured.timestamps,
+                  measured.boundary)
         if len(measured.predictions) > MONITOR_INLINE_ROWS:
             events = await asyncio.to_thread(*update)
         else:
@@ -271,7 +273,8 @@ class TwinConnection:
         calibration = MonitorCalibration.model_validate(info["monitor"]) if info.get("monitor") else None
         thresholds = alert_overrides(calibration, config.alert_thresholds, targets)
         monitor = (
-            ResidualMonitor(targets, calibration, thresholds, AlarmFlood(config.alert_flood)) if calibration else None
+            ResidualMonitor(targets, calibration, thresholds, AlarmFlood(config.alert_flood), info["boundary_signals"])
+            if calibration else None
         )
         if monitor is not None and self.active is not None and self.active.monitor is not None:
             monitor.restore(self.active.monitor.state())  # a new config on the same targets keeps the detectors
@@ -348,7 +351,8 @@ class TwinConnection:
         out, latency_ms, recorded = await self._run(active, inputs, [timestamp], actual, received, request_id)
         reply = prediction(active.targets, out[0], active.boost_signals, latency_ms, timestamp,
                            active.config.include_metadata, None if actual is None else actual[0] - out[0])
-        return reply if actual is None or not recorded else Measured(reply, out, actual, [timestamp], active.monitor)
+        return reply if actual is None or not recorded else Measured(reply, out, actual, [timestamp], active.monitor,
+                                                                     inputs if active.boundary else None)
 
     async def _predict_batch(self, active: ActiveConfig, data: dict, received: float, request_id) -> dict | Measured:
         limit = min(active.config.batch_size, MAX_BATCH)
@@ -362,7 +366,8 @@ class TwinConnection:
         out, latency_ms, recorded = await self._run(active, inputs, timestamps, actual, received, request_id)
         reply = prediction_batch(active.targets, out, active.boost_signals, latency_ms, active.config.include_metadata,
                                  None if actual is None else actual - out)
-        return reply if actual is None or not recorded else Measured(reply, out, actual, timestamps, active.monitor)
+        return reply if actual is None or not recorded else Measured(reply, out, actual, timestamps, active.monitor,
+                                                                     inputs if active.boundary else None)
 
 
 def _is_id(value) -> bool:

@@ -306,8 +306,10 @@ def main() -> None:
     ensemble = Ensemble(args.ensemble)
     manifest = ensemble.manifest
     table = load_csv(args.csv, manifest.boundary_signals, manifest.target_signals)
+    ranges = manifest.monitor.inputs if manifest.monitor is not None else {}  # the training data's, kept
     manifest.monitor = calibrate(manifest.target_signals, ensemble.predict(table.boundary), table.target,
                                  args.margin, args.drift_lambda, manifest.lags(), args.alarm_budget)
+    manifest.monitor.inputs = ranges
     (args.ensemble / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     for t, th in manifest.monitor.thresholds.items():
         signal = manifest.monitor.signals[t]

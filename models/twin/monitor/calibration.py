@@ -44,6 +44,13 @@ class MultivariateCalibration(BaseModel):
     effective_samples: float  # the calibration run's worth in independent samples
 
 
+class InputRange(BaseModel):
+    """The range of one boundary signal in the data the twin was trained on."""
+
+    low: float
+    high: float
+
+
 class MonitorCalibration(BaseModel):
     """Per-target residual calibration and default alert thresholds, stored in the ensemble manifest."""
 
@@ -54,3 +61,6 @@ class MonitorCalibration(BaseModel):
     alarm_budget: float = 0.0  # calibration alarms per 10k samples allowed to each detector
     multivariate: MultivariateCalibration | None = None  # None: single target, or calibrated before it existed
     baseline_halflife: float | None = None  # samples; None: residual means fixed at calibration (see ResidualMonitor)
+    # boundary signals' training ranges, watched by `envelope` (models.twin.monitor.envelope); empty: not watched
+    inputs: dict[str, InputRange] = {}
+    envelope_margin: float = Field(0.1, ge=0.0)  # share of a range's span an input may pass its edges by

@@ -9,8 +9,9 @@ instead: a twin without skill only adds its own errors, and extrapolates wildly 
 their range.
 
 Each detector family is a part with its own state (models.twin.monitor.reading: missing, stuck;
-.residual: spike, drift; .multivariate). While a signal is missing, stuck or suspect of it, its spike and
-drift detectors hold still, so one fault raises one alert kind. Thresholds come from the ensemble's
+.residual: spike, drift; .multivariate; .envelope: the boundary inputs against their training range).
+While a signal is missing, stuck or suspect of it, its spike and drift detectors hold still, so one
+fault raises one alert kind. Thresholds come from the ensemble's
 manifest (models.twin.monitor.calibrate) and a session may override them; alarm-flood protection
 (models.twin.monitor.flood) filters what is reported.
 
@@ -26,10 +27,12 @@ from numba import njit
 
 from models.twin.monitor.calibration import (
     AlertThresholds,
+    InputRange,
     MonitorCalibration,
     MultivariateCalibration,
     SignalCalibration,
 )
+from models.twin.monitor.envelope import InputEnvelope, envelope_step
 from models.twin.monitor.events import ALERT_KINDS, SIGNAL_KINDS, AlertEvent, EventBuffer
 from models.twin.monitor.flood import AlarmFlood
 from models.twin.monitor.multivariate import MultivariateDrift, multivariate_step
@@ -53,8 +56,15 @@ class ResidualMonitor:
     """Live detectors for one session: feed predictions and measurements in sample order."""
 
     def __init__(self, targets: list[str], calibration: MonitorCalibration,
-                 overrides: dict[str, AlertThresholds] | None = None, flood: AlarmFlood | None = None):
+                 overrides: dict[str, AlertThresholds] | None = None, flood: AlarmFlood | None = None,
+                 boundary: list[str] | None = None):
+        """`boundary`: the twin's boundary signals in the order `update` gets them; those the calibration
+        has a training range for are watched by `envelope`."""
         self.targets = list(targets)
+        boundary = list(boundary or [])
+        self.inputs = [b for b in boundary if b in calibration.inputs]  # the boundary signals watched
+        self._input_columns = np.array([boundary.index(b) for b in self.inputs], dtype=np.int64)
+        self._names = self.targets + self.inputs  # what an event's signal index names
         self.flood = flood
         signals = [calibration.signals[t] for t in self.targets]
         self.thresholds = {t: (overrides or {}).get(t) or calibration.thresholds[t] for t in self.targets}
@@ -72,12 +82,15 @@ class ResidualMonitor:
         clear_after = int(np.median(self.drift.clear_after)) if self.targets else 1
         vector = calibration.multivariate
         self.multivariate = MultivariateDrift(self.targets, vector, clear_after) if vector is not None else None
+        self.envelope = (InputEnvelope([calibration.inputs[b] for b in self.inputs], calibration.envelope_margin,
+                                       clear_after, len(self.targets)) if self.inputs else None)
         self.samples = 0  # samples seen; the next one's number
         self._stamps: dict[int, str] = {}  # timestamps of earlier samples the state still refers to
         self._state_arrays = (self.prediction.arrays(), self.missing.arrays(), self.stuck.arrays(),
                               self.baseline.arrays(), self.spikes.arrays(), self.drift.arrays(),
-                              self.multivariate.arrays() if self.multivariate is not None else None)
-        alerts = [p.alerts for p in (self.missing, self.stuck, self.spikes, self.drift)]
+                              self.multivariate.arrays() if self.multivariate is not None else None,
+                              self.envelope.arrays() if self.envelope is not None else None)
+        alerts = [p.alerts for p in (self.missing, self.stuck, self.spikes, self.drift, self.envelope) if p is not None]
         self._sample_refs = [a.began for a in alerts] + [a.first for a in alerts] + (
             [self.multivariate.state[1:3]] if self.multivariate is not None else [])  # views, updated in place
 
@@ -87,20 +100,25 @@ class ResidualMonitor:
         per_signal = [(self.targets[j], part.alerts.kind)
                       for part in (self.drift, self.spikes, self.stuck, self.missing)
                       for j in np.flatnonzero(part.alerts.open)]
+        if self.envelope is not None:
+            per_signal += [(self.inputs[b], "envelope") for b in np.flatnonzero(self.envelope.alerts.open)]
         return per_signal + ([("*", "multivariate")] if self._vector_open else [])
 
     @property
     def _vector_open(self) -> bool:
         return self.multivariate is not None and self.multivariate.open
 
-    def update(self, predictions: np.ndarray, actual: np.ndarray, timestamps: list[str]) -> list[AlertEvent]:
-        """predictions and actual [n, n_target] (actual NaN where not measured), one timestamp per row;
-        the events that reach the operator (after flood protection, if any). Safe to run in a worker
-        thread: the compiled loop releases the GIL."""
+    def update(self, predictions: np.ndarray, actual: np.ndarray, timestamps: list[str],
+               boundary: np.ndarray | None = None) -> list[AlertEvent]:
+        """predictions and actual [n, n_target] (actual NaN where not measured), one timestamp per row, and
+        the boundary inputs [n, n_boundary] (None: not known); the events that reach the operator (after
+        flood protection, if any). Safe to run in a worker thread: the compiled loop releases the GIL."""
         n = len(timestamps)
-        events = EventBuffer.empty(n * (len(SIGNAL_KINDS) * len(self.targets) + 1))
+        inputs = (np.full((n, len(self.inputs)), np.nan) if boundary is None or not len(self.inputs)
+                  else np.asarray(boundary, dtype=np.float64)[:, self._input_columns])
+        events = EventBuffer.empty(n * (len(SIGNAL_KINDS) * len(self.targets) + len(self.inputs) + 1))
         _scan(np.ascontiguousarray(predictions, dtype=np.float64), np.ascontiguousarray(actual, dtype=np.float64),
-              self.samples, self._mean, self._std, *self._state_arrays, events)
+              np.ascontiguousarray(inputs), self.samples, self._mean, self._std, *self._state_arrays, events)
         base, self.samples = self.samples, self.samples + n
         reported = self._events(events, timestamps, base) if events.count[0] or self._flooding else []
         self._keep_stamps(base, timestamps)
@@ -131,8 +149,8 @@ class ResidualMonitor:
 
     def _event(self, ints: list[int], floats: np.ndarray, timestamps: list[str], stamp) -> AlertEvent:
         row, kind, signal, opened, first, *named = ints
-        contributors = [self.targets[j] for j in named if j >= 0]
-        return AlertEvent(ALERT_KINDS[kind], self.targets[signal] if signal >= 0 else "*", bool(opened),
+        contributors = [self._names[j] for j in named if j >= 0]
+        return AlertEvent(ALERT_KINDS[kind], self._names[signal] if signal >= 0 else "*", bool(opened),
                           float(floats[0]), float(floats[1]), stamp(first), timestamps[row], contributors)
 
     def _keep_stamps(self, base: int, timestamps: list[str]) -> None:
@@ -150,7 +168,8 @@ class ResidualMonitor:
     def _parts(self) -> dict:
         parts = {"prediction": self.prediction, "missing": self.missing, "stuck": self.stuck,
                  "baseline": self.baseline, "spikes": self.spikes, "drift": self.drift}
-        return parts | ({"multivariate": self.multivariate} if self.multivariate is not None else {})
+        return (parts | ({"multivariate": self.multivariate} if self.multivariate is not None else {})
+                | ({"envelope": self.envelope} if self.envelope is not None else {}))
 
     def state(self) -> dict:
         """Everything the detectors hold, as plain lists and numbers (JSON and BSON safe), for `restore`."""
@@ -161,7 +180,7 @@ class ResidualMonitor:
             if alerts is not None:
                 arrays |= {f"alerts_{key}": getattr(alerts, key) for key in alerts.STATE}
             parts[name] = {key: value.tolist() for key, value in arrays.items()}
-        return {"version": STATE_VERSION, "targets": self.targets, "samples": self.samples,
+        return {"version": STATE_VERSION, "targets": self.targets, "inputs": self.inputs, "samples": self.samples,
                 "stamps": [[s, t] for s, t in self._stamps.items()], "parts": parts,
                 "flood": self.flood.state() if self.flood is not None else None}
 
@@ -170,7 +189,7 @@ class ResidualMonitor:
         when it does not fit this monitor (another version, other targets or detectors)."""
         parts = self._parts()
         if (state.get("version") != STATE_VERSION or state.get("targets") != self.targets
-                or set(state.get("parts", {})) != set(parts)):
+                or state.get("inputs", []) != self.inputs or set(state.get("parts", {})) != set(parts)):
             return False
         for name, arrays in state["parts"].items():
             for key, values in arrays.items():
@@ -193,15 +212,17 @@ def compile_monitor() -> None:
     vector = MultivariateCalibration(signals=targets, precision=np.eye(2).tolist(), threshold=10.0, shrinkage=0.0,
                                      effective_samples=10.0)
     for multivariate in (None, vector):
-        calibration = MonitorCalibration(signals=dict.fromkeys(targets, signal),
-                                         thresholds=dict.fromkeys(targets, thresholds), validation_samples=10,
-                                         threshold_margin=1.0, multivariate=multivariate)
-        ResidualMonitor(targets, calibration).update(np.zeros((2, 2)), np.ones((2, 2)), ["0", "1"])
+        for inputs in ({}, {"u": InputRange(low=0.0, high=1.0)}):
+            calibration = MonitorCalibration(signals=dict.fromkeys(targets, signal),
+                                             thresholds=dict.fromkeys(targets, thresholds), validation_samples=10,
+                                             threshold_margin=1.0, multivariate=multivariate, inputs=inputs)
+            ResidualMonitor(targets, calibration, boundary=["u"]).update(np.zeros((2, 2)), np.ones((2, 2)), ["0", "1"],
+                                                                          np.zeros((2, 1)))
 
 
 @njit(cache=True, nogil=True)
-def _scan(predictions, actual, first_sample, mean, std, prediction, missing, stuck, baseline, spikes, drift, vector,
-          events) -> None:
+def _scan(predictions, actual, inputs, first_sample, mean, std, prediction, missing, stuck, baseline, spikes, drift,
+          vector, envelope, events) -> None:
     """Every part's update, sample by sample, in the order the detectors depend on each other."""
     n_target = len(mean)
     present = np.empty(n_target, np.bool_)
@@ -232,3 +253,5 @@ def _scan(predictions, actual, first_sample, mean, std, prediction, missing, stu
         drift_step(drift, z, active, row, sample, events)
         if vector is not None:
             multivariate_step(vector, ewma, row, sample, events)
+        if envelope is not None:
+            envelope_step(envelope, inputs[row], row, sample, events)

@@ -10,7 +10,7 @@ from models.twin.ensemble import Ensemble
 from models.twin.monitor.calibrate import calibrate, drift_weight, held_out_ewma
 from models.twin.monitor.calibration import AlertThresholds
 from models.twin.monitor.residual_monitor import ResidualMonitor
-from models.twin.plant import LAG_SAMPLES, TARGET_SIGNALS, Fault, simulate, steady_state
+from models.twin.plant import BOUNDARY_SIGNALS, LAG_SAMPLES, TARGET_SIGNALS, Fault, simulate, steady_state
 from models.twin.sensor_lag import first_order_lag
 
 FAULT_START, FAULT_END, RUN = 1000, 1600, 2600
@@ -28,14 +28,30 @@ def monitor_run(ensemble: Ensemble, faults: tuple[Fault, ...], samples: int, see
     calibration = ensemble.manifest.monitor
     thresholds = {t: AlertThresholds.model_validate({**calibration.thresholds[t].model_dump(), **overrides})
                   for t in TARGET_SIGNALS} if overrides else None
-    monitor = ResidualMonitor(TARGET_SIGNALS, calibration, thresholds)
-    events = monitor.update(ensemble.predict(data.boundary), data.target, data.timestamps)
+    monitor = ResidualMonitor(TARGET_SIGNALS, calibration, thresholds, boundary=BOUNDARY_SIGNALS)
+    events = monitor.update(ensemble.predict(data.boundary), data.target, data.timestamps, data.boundary)
     return data, monitor, events
 
 
 def test_no_alert_on_ten_thousand_normal_samples(ensemble):
     _, monitor, events = monitor_run(ensemble, (), 10_000, seed=4242)
+    assert monitor.inputs == BOUNDARY_SIGNALS  # every input is watched against its training range
     assert events == [] and monitor.open_alerts == []
+
+
+def test_an_input_beyond_the_training_range_raises_envelope_and_clears_when_back(ensemble):
+    data = simulate(RUN, seed=31)
+    speed = BOUNDARY_SIGNALS.index("Speed_boundary_1")
+    boundary = data.boundary.copy()
+    boundary[FAULT_START:FAULT_END, speed] = 3_000.0  # rpm; the identification run reached 2,366
+    monitor = ResidualMonitor(TARGET_SIGNALS, ensemble.manifest.monitor, boundary=BOUNDARY_SIGNALS)
+    events = monitor.update(ensemble.predict(boundary), data.target, data.timestamps, boundary)
+    envelope = [e for e in events if e.kind == "envelope"]
+    assert [(e.signal, e.opened) for e in envelope] == [("Speed_boundary_1", True), ("Speed_boundary_1", False)]
+    opened, cleared = envelope
+    assert opened.first_sample == data.timestamps[FAULT_START] and opened.sample == data.timestamps[FAULT_START + 2]
+    assert opened.score > opened.threshold and "extrapolate" in opened.message
+    assert FAULT_END <= data.timestamps.index(cleared.sample) <= FAULT_END + 100
 
 
 @pytest.mark.parametrize("fault", [
