@@ -15,13 +15,15 @@ from serve_app.settings import AppSettings, project_path
 from serve_app.store.database import StoreDatabase
 from serve_app.store.enrollment import EnrollmentRecords
 from serve_app.twin.alert_log import AlertLog
+from serve_app.twin.operator_actions import OperatorActions
 
 
 def build_app(args: dict | None = None) -> Application:
     """Compose ingress + predictor + detector + face matcher; `args` are AppSettings fields (configs/serve.yaml).
 
     Also resolves the store database (starting the embedded one when no MongoDB is configured), creates
-    its indexes (store, shoppers, alerts, detector versions, enrollments) and loads the catalogue seed (idempotent).
+    its indexes (store, shoppers, alerts, operator actions, detector versions, enrollments) and loads the
+    catalogue seed (idempotent).
     """
     settings = AppSettings.model_validate(args or {})
     uri = mongo_uri(settings.database.mongodb_uri, project_path(settings.database.dir), settings.database.embedded_port)
@@ -30,6 +32,7 @@ def build_app(args: dict | None = None) -> Application:
     database.seed_catalogue(project_path(settings.store.catalogue))
     ShopperRecords(uri).ensure_schema()
     AlertLog(uri).ensure_schema()
+    OperatorActions(uri).ensure_schema()
     DetectorVersions(uri).ensure_schema()
     EnrollmentRecords(uri).ensure_schema()
     predictor = EnsemblePredictor.bind(str(project_path(settings.twin.model_repository)), settings.twin.runtime)

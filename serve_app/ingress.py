@@ -28,11 +28,13 @@ from serve_app.store.database import StoreDatabase
 from serve_app.store.detection import DetectorPool, LocalDetector
 from serve_app.store.enrollment import EnrollmentRecords
 from serve_app.store.sessions import StoreSessions
+from serve_app.twin import operator_routes
 from serve_app.twin import routes as twin_routes
 from serve_app.twin.alert_log import AlertLog
 from serve_app.twin.coalescer import PredictionCoalescer
 from serve_app.twin.connection import TwinServices
 from serve_app.twin.ensembles import LocalEnsembles, PredictorPool
+from serve_app.twin.operator_actions import OperatorActions
 from serve_app.twin.sessions import SessionStore
 from serve_app.web.access import AccessControl, AccessPolicy
 from serve_app.web.admission import WebSocketGate
@@ -60,6 +62,7 @@ app = FastAPI(title="StreamForge", version="0.1.0",
 app.add_middleware(AccessControl)
 app.mount("/static", StaticFiles(directory=FRONTEND / "static", check_dir=False), name="static")
 app.include_router(twin_routes.router)
+app.include_router(operator_routes.router)
 app.include_router(store_routes.router)
 app.include_router(enrollment_routes.router)
 
@@ -92,6 +95,7 @@ def _twin_services(settings: AppSettings, predictor, mongo_uri: str, actor_prefi
         ),
         sessions=SessionStore(actor_prefix, settings, mongo_uri),
         alert_log=AlertLog(mongo_uri),
+        operator=OperatorActions(mongo_uri),
         gate=gate,
         metrics=metrics,
     )

@@ -26,6 +26,7 @@ from serve_app.twin.alert_log import AlertLog
 from serve_app.twin.coalescer import PredictionCoalescer
 from serve_app.twin.ensembles import PredictorPool
 from serve_app.twin.history_log import HistoryChunk
+from serve_app.twin.operator_actions import OperatorActions
 from serve_app.twin.protocol import (
     MAX_BATCH,
     ConfigData,
@@ -72,6 +73,7 @@ class TwinServices:
     predictor: PredictionCoalescer  # predicts rows, coalesced across connections
     sessions: SessionStore
     alert_log: AlertLog
+    operator: OperatorActions  # shelves and calibration versions in force
     gate: WebSocketGate
     metrics: StreamMetrics
 
@@ -86,6 +88,8 @@ class ActiveConfig:
     boost_signals: list[str]
     boost_mask: np.ndarray  # [n_target] bool
     monitor: ResidualMonitor | None  # residual monitor with the session's thresholds; None without calibration
+    manifest_calibration: MonitorCalibration | None  # the ensemble's own (version 0)
+    calibration_version: int  # of the calibration the monitor uses (serve_app.twin.operator_actions)
 
     def session_config(self) -> dict:
         return self.config.model_dump(exclude={"session_id"})
@@ -118,6 +122,9 @@ class TwinConnection:
         self.budget = TokenBucket(services.settings.limits.twin_messages_per_s, services.settings.limits.twin_burst)
         self.tasks = ConnectionTasks()
         self.recorded = RecentIds(REQUEST_IDS_KEPT)  # ids of the session's requests already recorded
+        self.announced: dict[tuple[str, str], dict] = {}  # (signal, kind) -> its opening as the client last heard it
+        self.last_opened: dict[tuple[str, str], dict] = {}  # (signal, kind) -> the record of its latest opening
+        self.shelved: set[tuple[str, str]] = set()  # (signal, kind) shelved when the monitor last ran
 
     async def serve(self) -> None:
         replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.settings.limits.max_inflight_per_connection)
@@ -180,26 +187,71 @@ class TwinConnection:
 
     async def _observe(self, measured: Measured) -> list[dict]:
         """Run the residual monitor over the samples, in request order; the alert messages to push. Large
-        batches run in a worker thread, so the event loop keeps serving other connections meanwhile."""
-        if measured.monitor is None:
+        batches run in a worker thread, so the event loop keeps serving other connections meanwhile. The
+        alerts of a shelved (signal, kind) are recorded but not pushed; when its shelving runs out the
+        client hears how it stands now."""
+        monitor = measured.monitor
+        if monitor is None:
             return []
-        update = (measured.monitor.update, measured.predictions, measured.actual, measured.timestamps,
-                  measured.boundary)
+        events = self._recalibrated(monitor, measured.timestamps[0])
+        update = monitor.update, measured.predictions, measured.actual, measured.timestamps, measured.boundary
         if len(measured.predictions) > MONITOR_INLINE_ROWS:
-            events = await asyncio.to_thread(*update)
+            events += await asyncio.to_thread(*update)
         else:
-            events = update[0](*update[1:])
-        self.services.sessions.monitor_changed(self.session_id, self.connection_id, measured.monitor)
-        if not events:
-            return []
-        records = [alert_record(e, self.session_id) for e in events]
-        self.services.sessions.record_alerts(self.session_id, self.connection_id, records)
-        self.services.alert_log.record(records)
+            events += update[0](*update[1:])
+        self.services.sessions.monitor_changed(self.session_id, self.connection_id, monitor)
+        shelved = self.services.operator.shelved(self.session_id)
+        records = [alert_record(e, self.session_id, (e.signal, e.kind) in shelved) for e in events]
         for e in events:
             logger.info("twin session %s: %s", self.session_id, e.message)
             if e.opened:
                 self.services.metrics.alerts.inc(tags={"kind": e.kind})
-        return [alert_message(r) for r in records]
+        for record in records:
+            if record["opened"]:
+                self.last_opened[(record["signal"], record["kind"])] = record
+        pushed = [r for r in records if not r["shelved"]]
+        self._announced(pushed)
+        back = self._unshelved(self.shelved - set(shelved), set(monitor.open_alerts), measured.timestamps[-1])
+        self._announced(back)
+        self.shelved = set(shelved)
+        if records or back:
+            self.services.sessions.record_alerts(self.session_id, self.connection_id, records + back)
+            self.services.alert_log.record(records + back)
+        return [alert_message(r) for r in pushed + back]
+
+    def _announced(self, pushed: list[dict]) -> None:
+        for record in pushed:
+            key = (record["signal"], record["kind"])
+            if record["opened"]:
+                self.announced[key] = record
+            else:
+                self.announced.pop(key, None)
+
+    def _recalibrated(self, monitor: ResidualMonitor, timestamp: str) -> list:
+        """When another calibration of the ensemble came into force (an operator accepted a new normal,
+        applied a recalibration or rolled one back), the monitor switches to it: its open alerts clear."""
+        active = self.active
+        version, stored = self.services.operator.calibration(active.config.ensemble_name)
+        if active.monitor is not monitor or version == active.calibration_version:
+            return []
+        calibration = active.manifest_calibration if stored is None else MonitorCalibration.model_validate(stored)
+        active.calibration_version = version
+        logger.info("twin session %s: monitor calibration version %d in force", self.session_id, version)
+        return monitor.recalibrate(calibration, alert_overrides(calibration, active.config.alert_thresholds,
+                                                                active.targets), timestamp)
+
+    def _unshelved(self, ended: set[tuple[str, str]], open_now: set[tuple[str, str]], timestamp: str) -> list[dict]:
+        """For each alert whose shelving `ended`, a record where it stands otherwise than the client last
+        heard: still open (announced again) or cleared while shelved."""
+        records = []
+        for key in sorted(ended):
+            if key in open_now and key not in self.announced and key in self.last_opened:
+                records.append({**self.last_opened[key], "sample": timestamp, "created_at": now_iso(), "shelved": False,
+                                "reannounced": True})
+            elif key not in open_now and key in self.announced:
+                records.append({**self.announced[key], "opened": False, "sample": timestamp, "created_at": now_iso(),
+                                "shelved": False, "message": f"{key[1]} on {key[0]} cleared while shelved"})
+        return records
 
     async def _handle(self, frame: str | bytes, binary: bool) -> dict | asyncio.Task:
         """Answer one frame: a reply dict now, or a task that will produce it."""
@@ -270,7 +322,11 @@ class TwinConnection:
                             {"unknown_signals": unknown})
         default = set(info["boost_signals"])
         mask = np.array([config.manual_boost_signals.get(t, t in default) for t in targets], dtype=bool)
-        calibration = MonitorCalibration.model_validate(info["monitor"]) if info.get("monitor") else None
+        self.services.operator.start()
+        manifest_calibration = MonitorCalibration.model_validate(info["monitor"]) if info.get("monitor") else None
+        version, stored = self.services.operator.calibration(config.ensemble_name)
+        calibration = (MonitorCalibration.model_validate(stored) if stored is not None and manifest_calibration
+                       else manifest_calibration)
         thresholds = alert_overrides(calibration, config.alert_thresholds, targets)
         monitor = (
             ResidualMonitor(targets, calibration, thresholds, AlarmFlood(config.alert_flood), info["boundary_signals"])
@@ -279,7 +335,7 @@ class TwinConnection:
         if monitor is not None and self.active is not None and self.active.monitor is not None:
             monitor.restore(self.active.monitor.state())  # a new config on the same targets keeps the detectors
         active = ActiveConfig(config, info["boundary_signals"], targets, [t for t, m in zip(targets, mask) if m], mask,
-                              monitor)
+                              monitor, manifest_calibration, version)
         resumed = False
         if self.session_id is None:
             requested = config.session_id or self.requested_session

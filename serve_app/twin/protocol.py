@@ -183,12 +183,12 @@ def alert_message(record: dict) -> dict:
     return {"type": "alert" if record["opened"] else "alert_cleared", "data": record}
 
 
-def alert_record(event: AlertEvent, session_id: str) -> dict:
-    """An alert event as stored in the session history and MongoDB."""
+def alert_record(event: AlertEvent, session_id: str, shelved: bool = False) -> dict:
+    """An alert event as stored in the session history and MongoDB; `shelved`: held back from the client."""
     return {"session_id": session_id, "signal": event.signal, "kind": event.kind, "opened": event.opened,
             "score": round(event.score, 4), "threshold": round(event.threshold, 4),
             "first_sample": event.first_sample, "sample": event.sample, "contributors": event.contributors,
-            "message": event.message, "created_at": now_iso()}
+            "message": event.message, "created_at": now_iso(), "shelved": shelved}
 
 
 def batch_rows(data: dict, names: list[str], limit: int) -> tuple[np.ndarray, list[str] | None]:

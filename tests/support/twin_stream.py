@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 
+from models.twin.manifest import MANIFEST_FILE, read_manifest
 from models.twin.plant import TARGET_SIGNALS
 from tests.support.wire import Peer, as_signals, connect
 
@@ -54,3 +56,15 @@ def alert_changes(messages: list[dict]) -> list[tuple[str, str, str]]:
     """(type, kind, signal) of the alert messages among `messages`."""
     return [(m["type"], m["data"]["kind"], m["data"]["signal"]) for m in messages
             if m["type"] in ("alert", "alert_cleared")]
+
+
+def copied_ensemble(server, label: str) -> str:
+    """A copy of the demo ensemble under a new name in the server's repository (for tests that change an
+    ensemble's calibration without touching the one other tests use); its name."""
+    name = f"Ensemble_{label}_20260101_000000"
+    folder = server.demo.folder.parent / name
+    shutil.copytree(server.demo.folder, folder, dirs_exist_ok=True)
+    manifest = read_manifest(folder)
+    manifest.name = name
+    (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
+    return name

@@ -61,7 +61,7 @@ class ResidualMonitor:
         """`boundary`: the twin's boundary signals in the order `update` gets them; those the calibration
         has a training range for are watched by `envelope`."""
         self.targets = list(targets)
-        boundary = list(boundary or [])
+        boundary = self._boundary = list(boundary or [])
         self.inputs = [b for b in boundary if b in calibration.inputs]  # the boundary signals watched
         self._input_columns = np.array([boundary.index(b) for b in self.inputs], dtype=np.int64)
         self._names = self.targets + self.inputs  # what an event's signal index names
@@ -164,6 +164,32 @@ class ResidualMonitor:
         if len(self._stamps) > 2 * len(referenced) + 2:
             keep = set(referenced.tolist()) | {self.samples - 1}
             self._stamps = {s: t for s, t in self._stamps.items() if s in keep}
+
+    def recalibrate(self, calibration: MonitorCalibration, overrides: dict[str, AlertThresholds] | None,
+                    timestamp: str) -> list[AlertEvent]:
+        """Judge from now on against `calibration` (a new normal an operator accepted, a recalibration, a
+        rollback): every open alert clears at `timestamp` (the clearing events are returned; flood
+        protection and sample numbering carry on) and the detectors start afresh."""
+        cleared = self._clear_all(timestamp)
+        samples, stamps = self.samples, self._stamps
+        self.__init__(self.targets, calibration, overrides, self.flood, self._boundary)
+        self.samples, self._stamps = samples, stamps
+        return cleared
+
+    def _clear_all(self, timestamp: str) -> list[AlertEvent]:
+        """A clearing event for every open alert (the state is left as it is)."""
+        events = []
+        for part in (self.missing, self.stuck, self.spikes, self.drift, self.envelope):
+            if part is None:
+                continue
+            names = self.inputs if part is self.envelope else self.targets
+            for j in np.flatnonzero(part.alerts.open):
+                events.append(AlertEvent(part.alerts.kind, names[j], False, 0.0, 0.0,
+                                         self._stamps.get(int(part.alerts.first[j]), ""), timestamp))
+        if self._vector_open:
+            events.append(AlertEvent("multivariate", "*", False, 0.0, self.multivariate.threshold,
+                                     self._stamps.get(int(self.multivariate.state[2]), ""), timestamp))
+        return events
 
     def _parts(self) -> dict:
         parts = {"prediction": self.prediction, "missing": self.missing, "stuck": self.stuck,
