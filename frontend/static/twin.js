@@ -4,6 +4,7 @@ const WINDOW = 300;
 let ws = null, running = false, data = null, cursor = 0, sessionId = null, ensembleInfo = null;
 let sentAt = 0, predictions = 0, rateStart = 0, monitor = null;
 const openAlerts = new Map();  // "signal|kind" -> alert record (with `acknowledged`)
+const shelved = new Map();  // "signal|kind" -> the shelve record (until_iso, by, reason), while in force
 
 const signalChart = new Chart($("signal-chart"), {
   type: "line",
@@ -93,7 +94,9 @@ function sendNext() {
 function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
 
 function renderAlerts() {
-  const rows = [...openAlerts.values()].map((a) => {
+  const now = new Date().toISOString();
+  for (const [key, s] of shelved) if (new Date(s.until_iso).toISOString() <= now) shelved.delete(key);
+  const rows = [...openAlerts.entries()].filter(([key]) => !shelved.has(key)).map(([, a]) => {
     const tr = document.createElement("tr");
     tr.dataset.kind = a.kind; tr.dataset.signal = a.signal;
     if (a.acknowledged) tr.className = "acknowledged";
@@ -102,12 +105,22 @@ function renderAlerts() {
     ack.disabled = !!a.acknowledged;
     ack.className = "ack";
     ack.onclick = () => acknowledge(a);
-    const action = document.createElement("td"); action.append(ack);
+    const shelve = document.createElement("button");
+    shelve.textContent = "Shelve";
+    shelve.className = "shelve";
+    shelve.onclick = () => shelveAlert(a);
+    const action = document.createElement("td"); action.append(ack, " ", shelve);
     tr.append(cell(a.signal), cell(a.kind), cell(a.first_sample), cell(`${a.score.toFixed(2)} / ${a.threshold.toFixed(2)}`),
               cell((a.contributors || []).join(", ")), action);
     return tr;
   });
   $("open-alerts").tBodies[0].replaceChildren(...rows);
+  $("shelved-alerts").tBodies[0].replaceChildren(...[...shelved.values()].map((s) => {
+    const tr = document.createElement("tr");
+    tr.className = "shelved"; tr.dataset.kind = s.kind; tr.dataset.signal = s.signal;
+    tr.append(cell(s.signal), cell(s.kind), cell(new Date(s.until_iso).toLocaleTimeString()), cell(s.by), cell(s.reason));
+    return tr;
+  }));
   $("no-alerts").hidden = rows.length > 0;
   $("alarm-count").textContent = `${rows.length} open`;
   $("alarm-count").className = `pill ${rows.length ? "alarm" : "on"}`;
@@ -132,6 +145,94 @@ async function acknowledge(alert) {
   renderAlerts();
 }
 
+// operator actions (admin only: /api/admin/...), each with the reason typed in #reason
+function operatorStatus(text, isError = false) {
+  $("operator-status").textContent = text; $("operator-status").style.color = isError ? "#d92d20" : "";
+}
+
+async function operatorCall(method, path, body) {
+  const reason = $("reason").value.trim();
+  if (body && !reason) { operatorStatus("type the reason for this action first", true); return null; }
+  const reply = await fetch(path, { method, headers: { "Content-Type": "application/json" },
+    body: body ? JSON.stringify({ ...body, reason }) : undefined });
+  const answer = await reply.json().catch(() => ({}));
+  if (!reply.ok) {
+    operatorStatus(reply.status === 403 ? "operator actions need an admin key" : `HTTP ${reply.status}: ${answer.detail ?? answer.error ?? ""}`, true);
+    return null;
+  }
+  return answer;
+}
+
+async function shelveAlert(alert) {
+  const answer = await operatorCall("POST", "/api/admin/alerts/shelve", { session_id: sessionId, signal: alert.signal,
+    kind: alert.kind, duration_s: 60 * Number($("shelve-minutes").value) });
+  if (!answer) return;
+  shelved.set(`${alert.signal}|${alert.kind}`, answer.shelved);
+  operatorStatus(`${alert.kind} on ${alert.signal} shelved until ${new Date(answer.shelved.until_iso).toLocaleTimeString()}`);
+  renderAlerts();
+}
+
+const calibrationPath = () => `/api/admin/ensembles/${encodeURIComponent(ensembleInfo.ensemble_name)}/calibration`;
+
+async function acceptNormal() {
+  if (cursor < 200) { operatorStatus("stream at least 200 samples first", true); return; }
+  const answer = await operatorCall("POST", `${calibrationPath()}/accept`, { session_id: sessionId,
+    start: data.timestamps[cursor - 200], end: data.timestamps[cursor - 1] });
+  if (answer) operatorStatus(`calibration version ${answer.version} in force: the last ${answer.samples} samples are the new normal`);
+  refreshCalibration();
+}
+
+async function rollbackCalibration() {
+  const answer = await operatorCall("POST", `${calibrationPath()}/rollback`, {});
+  if (answer) operatorStatus(`calibration version ${answer.rolled_back} rolled back: version ${answer.in_force} in force`);
+  refreshCalibration();
+}
+
+async function showProposal() {
+  const answer = await operatorCall("GET", `${calibrationPath()}/proposal?session_id=${sessionId}`);
+  $("proposal-box").hidden = !answer;
+  if (!answer) return;
+  const arrow = (t) => `${t.now.toFixed(2)} → ${t.proposed.toFixed(2)}`;
+  $("proposal-table").tBodies[0].replaceChildren(...Object.entries(answer.thresholds).map(([target, t]) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(target), cell(arrow(t.drift_threshold)), cell(arrow(t.spike_threshold)));
+    return tr;
+  }));
+  operatorStatus(`proposed from ${answer.samples} alert-free samples; nothing changes until it is applied`);
+}
+
+async function applyProposal() {
+  const answer = await operatorCall("POST", `${calibrationPath()}/proposal`, { session_id: sessionId });
+  if (answer) { operatorStatus(`recalibration applied: version ${answer.version} in force`); $("proposal-box").hidden = true; }
+  refreshCalibration();
+}
+
+async function refreshCalibration() {
+  if (!ensembleInfo) return;
+  const reply = await fetch(calibrationPath());
+  if (!reply.ok) { $("calibration-version").textContent = "calibration -"; return; }
+  const inForce = await reply.json();  // the alarm band follows the calibration in force
+  $("calibration-version").textContent = `calibration v${inForce.in_force}`;
+  if (monitor) {
+    monitor.thresholds = inForce.thresholds;
+    for (const [t, level] of Object.entries(inForce.levels)) Object.assign(monitor.signals[t], level);
+  }
+}
+
+async function refreshFigures() {
+  if (!sessionId) return;
+  const reply = await fetch(`/api/v1/alerts/figures?session_id=${sessionId}`);
+  if (!reply.ok) return;
+  const f = await reply.json();
+  const rows = { "alerts per 10 min": f.alerts_per_10min.toFixed(2), "time with an alert standing": `${(100 * f.standing_share).toFixed(1)} %`,
+                 "stale alerts (open > 24 h)": f.stale, "chattering alerts": f.chattering,
+                 "time in flood": `${(100 * f.flood_share).toFixed(1)} %`, "plant minutes": f.plant_minutes.toFixed(1) };
+  $("figures").replaceChildren(...Object.entries(rows).flatMap(([k, v]) => {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = k; dd.textContent = v; dd.dataset.figure = k; return [dt, dd];
+  }));
+}
+
 function followsTwin(target) {
   // false where the twin explains too little of the target to be followed: the monitor watches the reading
   // against its normal level (residual_mean), so the chart shows the reading itself
@@ -151,6 +252,7 @@ function onReply(msg) {
   if (msg.type === "config_ack") {
     sessionId = msg.session_id;
     ensembleInfo = msg.ensemble_info;
+    refreshCalibration();
     $("target").replaceChildren(...ensembleInfo.target_signals.map((t) => new Option(t, t)));
     $("download").href = `/api/v1/inference/stream/history/${sessionId}?format=csv`;
     $("download").setAttribute("aria-disabled", "false");
@@ -192,7 +294,7 @@ async function start() {
       : await loadDemo(source.split(":")[1]);
   } catch (err) { status(err.message, true); return; }
   monitor = info.monitor;
-  openAlerts.clear(); renderAlerts(); $("alert-history").replaceChildren();
+  openAlerts.clear(); shelved.clear(); renderAlerts(); $("alert-history").replaceChildren();
   for (const chart of [signalChart, latencyChart, residualChart]) {
     chart.data.labels = []; chart.data.datasets.forEach((d) => (d.data = []));
   }
@@ -231,5 +333,10 @@ async function refreshStats() {
 $("source").onchange = () => { if ($("source").value === "csv") $("csv").click(); };
 $("start").onclick = start;
 $("stop").onclick = stop;
+$("accept").onclick = acceptNormal;
+$("rollback").onclick = rollbackCalibration;
+$("proposal").onclick = showProposal;
+$("apply-proposal").onclick = applyProposal;
 setInterval(refreshStats, 2000);
+setInterval(() => { refreshFigures(); refreshCalibration(); renderAlerts(); }, 3000);
 loadEnsembles();

@@ -242,7 +242,8 @@ class TwinConnection:
 
     def _unshelved(self, ended: set[tuple[str, str]], open_now: set[tuple[str, str]], timestamp: str) -> list[dict]:
         """For each alert whose shelving `ended`, a record where it stands otherwise than the client last
-        heard: still open (announced again) or cleared while shelved."""
+        heard: still open (announced again) or cleared while shelved (`reannounced`: the monitor's own
+        record of the change was made while shelved)."""
         records = []
         for key in sorted(ended):
             if key in open_now and key not in self.announced and key in self.last_opened:
@@ -250,7 +251,8 @@ class TwinConnection:
                                 "reannounced": True})
             elif key not in open_now and key in self.announced:
                 records.append({**self.announced[key], "opened": False, "sample": timestamp, "created_at": now_iso(),
-                                "shelved": False, "message": f"{key[1]} on {key[0]} cleared while shelved"})
+                                "shelved": False, "reannounced": True,
+                                "message": f"{key[1]} on {key[0]} cleared while shelved"})
         return records
 
     async def _handle(self, frame: str | bytes, binary: bool) -> dict | asyncio.Task:

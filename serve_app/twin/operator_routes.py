@@ -13,9 +13,15 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.twin.monitor.calibrate import MIN_ACCEPT_SAMPLES, calibrate, rebaselined
 from models.twin.monitor.calibration import MonitorCalibration
 from models.twin.monitor.events import ALERT_KINDS
+from models.twin.monitor.recalibration import (
+    MIN_ACCEPT_SAMPLES,
+    PROPOSAL_MIN_SAMPLES,
+    alert_free,
+    rebaselined,
+    recalibration_proposal,
+)
 from serve_app.twin.connection import TwinServices
 from serve_app.twin.history_log import HistoryChunk
 from serve_app.twin.operator_actions import MAX_SHELVE_S
@@ -23,7 +29,6 @@ from serve_app.twin.routes import twin_services
 from serve_app.web.wire import SESSION_ID_PATTERN
 
 router = APIRouter(tags=["operator actions"])
-PROPOSAL_MIN_SAMPLES = 1000  # alert-free measured samples a session needs before it can propose a recalibration
 FUTURE_TOLERANCE_S = 60.0  # clocks differ: a window may end this far past the server's now
 
 
@@ -98,33 +103,18 @@ def _stacked(chunks: list[HistoryChunk], keep) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p for p, _ in picked]), np.concatenate([a for _, a in picked])
 
 
-def _alert_free(chunks: list[HistoryChunk], alerts: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """The fully measured rows during which the session had no alert open (alerts: its records)."""
-    changes: dict[str, list[tuple[tuple[str, str], bool]]] = {}
-    for a in sorted(alerts, key=lambda a: a["created_at"]):
-        changes.setdefault(a["sample"], []).append(((a["signal"], a["kind"]), a["opened"]))
-    open_now: set[tuple[str, str]] = set()
-
-    def keep(chunk: HistoryChunk) -> np.ndarray:
-        mask = np.isfinite(chunk.actual).all(axis=1)
-        for i, stamp in enumerate(chunk.timestamps):
-            for key, opened in changes.get(stamp, ()):
-                (open_now.add if opened else open_now.discard)(key)
-            mask[i] &= not open_now
-        return mask
-    return _stacked(chunks, keep)
-
-
-def _proposal(info: dict, calibration: MonitorCalibration, predictions: np.ndarray, actual: np.ndarray) -> dict:
-    """A calibration from alert-free operation and how its thresholds compare with those in force."""
+def _proposal(info: dict, calibration: MonitorCalibration, chunks: list[HistoryChunk]) -> dict:
+    """The recalibration proposal from the session's alert-free operation (judged by `calibration`);
+    409 while there is too little of it."""
     targets = info["target_signals"]
-    lags = np.array([calibration.signals[t].lag for t in targets])
-    proposed = calibrate(targets, predictions, actual, calibration.threshold_margin, lags=lags,
-                         alarm_budget=calibration.alarm_budget, baseline_halflife=calibration.baseline_halflife)
-    proposed.inputs, proposed.envelope_margin = calibration.inputs, calibration.envelope_margin
-    compared = {t: {field: {"now": round(getattr(calibration.thresholds[t], field), 4),
-                            "proposed": round(getattr(proposed.thresholds[t], field), 4)}
-                    for field in ("drift_threshold", "spike_threshold")} for t in targets}
+    runs = [(c.predictions, c.actual, c.timestamps, c.boundary if c.boundary_signals else None) for c in chunks]
+    keep = alert_free(calibration, targets, info["boundary_signals"], runs)
+    predictions = np.concatenate([c.predictions for c in chunks])[keep] if chunks else np.empty((0, len(targets)))
+    actual = np.concatenate([c.actual for c in chunks])[keep] if chunks else np.empty((0, len(targets)))
+    if len(predictions) < PROPOSAL_MIN_SAMPLES:
+        raise HTTPException(409, f"the session has {len(predictions)} alert-free measured samples; a proposal "
+                                 f"needs {PROPOSAL_MIN_SAMPLES}")
+    proposed, compared = recalibration_proposal(calibration, targets, predictions, actual)
     return {"samples": len(predictions), "thresholds": compared, "calibration": proposed.model_dump()}
 
 
@@ -201,17 +191,11 @@ async def accept_new_normal(name: str, body: WindowRequest, http: Request,
 async def _proposal_from(services: TwinServices, name: str, session_id: str) -> tuple[int, dict]:
     info, version, calibration = await _calibration(services, name)
     chunks = await _measured_rows(services, session_id, info["target_signals"])
-    await services.alert_log.flush()
-    alerts = await asyncio.to_thread(services.alert_log.recent, 100_000, session_id)
-    predictions, actual = _alert_free(chunks, alerts)
-    if len(predictions) < PROPOSAL_MIN_SAMPLES:
-        raise HTTPException(409, f"session {session_id!r} has {len(predictions)} alert-free measured samples; a "
-                                 f"proposal needs {PROPOSAL_MIN_SAMPLES}")
-    return version, await asyncio.to_thread(_proposal, info, calibration, predictions, actual)
+    return version, await asyncio.to_thread(_proposal, info, calibration, chunks)
 
 
 @router.get("/api/admin/ensembles/{name}/calibration/proposal")
-async def recalibration_proposal(name: str, session_id: str = Query(pattern=SESSION_ID_PATTERN),
+async def show_proposal(name: str, session_id: str = Query(pattern=SESSION_ID_PATTERN),
                                  services: TwinServices = Depends(twin_services)) -> dict:
     """A recalibration from the session's alert-free operation (409 until it has PROPOSAL_MIN_SAMPLES):
     the thresholds in force and those proposed, side by side. Nothing changes until it is applied."""

@@ -16,7 +16,9 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 
+from models.twin.monitor.alarm_figures import AlertChange, alarm_figures
 from models.twin.monitor.events import ALERT_KINDS
+from models.twin.monitor.flood import plant_seconds
 from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, Fault, simulate
 from serve_app.settings import FRONTEND, project_path
 from serve_app.twin.connection import TwinConnection, TwinServices
@@ -171,6 +173,25 @@ async def alerts(http: Request, session_id: str | None = Query(None, pattern=SES
     viewer = http.state.principal.twin_viewer
     own = None if viewer is None else [s["session_id"] for s in await services.sessions.summaries(viewer)]
     return {"alerts": await asyncio.to_thread(services.alert_log.recent, limit, session_id, signal, kind, own)}
+
+
+@router.get("/api/v1/alerts/figures")
+async def alert_figures(http: Request, session_id: str = Query(pattern=SESSION_ID_PATTERN),
+                        stale_after_s: float = Query(86_400.0, gt=0.0, le=365 * 86_400.0),
+                        services: TwinServices = Depends(twin_services)) -> dict:
+    """The session's alarm-system figures after ISA-18.2 over its history (plant time, from its first to
+    its last sample): alerts per 10 minutes, share of time with a standing alert, stale, chattering,
+    flood share, top-10 share (models.twin.monitor.alarm_figures)."""
+    chunks = [c for c in await _history(services, session_id, http.state.principal) if len(c)]
+    if not chunks:
+        raise HTTPException(404, f"session {session_id!r} has no samples yet")
+    await services.alert_log.flush()
+    records = await asyncio.to_thread(services.alert_log.recent, 100_000, session_id)
+    changes = [AlertChange(plant_seconds(r["sample"]), r["signal"], r["kind"], r["opened"])
+               for r in reversed(records) if not r.get("reannounced")]  # a re-announcement opens nothing new
+    start, end = plant_seconds(chunks[0].timestamps[0]), plant_seconds(chunks[-1].timestamps[-1])
+    figures = alarm_figures(changes, start, max(end, start + 1.0), stale_after_s)
+    return {"session_id": session_id, "stale_after_s": stale_after_s, **figures.to_dict()}
 
 
 class AlertAcknowledgement(BaseModel):

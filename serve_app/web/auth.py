@@ -48,7 +48,7 @@ class Principal:
 
     role: str
     session_id: str | None = None
-    key_digest: str = field(default="", compare=False)  # twin clients: a digest of their key, never the key
+    key_digest: str = field(default="", compare=False)  # admins and twin clients: a digest of their key
 
     def may_use_store_session(self, session_id: str) -> bool:
         return self.role in (ADMIN, LOCAL) or (self.role == KIOSK and self.session_id == session_id)
@@ -88,10 +88,11 @@ class Authenticator:
         if not token:
             return None
         presented = token.encode()
+        digest = hashlib.sha256(presented).hexdigest()[:16]  # names the key in records (who did what), never the key
         if any(hmac.compare_digest(presented, t) for t in self._admin):
-            return Principal(ADMIN)
+            return Principal(ADMIN, key_digest=digest)
         if any(hmac.compare_digest(presented, t) for t in self._client):
-            return Principal(TWIN, key_digest=hashlib.sha256(presented).hexdigest()[:16])
+            return Principal(TWIN, key_digest=digest)
         session_id = self._kiosk_session(token)
         return Principal(KIOSK, session_id) if session_id else None
 

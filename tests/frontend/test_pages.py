@@ -21,6 +21,7 @@ from tests.support.fake_camera import write_y4m
 from tests.support.paths import PROJECT_ROOT, SCREENSHOTS
 from tests.support.server import ADMIN_TOKEN
 from tests.support.store_frames import group_face
+from tests.support.twin_stream import copied_ensemble
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -212,3 +213,46 @@ def test_enrollment_page_cuts_out_photos_trains_with_a_progress_bar_and_rolls_ba
     page.locator("#versions tbody tr", has_text="configured").locator("button").click()
     page.wait_for_function("document.querySelector('#versions').innerText.includes('0 (live)')", timeout=10_000)
     assert versions.live() == CONFIGURED
+
+
+def test_twin_operator_shelves_accepts_a_new_normal_rolls_back_and_sees_the_alarm_figures(server, browser):
+    name = copied_ensemble(server, "BrowserOperator")
+    page = browser.new_page(viewport={"width": 1280, "height": 1800})
+    page.goto(f"{server.http}/twin?token={ADMIN_TOKEN}")
+    page.wait_for_function(f"[...document.querySelectorAll('#ensemble option')].some(o => o.value === '{name}')",
+                           timeout=20_000)
+    page.select_option("#ensemble", name)
+    page.select_option("#source", "demo:drift")  # Temperature_target_2 reads 6 K high over samples 1000-2000
+    page.fill("#batch", "10")
+    page.fill("#rate", "5")  # 50 samples/s: the fault lasts 20 s
+    page.click("#start")
+    drift = "#open-alerts tbody tr[data-kind='drift'][data-signal='Temperature_target_2']"
+    page.wait_for_selector(drift, timeout=60_000)
+    page.wait_for_function("cursor >= 1250", timeout=30_000)  # 200 samples at the new level
+    page.click("#accept")  # no reason typed: refused in the page, nothing sent
+    assert "reason" in page.inner_text("#operator-status")
+    page.fill("#reason", "new sensor mounting: reads 6 K higher")
+    page.click("#accept")
+    page.wait_for_selector(drift, state="detached", timeout=20_000)  # the standing alert clears
+    assert "version 1 in force" in page.inner_text("#operator-status")
+    page.wait_for_function("document.querySelector('#calibration-version').textContent === 'calibration v1'",
+                           timeout=10_000)
+    versions = server.api.get(f"/api/admin/ensembles/{name}/calibration").json()
+    assert versions["in_force"] == 1 and versions["versions"][0]["reason"] == "new sensor mounting: reads 6 K higher"
+    page.fill("#reason", "it was a fault after all")
+    page.click("#rollback")
+    page.wait_for_selector(drift, timeout=20_000)  # judged against the old normal again
+    page.fill("#reason", "sensor under maintenance")
+    page.click(f"{drift} button.shelve")
+    page.wait_for_selector("#shelved-alerts tbody tr[data-kind='drift']", timeout=10_000)
+    assert page.query_selector(drift) is None
+    assert "sensor under maintenance" in page.inner_text("#shelved-alerts")
+    page.wait_for_function("document.querySelector('#figures dd') !== null", timeout=10_000)
+    figures = page.inner_text("#figures")
+    assert "alerts per 10 min" in figures and "time with an alert standing" in figures
+    page.click("#proposal")  # a proposal, or how many alert-free samples it lacks
+    page.wait_for_function("document.querySelector('#operator-status').textContent.includes('alert-free')",
+                           timeout=10_000)
+    shot(page, "twin-operator")
+    page.click("#stop")
+    assert server.api.get(f"/api/admin/ensembles/{name}/calibration").json()["in_force"] == 0

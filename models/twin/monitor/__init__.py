@@ -2,6 +2,7 @@
 
     calibration       what calibration stores in the manifest (thresholds, residual spreads)
     calibrate         `streamforge-calibrate`: compute a calibration from normal data
+    recalibration     a window accepted as the new normal; recalibration proposals from alert-free operation
     residual_monitor  `ResidualMonitor`: one session's detectors, composed of the parts below
     reading           missing and stuck readings
     residual          the lagged prediction, spike, drift and the slow baseline

@@ -293,29 +293,6 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
     )
 
 
-MIN_ACCEPT_SAMPLES = 30  # measured samples a window needs before it can be accepted as the new normal
-
-
-def rebaselined(calibration: MonitorCalibration, targets: list[str], predictions: np.ndarray,
-                actual: np.ndarray) -> MonitorCalibration:
-    """`calibration` with each target's normal level and spread taken from a window of operation an
-    operator accepts as the new normal (predictions, actual [n, n_target], NaN where not measured): the
-    residual mean moves to the window's; the spread becomes the window's where it is wider (a calm
-    window never makes alerts more sensitive: that is what a recalibration is for). Thresholds are in
-    spreads, so they follow. ValueError when a target has fewer than MIN_ACCEPT_SAMPLES measured samples."""
-    signals = dict(calibration.signals)
-    for j, target in enumerate(targets):
-        signal = signals[target]
-        lagged = first_order_lag(predictions[:, j:j + 1], signal.lag)[:, 0] if signal.follows_twin else 0.0
-        residual = (actual[:, j] - lagged)[np.isfinite(actual[:, j])]
-        if len(residual) < MIN_ACCEPT_SAMPLES:
-            raise ValueError(f"{target} has {len(residual)} measured samples in the window; at least "
-                             f"{MIN_ACCEPT_SAMPLES} are needed")
-        signals[target] = signal.model_copy(update={"residual_mean": float(residual.mean()),
-                                                    "residual_std": max(signal.residual_std, float(residual.std()))})
-    return calibration.model_copy(update={"signals": signals})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Calibrate an ensemble's residual monitor from normal data.")
     parser.add_argument("--ensemble", type=Path, required=True, help="ensemble folder")
