@@ -17,6 +17,7 @@ from models.twin.sst import SSTConfig, StaticSensorTransformer
 
 STAGE1_WEIGHTS = "stage1.pt"
 BOOST_WEIGHTS = "boost.pt"
+LINEAR_WEIGHTS = "linear.pt"
 
 
 def hidden_copies(inputs: torch.Tensor) -> torch.Tensor:
@@ -33,14 +34,19 @@ class EnsembleGraph(nn.Module):
     `leave_one_out` (a twin of target signals only, no boundary inputs): the inputs are the targets' own
     readings, and each target is predicted from the *other* readings - the graph runs both stages on
     `hidden_copies` of each row and keeps, per target, the copy that hid it. A NaN input (not measured)
-    is hidden too.
+    is hidden too. `linear` (leave-one-out only): a ridge regression of each target on the others, which
+    serves the targets in `linear_only` instead of both stages (where it predicted them better out of
+    fold; a missing input counts as its training mean).
     """
 
-    def __init__(self, stage1: StaticSensorTransformer, boost: nn.Module, leave_one_out: bool = False):
+    def __init__(self, stage1: StaticSensorTransformer, boost: nn.Module, leave_one_out: bool = False,
+                 linear: nn.Linear | None = None, linear_only: torch.Tensor | None = None):
         super().__init__()
         self.stage1 = stage1
         self.boost = boost
         self.leave_one_out = leave_one_out
+        self.linear = linear
+        self.register_buffer("linear_only", None if linear is None else torch.as_tensor(linear_only, dtype=torch.bool))
 
     def forward(self, boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.leave_one_out:
@@ -51,8 +57,12 @@ class EnsembleGraph(nn.Module):
         stage1 = self.stage1(copies)
         residual = self.boost(copies, stage1)
         own = torch.eye(n, dtype=boundary.dtype, device=boundary.device)  # copy j's output j
-        return ((stage1.reshape(-1, n, n) * own).sum(dim=2),
-                (residual.reshape(-1, n, n) * own).sum(dim=2))
+        stage1, residual = (stage1.reshape(-1, n, n) * own).sum(dim=2), (residual.reshape(-1, n, n) * own).sum(dim=2)
+        if self.linear is None:
+            return stage1, residual
+        linear = (self.linear(torch.nan_to_num(copies, nan=0.0)).reshape(-1, n, n) * own).sum(dim=2)
+        return (torch.where(self.linear_only, linear, stage1),
+                torch.where(self.linear_only, torch.zeros_like(residual), residual))
 
 
 def load_stage1(folder: Path, manifest: EnsembleManifest) -> StaticSensorTransformer:
@@ -63,7 +73,15 @@ def load_stage1(folder: Path, manifest: EnsembleManifest) -> StaticSensorTransfo
 
 
 def load_graph(folder: Path, manifest: EnsembleManifest) -> EnsembleGraph:
-    """Both stages of an ensemble folder with their trained weights, in eval mode."""
+    """Both stages (and the linear fallback, if any) of an ensemble folder with their trained weights, in
+    eval mode."""
     boost = build_boost(manifest.boost_config)
     boost.load_state_dict(torch.load(Path(folder) / BOOST_WEIGHTS))
-    return EnsembleGraph(load_stage1(folder, manifest), boost.eval(), manifest.leave_one_out).eval()
+    linear, linear_only = None, None
+    if manifest.linear_signals:
+        n = len(manifest.target_signals)
+        linear = nn.Linear(n, n)
+        linear.load_state_dict(torch.load(Path(folder) / LINEAR_WEIGHTS))
+        linear_only = torch.tensor([t in manifest.linear_signals for t in manifest.target_signals])
+    return EnsembleGraph(load_stage1(folder, manifest), boost.eval(), manifest.leave_one_out, linear,
+                         linear_only).eval()

@@ -52,6 +52,8 @@ class EnsembleManifest(BaseModel):
     training: dict = {}
     sensor_lag: dict[str, float] = {}  # learned first-order lag per target (models.twin.sensor_lag); {}: none
     monitor: MonitorCalibration | None = None  # residual monitor calibration (models.twin.monitor.residual_monitor)
+    # targets of a leave-one-out twin served by its linear fallback (ridge on the other targets; models.twin.graph)
+    linear_signals: list[str] = []
 
     @property
     def leave_one_out(self) -> bool:
@@ -71,6 +73,7 @@ class EnsembleManifest(BaseModel):
             "boundary_signals": self.boundary_signals,
             "target_signals": self.target_signals,
             "boost_signals": self.boost_signals,
+            "linear_signals": self.linear_signals,
             "metrics": {k: v.model_dump() for k, v in self.metrics.items()},
             "monitor": self.monitor.model_dump() if self.monitor else None,
         }

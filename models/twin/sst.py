@@ -57,17 +57,11 @@ class StaticSensorTransformer(nn.Module):
 
     @torch.no_grad()
     def fit_linear(self, inputs: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-2) -> None:
-        """Set the linear skip to the ridge regression of each target on the inputs (rows where that
-        target is known; NaN inputs as 0), the starting point training improves on."""
-        x = torch.cat([torch.nan_to_num(inputs.double(), nan=0.0), torch.ones(len(inputs), 1, dtype=torch.float64)], 1)
-        for j in range(targets.shape[1]):
-            rows = ~torch.isnan(targets[:, j])
-            if rows.sum() <= x.shape[1]:
-                continue
-            a, b = x[rows], targets[rows, j].double()
-            w = torch.linalg.solve(a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=torch.float64), a.T @ b)
-            self.skip.weight[j] = w[:-1].float()
-            self.skip.bias[j] = w[-1].float()
+        """Set the linear skip to the ridge regression of each target on the inputs (`ridge_weights`), the
+        starting point training improves on."""
+        weight, bias, fitted = ridge_weights(inputs, targets, ridge)
+        self.skip.weight[fitted] = weight[fitted].float()
+        self.skip.bias[fitted] = bias[fitted].float()
 
     def forward(self, boundary: torch.Tensor) -> torch.Tensor:
         """boundary [batch, n_boundary] (scaled; NaN where not known, if `masked`) -> [batch, n_target] (scaled)."""
@@ -82,3 +76,22 @@ class StaticSensorTransformer(nn.Module):
             out = out + self.skip(torch.nan_to_num(boundary, nan=0.0))
         return out
 
+
+@torch.no_grad()
+def ridge_weights(inputs: torch.Tensor, targets: torch.Tensor, ridge: float) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                      torch.Tensor]:
+    """Ridge regression of each target on the inputs over the rows where that target is known (NaN
+    inputs as 0: their training mean when scaled), penalty `ridge` x rows: (weight [n_out, n_in], bias
+    [n_out], which targets had enough rows to fit), float64."""
+    x = torch.cat([torch.nan_to_num(inputs.double(), nan=0.0), torch.ones(len(inputs), 1, dtype=torch.float64)], 1)
+    weight = torch.zeros(targets.shape[1], x.shape[1] - 1, dtype=torch.float64)
+    bias = torch.zeros(targets.shape[1], dtype=torch.float64)
+    fitted = torch.zeros(targets.shape[1], dtype=torch.bool)
+    for j in range(targets.shape[1]):
+        rows = ~torch.isnan(targets[:, j])
+        if rows.sum() <= x.shape[1]:
+            continue
+        a, b = x[rows], targets[rows, j].double()
+        w = torch.linalg.solve(a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=torch.float64), a.T @ b)
+        weight[j], bias[j], fitted[j] = w[:-1], w[-1], True
+    return weight, bias, fitted

@@ -36,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 from models.twin.dataset import SignalTable, check_trainable, load_csv, r2_per_column
-from models.twin.graph import BOOST_WEIGHTS, STAGE1_WEIGHTS, EnsembleGraph, load_stage1
+from models.twin.graph import BOOST_WEIGHTS, LINEAR_WEIGHTS, STAGE1_WEIGHTS, EnsembleGraph, load_stage1
 from models.twin.manifest import (
     MANIFEST_FILE,
     ONNX_FILE,
@@ -52,7 +52,7 @@ from models.twin.monitor.envelope import input_ranges
 from models.twin.residual_boost import MLPBoostConfig, build_boost, sst_boost_config
 from models.twin.scaling import StandardScaler
 from models.twin.sensor_lag import first_order_lag, fitted_lags, remove_lag
-from models.twin.sst import SSTConfig, StaticSensorTransformer
+from models.twin.sst import SSTConfig, StaticSensorTransformer, ridge_weights
 from models.twin.training_config import SEEDS, TrainingConfig, add_arguments, from_arguments
 
 MIN_TRAINING_ROWS = 2 * MIN_CALIBRATION_SAMPLES  # cross-fitting calibrates on every row
@@ -61,6 +61,7 @@ EARLY_STOP_FRACTION = 0.1  # the last rows of each training set decide when a fi
 PATIENCE = 10  # epochs without a better early-stopping loss before a fit stops
 COPIES_PER_ROW = 4  # leave-one-out training: targets hidden per row (all of them when there are fewer)
 HIDE_EXTRA = 0.1  # leave-one-out training: each other input is hidden too with this probability (missing readings)
+RIDGE_PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1)  # the linear fallback's penalty is chosen among these per target
 
 
 @dataclass(frozen=True)
@@ -200,9 +201,14 @@ class FittedTwin:
     y_scaler: StandardScaler
     lags: np.ndarray | None
     leave_one_out: bool
+    linear: torch.nn.Linear | None = None  # leave-one-out: ridge of each target on the others (models.twin.graph)
+    linear_only: np.ndarray | None = None  # [n_target] bool: targets the linear fallback serves
 
     def graph(self) -> EnsembleGraph:
-        return EnsembleGraph(self.stage1, self.boost, self.leave_one_out).eval()
+        only = None if self.linear is None else np.zeros(len(self.y_scaler.mean), bool) if self.linear_only is None \
+            else self.linear_only
+        return EnsembleGraph(self.stage1, self.boost, self.leave_one_out, self.linear,
+                             None if only is None else torch.from_numpy(only)).eval()
 
     @torch.inference_mode()
     def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +216,12 @@ class FittedTwin:
         leave-one-out twin): the steady state, which the sensors see through `lags` (models.twin.sensor_lag)."""
         stage1, residual = self.graph().cpu()(torch.from_numpy(self.x_scaler.transform(inputs)))
         return self.y_scaler.inverse(stage1.numpy()), self.y_scaler.inverse((stage1 + residual).numpy())
+
+    @torch.inference_mode()
+    def predict_linear(self, inputs: np.ndarray) -> np.ndarray:
+        """The linear fallback's predictions for every target, physical units (a leave-one-out twin)."""
+        every = replace(self, linear_only=np.ones(len(self.y_scaler.mean), bool))
+        return every.predict(inputs)[0]
 
 
 @dataclass(frozen=True)
@@ -263,7 +275,8 @@ class TwinRecipe:
         fit(boost, (fit_x, fit_s1), fit_y - fit_s1, self.plan.boost_epochs, self.plan.lr, self.plan.batch_size,
             f"stage 2 ({c.boost} residual boost)", self.seed + SEEDS.boost, self.device,
             validation=((stop_x, stop_s1), stop_y - stop_s1))
-        return FittedTwin(stage1.cpu(), boost.cpu(), boost_config, x_scaler, y_scaler, lags, leave_one_out)
+        linear = linear_fallback(x, y, fit_rows, stop_rows) if leave_one_out else None
+        return FittedTwin(stage1.cpu(), boost.cpu(), boost_config, x_scaler, y_scaler, lags, leave_one_out, linear)
 
     def _stage1(self, config: SSTConfig, x: np.ndarray, y: np.ndarray, examples, sensor_lag: bool,
                 fit_rows: slice) -> tuple[StaticSensorTransformer, np.ndarray | None]:
@@ -290,6 +303,31 @@ class TwinRecipe:
         return stage1, lags
 
 
+def linear_fallback(x: np.ndarray, y: np.ndarray, fit_rows: slice, stop_rows: slice) -> torch.nn.Linear:
+    """A leave-one-out twin's linear fallback from the scaled readings x (= y, NaN where not measured): per
+    target the ridge regression on the other readings whose penalty (of RIDGE_PENALTIES) predicts the
+    early-stopping rows best, refitted on all rows."""
+    n = x.shape[1]
+    linear = torch.nn.Linear(n, n).double()
+    with torch.no_grad():
+        linear.weight.zero_(), linear.bias.zero_()
+        for j in range(n):
+            others = torch.from_numpy(x).double()
+            others[:, j] = 0.0  # its own reading is hidden: the fit gives it no weight
+            target = torch.from_numpy(y[:, j:j + 1]).double()
+            best, chosen = math.inf, RIDGE_PENALTIES[0]
+            for penalty in RIDGE_PENALTIES:
+                weight, bias, _ = ridge_weights(others[fit_rows], target[fit_rows], penalty)
+                predicted = torch.nan_to_num(others[stop_rows], nan=0.0) @ weight.T + bias
+                known = ~torch.isnan(target[stop_rows])
+                error = float(((predicted - torch.nan_to_num(target[stop_rows])) ** 2 * known).sum())
+                if error < best:
+                    best, chosen = error, penalty
+            weight, bias, _ = ridge_weights(others, target, chosen)
+            linear.weight[j], linear.bias[j] = weight[0], bias[0]
+    return linear.float().eval()
+
+
 def _kept_stage1(folder: Path, boundary_signals: list[str], target_signals: list[str]) -> tuple:
     """Stage 1, scalers and sensor lags (None: trained without) of an existing ensemble, checked against
     the signals to train."""
@@ -300,17 +338,21 @@ def _kept_stage1(folder: Path, boundary_signals: list[str], target_signals: list
 
 
 def cross_fit(recipe: TwinRecipe, boundary: np.ndarray, target: np.ndarray,
-              folds: int) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold (Stage 1, Stage 1 + boost) predictions: each of `folds` consecutive blocks of rows
-    predicted by a twin fitted on the other blocks."""
+              folds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Out-of-fold (Stage 1, Stage 1 + boost, linear fallback or None) predictions: each of `folds`
+    consecutive blocks of rows predicted by a twin fitted on the other blocks."""
+    leave_one_out = boundary.shape[1] == 0
     stage1, boosted = np.empty_like(target), np.empty_like(target)
-    inputs = target if boundary.shape[1] == 0 else boundary
+    linear = np.empty_like(target) if leave_one_out else None
+    inputs = target if leave_one_out else boundary
     blocks = np.array_split(np.arange(len(target)), folds)
     for k, block in enumerate(tqdm(blocks, desc="cross-fitting", unit="fold")):
         rest = np.setdiff1d(np.arange(len(target)), block)
         twin = replace(recipe, seed=recipe.seed + SEEDS.fold_stride * (k + 1)).fit(boundary[rest], target[rest])
         stage1[block], boosted[block] = twin.predict(inputs[block])
-    return stage1, boosted
+        if leave_one_out:
+            linear[block] = twin.predict_linear(inputs[block])
+    return stage1, boosted, linear
 
 
 def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signals: list[str],
@@ -340,13 +382,18 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
         train, held_out, test = split(rows, c.val_fraction, c.test_fraction)
         twin = recipe.fit(table.boundary[train], table.target[train])
         stage1_pred, boosted_pred = twin.predict(inputs)
+        linear_pred = twin.predict_linear(inputs) if twin.leave_one_out else None
         calibration = {"scheme": "holdout", "rows": held_out.stop - held_out.start}
     else:
         held_out, test = slice(0, rows), None
-        stage1_pred, boosted_pred = cross_fit(recipe, table.boundary, table.target, c.folds)
+        stage1_pred, boosted_pred, linear_pred = cross_fit(recipe, table.boundary, table.target, c.folds)
         twin = recipe.fit(table.boundary, table.target)
         calibration = {"scheme": "cross-fit", "folds": c.folds, "rows": rows}
     actual = table.target
+    if linear_pred is not None:  # the linear fallback serves the targets it predicted better out of fold
+        twin.linear_only = linear_wins(actual[held_out], stage1_pred[held_out], boosted_pred[held_out],
+                                       linear_pred[held_out], c.delta_r2)
+        stage1_pred[:, twin.linear_only] = boosted_pred[:, twin.linear_only] = linear_pred[:, twin.linear_only]
 
     def sensed(steady: np.ndarray) -> np.ndarray:
         """Predictions as the sensors see them (through the served twin's lags), to score them."""
@@ -355,7 +402,7 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     stage1_seen, boosted_seen = sensed(stage1_pred), sensed(boosted_pred)
     r2_s1 = r2_per_column(actual[held_out], stage1_seen[held_out])
     r2_boost = r2_per_column(actual[held_out], boosted_seen[held_out])
-    use_boost = (r2_boost - r2_s1) > c.delta_r2
+    use_boost = ((r2_boost - r2_s1) > c.delta_r2) & (True if twin.linear_only is None else ~twin.linear_only)
     ensemble_seen = np.where(use_boost, boosted_seen, stage1_seen)
     test_r2 = ((r2_per_column(actual[test], stage1_seen[test]), r2_per_column(actual[test], ensemble_seen[test]))
                if test is not None else None)
@@ -379,6 +426,15 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
                           c.delta_r2, training, monitor)
 
 
+def linear_wins(actual: np.ndarray, stage1: np.ndarray, boosted: np.ndarray, linear: np.ndarray,
+                delta_r2: float) -> np.ndarray:
+    """Per target: whether the linear fallback's out-of-fold R² beats the twin's (Stage 1, or Stage 1 +
+    boost where that gains more than `delta_r2`)."""
+    r2_s1, r2_boost = r2_per_column(actual, stage1), r2_per_column(actual, boosted)
+    twin_r2 = np.where(r2_boost - r2_s1 > delta_r2, r2_boost, r2_s1)
+    return r2_per_column(actual, linear) > twin_r2
+
+
 def write_ensemble(twin: FittedTwin, boundary_signals: list[str], target_signals: list[str], repository: Path,
                    model_name: str, metrics: dict[str, SignalMetrics], use_boost: np.ndarray, delta_r2: float,
                    training: dict, monitor: MonitorCalibration) -> Path:
@@ -395,13 +451,16 @@ def write_ensemble(twin: FittedTwin, boundary_signals: list[str], target_signals
         export_onnx(twin.graph(), len(twin.x_scaler.mean), folder / ONNX_FILE)
         torch.save(twin.stage1.state_dict(), folder / STAGE1_WEIGHTS)
         torch.save(twin.boost.state_dict(), folder / BOOST_WEIGHTS)
+        linear_signals = [] if twin.linear_only is None else [t for t, u in zip(target_signals, twin.linear_only) if u]
+        if linear_signals:
+            torch.save(twin.linear.state_dict(), folder / LINEAR_WEIGHTS)
         (folder / SCALERS_FILE).write_text(json.dumps({"boundary": twin.x_scaler.to_dict(),
                                                        "target": twin.y_scaler.to_dict()}))
         manifest = EnsembleManifest(
             name=name, created_at=stamp.isoformat(), boundary_signals=boundary_signals, target_signals=target_signals,
             boost_signals=[t for t, u in zip(target_signals, use_boost) if u], delta_r2_threshold=delta_r2,
             metrics=metrics, stage1_config=twin.stage1.config.to_dict(), boost_config=twin.boost_config,
-            training=training, monitor=monitor,
+            training=training, monitor=monitor, linear_signals=linear_signals,
             sensor_lag=dict(zip(target_signals, twin.lags.tolist())) if twin.lags is not None else {},
         )
         (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))

@@ -18,6 +18,7 @@ from models.twin.monitor.flood import AlarmFlood, FloodLimits
 from models.twin.monitor.residual_monitor import ResidualMonitor
 from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, simulate
 from tests.support.paths import SKAB_FIXTURES
+from tests.support.ridge import ridge_out_of_fold_r2
 
 SKAB_SIGNALS = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple",
                 "Voltage", "Volume Flow RateRMS"]
@@ -68,6 +69,19 @@ def fault_run_twin(tmp_path_factory) -> Ensemble:
     folder = train_ensemble_quietly(SignalTable(np.empty((400, 0)), values, None), [], SKAB_SIGNALS,
                                     tmp_path_factory.mktemp("repo"), "Valve", epochs=20, boost_epochs=10)
     return Ensemble(folder)
+
+
+@pytest.fixture(scope="module")
+def linear_plant_twin(tmp_path_factory) -> tuple[np.ndarray, Ensemble]:
+    """A twin of six signals only: five mix two slow drivers linearly (plus noise), one is unrelated."""
+    rng = np.random.default_rng(5)
+    drivers = np.cumsum(rng.normal(size=(500, 2)), axis=0)
+    values = drivers @ rng.normal(size=(2, 6)) + 0.3 * rng.normal(size=(500, 6))
+    values[:, 5] = rng.normal(size=500)
+    names = [f"signal_{i}" for i in range(6)]
+    folder = train_ensemble_quietly(SignalTable(np.empty((500, 0)), values, None), [], names,
+                                    tmp_path_factory.mktemp("repo"), "Linear", epochs=20, boost_epochs=10)
+    return values, Ensemble(folder)
 
 
 def train_ensemble_quietly(*args, **kwargs):
@@ -154,6 +168,24 @@ def test_a_twin_of_target_signals_only_predicts_each_from_the_others(targets_onl
     gaps = rows.copy()
     gaps[:, 3] = np.nan
     assert np.isfinite(targets_only_twin.predict(gaps)).all()
+
+
+def test_a_twin_of_target_signals_only_is_as_good_as_ridge_on_the_others_and_followed(linear_plant_twin):
+    values, twin = linear_plant_twin
+    m = twin.manifest
+    ridge = ridge_out_of_fold_r2(values)  # the same five time-ordered folds the twin is calibrated on
+    ours = np.array([m.metrics[t].r2_ensemble for t in m.target_signals])
+    assert (ours >= ridge - 0.02).all(), (ours, ridge)
+    assert [m.monitor.signals[t].follows_twin for t in m.target_signals] == [True] * 5 + [False]
+    rows = values[:100]
+    rows_gap = rows.copy()
+    rows_gap[:, 0] = np.nan  # a missing reading still gives every other target a prediction
+    assert np.isfinite(twin.predict(rows_gap)).all()
+    graph = load_graph(twin.folder, m)
+    scaled = twin.boundary_scaler.transform(rows)
+    with torch.inference_mode():
+        torch_stage1, _ = (t.numpy() for t in graph(torch.from_numpy(scaled).float()))
+    assert np.abs(twin.run_scaled(scaled)[0] - torch_stage1).max() < 1e-4  # ONNX serves the same choice
 
 
 def test_a_twin_of_target_signals_only_exports_what_pytorch_computes(targets_only_twin):
