@@ -48,7 +48,7 @@ SKILL_ALPHA = 0.05  # significance level at which a twin must beat a target's no
 MIN_TWIN_R2 = 0.5  # share of a target's variance a twin must explain to be followed (its residual then
 #                   has at most 0.71 of the reading's spread)
 MIN_VECTOR_SAMPLES = 30  # effective samples (for its spread) a residual's EWMA needs to join the multivariate alert
-DEFAULT_BASELINE_HALFLIFE = 300.0  # samples: how fast the monitor follows slow normal change
+DEFAULT_BASELINE_HALFLIFE = 150.0  # samples: how fast the monitor follows slow normal change (Baseline)
 
 
 def drift_weight(samples: int) -> float:

@@ -12,6 +12,9 @@ from models.twin.monitor.calibration import AlertThresholds
 from models.twin.monitor.events import KIND_CODE
 
 SPIKE, DRIFT = KIND_CODE["spike"], KIND_CODE["drift"]
+# the baseline follows a signal while its drift EWMA is under this share of its threshold: a change slower
+# than FOLLOW_SHARE x threshold / (the baseline's memory) is followed as normal, a faster one alarms
+FOLLOW_SHARE = 0.75
 
 
 class LaggedPrediction:
@@ -40,7 +43,10 @@ def lag_step(part, prediction) -> None:
 
 class Baseline:
     """Slow normal change of each standardised residual (an exponential follower with the calibration's
-    `baseline_halflife` in samples), followed only where nothing alarms; zero when there is no half-life."""
+    `baseline_halflife` in samples), followed only where nothing alarms and the drift EWMA is under
+    FOLLOW_SHARE of its threshold; zero when there is no half-life. A step passes that share within a
+    few samples, so the baseline takes almost none of it; a ramp is followed with a lag of slope x memory
+    (halflife / ln 2), so one slower than FOLLOW_SHARE x threshold per memory never alarms."""
 
     STATE = ("level",)
 
@@ -123,10 +129,10 @@ class Drift:
 
 @njit(cache=True, nogil=True)
 def drift_quiet(part, quiet) -> None:
-    """Per signal into `quiet`: no drift alert open and the EWMA under half its threshold."""
+    """Per signal into `quiet`: no drift alert open and the EWMA under FOLLOW_SHARE of its threshold."""
     threshold, ewma, is_open = part[1], part[4], part[6][2]
     for j in range(len(threshold)):
-        quiet[j] = quiet[j] and not is_open[j] and abs(ewma[j]) < threshold[j] / 2
+        quiet[j] = quiet[j] and not is_open[j] and abs(ewma[j]) < threshold[j] * FOLLOW_SHARE
 
 
 @njit(cache=True, nogil=True)
