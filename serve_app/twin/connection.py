@@ -199,7 +199,7 @@ class TwinConnection:
             events += await asyncio.to_thread(*update)
         else:
             events += update[0](*update[1:])
-        self.services.sessions.monitor_changed(self.session_id, self.connection_id, monitor)
+        self.services.sessions.monitor_changed(self.session_id, self.connection_id, monitor, bool(events))
         shelved = self.services.operator.shelved(self.session_id)
         records = [alert_record(e, self.session_id, (e.signal, e.kind) in shelved) for e in events]
         for e in events:

@@ -59,15 +59,18 @@ class SessionStore:
 
     Writes (`record`, `update_config`, `record_alerts`, `close`) are queued per shard and sent in order
     every `session_flush_interval_s` (or sooner once `flush_rows` samples wait); a failed send is retried
-    with the next one. A session's residual monitor (`monitor_changed`) goes with the next flush as its
-    state at that moment. Reads, and resumes, flush first and wait until every other live replica has
-    flushed too, so a client sees every reply it was sent and a resumed session continues from it.
+    with the next one. A session's residual monitor (`monitor_changed`) goes as its state at that moment
+    with the first flush after `persist_interval_s` (the shard writes no more often) - with the next one
+    when an alert opened or cleared -, with a read or resume, and with the connection's close. Reads, and
+    resumes, flush first and wait until every other live replica has flushed too, so a client sees every
+    reply it was sent and a resumed session continues from it.
     """
 
     def __init__(self, name_prefix: str, settings: AppSettings, mongo_uri: str | None = None,
                  flush_rows: int = 4096):
         self._actors = shard_actors(SessionShard, f"{name_prefix}-sessions", settings, mongo_uri)
         self._flush_interval_s = settings.sessions.flush_interval_s
+        self._persist_interval_s = settings.sessions.persist_interval_s
         shards = settings.sessions.shards
         self.replica = uuid.uuid4().hex
         self._pending: list[list[Event]] = [[] for _ in range(shards)]
@@ -77,10 +80,13 @@ class SessionStore:
         self._flusher: asyncio.Task | None = None
         self._open: dict[str, tuple[str, Callable[[], None]]] = {}  # connection -> (session, on taken over)
         self._monitors: dict[tuple[str, str], MonitorState] = {}  # (session, connection) -> monitor changed
+        self._monitors_sent = [0.0] * shards  # per shard: when monitor states last went (time.monotonic)
+        self._monitors_due = [False] * shards  # per shard: an alert changed since
 
     def configure(self, settings: AppSettings) -> None:
         """New settings on a running replica, for this store and every shard (history_limit, session_ttl_s, ...)."""
         self._flush_interval_s = settings.sessions.flush_interval_s
+        self._persist_interval_s = settings.sessions.persist_interval_s
         for actor in self._actors:
             actor.configure.remote(settings)
 
@@ -100,14 +106,18 @@ class SessionStore:
                 last_tick = time.monotonic()
             await asyncio.gather(*(self._flush_shard(i, tick) for i in range(len(self._actors))))
 
-    async def _flush_shard(self, index: int, even_if_empty: bool = False) -> None:
-        """Send the shard's queued events; on failure they go back to the front of the queue for the next
-        flush. Ticks and reads (`even_if_empty`) also send this replica's open connections to the shard
-        (liveness), which the flushes in between need not carry."""
+    async def _flush_shard(self, index: int, even_if_empty: bool = False, monitors_now: bool = False) -> None:
+        """Send the shard's queued events (and its changed monitors' states when due, or `monitors_now`); on
+        failure they go back to the front of the queue for the next flush. Ticks and reads (`even_if_empty`)
+        also send this replica's open connections to the shard (liveness), which the flushes in between
+        need not carry."""
         async with self._locks[index]:
             events, self._pending[index] = self._pending[index], []
             rows, self._pending_rows[index] = self._pending_rows[index], 0
-            events += self._monitor_states(index)
+            if (monitors_now or self._monitors_due[index]
+                    or time.monotonic() - self._monitors_sent[index] >= self._persist_interval_s):
+                events += self._monitor_states(index)
+                self._monitors_sent[index], self._monitors_due[index] = time.monotonic(), False
             if not events and not even_if_empty:
                 return
             alive = ({sid: conn for conn, (sid, _) in self._open.items() if self._shard(sid) == index}  # newest wins
@@ -144,13 +154,13 @@ class SessionStore:
             self._open.pop(connection)[1]()
 
     async def flush(self) -> None:
-        """Send every queued event now."""
-        await asyncio.gather(*(self._flush_shard(i) for i in range(len(self._actors))))
+        """Send every queued event and monitor state now."""
+        await asyncio.gather(*(self._flush_shard(i, monitors_now=True) for i in range(len(self._actors))))
 
     async def _settled(self, indexes: list[int]) -> None:
         """Wait until the shards hold every event any live replica had queued before now."""
         moment = time.time()
-        await asyncio.gather(*(self._flush_shard(i, even_if_empty=True) for i in indexes))
+        await asyncio.gather(*(self._flush_shard(i, even_if_empty=True, monitors_now=True) for i in indexes))
         deadline = time.monotonic() + READ_WAIT_S
         while time.monotonic() < deadline:
             behind = await asyncio.gather(*(_restarted(lambda i=i: self._actors[i].behind.remote(moment))
@@ -192,10 +202,14 @@ class SessionStore:
         ids = () if request_id is None else (request_id,)
         self._queue(Event("rows", session_id, chunk, connection, ids), len(chunk))
 
-    def monitor_changed(self, session_id: str, connection: str, monitor: MonitorState) -> None:
-        """The session's residual monitor moved on: its state goes with the next flush."""
+    def monitor_changed(self, session_id: str, connection: str, monitor: MonitorState, alerts_changed: bool) -> None:
+        """The session's residual monitor moved on: its state goes with the first flush after
+        `persist_interval_s`, or with the next one when an alert opened or cleared (so a resume never
+        opens it again)."""
         self._start_flusher()
         self._monitors[(session_id, connection)] = monitor
+        if alerts_changed:
+            self._monitors_due[self._shard(session_id)] = True
 
     def update_config(self, session_id: str, connection: str, config: dict) -> None:
         self._queue(Event("config", session_id, config, connection))
@@ -206,6 +220,9 @@ class SessionStore:
     def close(self, session_id: str, connection: str) -> None:
         """The connection ended (a session taken over by a newer connection stays connected)."""
         self._open.pop(connection, None)
+        monitor = self._monitors.pop((session_id, connection), None)
+        if monitor is not None:  # its last state goes before the close
+            self._queue(Event("monitor", session_id, monitor.state(), connection))
         self._queue(Event("close", session_id, None, connection))
 
     async def summaries(self, viewer: str | None) -> list[dict]:
