@@ -215,8 +215,16 @@ def test_enrollment_page_cuts_out_photos_trains_with_a_progress_bar_and_rolls_ba
     assert versions.live() == CONFIGURED
 
 
-def test_twin_operator_shelves_accepts_a_new_normal_rolls_back_and_sees_the_alarm_figures(server, browser):
-    name = copied_ensemble(server, "BrowserOperator")
+@pytest.fixture
+def own_ensemble(server):
+    """A copy of the demo ensemble whose calibration the operator test may change."""
+    with copied_ensemble(server, "BrowserOperator") as name:
+        yield name
+
+
+def test_twin_operator_shelves_accepts_a_new_normal_rolls_back_and_sees_the_alarm_figures(server, browser,
+                                                                                          own_ensemble):
+    name = own_ensemble
     page = browser.new_page(viewport={"width": 1280, "height": 1800})
     page.goto(f"{server.http}/twin?token={ADMIN_TOKEN}")
     page.wait_for_function(f"[...document.querySelectorAll('#ensemble option')].some(o => o.value === '{name}')",
@@ -224,7 +232,7 @@ def test_twin_operator_shelves_accepts_a_new_normal_rolls_back_and_sees_the_alar
     page.select_option("#ensemble", name)
     page.select_option("#source", "demo:drift")  # Temperature_target_2 reads 6 K high over samples 1000-2000
     page.fill("#batch", "10")
-    page.fill("#rate", "5")  # 50 samples/s: the fault lasts 20 s
+    page.fill("#rate", "8")  # 80 samples/s: the fault lasts 12.5 s
     page.click("#start")
     drift = "#open-alerts tbody tr[data-kind='drift'][data-signal='Temperature_target_2']"
     page.wait_for_selector(drift, timeout=60_000)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import shutil
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 
@@ -58,13 +60,18 @@ def alert_changes(messages: list[dict]) -> list[tuple[str, str, str]]:
             if m["type"] in ("alert", "alert_cleared")]
 
 
-def copied_ensemble(server, label: str) -> str:
-    """A copy of the demo ensemble under a new name in the server's repository (for tests that change an
-    ensemble's calibration without touching the one other tests use); its name."""
+@contextmanager
+def copied_ensemble(server, label: str) -> Iterator[str]:
+    """A copy of the demo ensemble under a new name in the server's repository, for a test that changes an
+    ensemble's calibration without touching the one other tests use; its name. Retired (through the API)
+    afterwards, so the server lists what it did before."""
     name = f"Ensemble_{label}_20260101_000000"
     folder = server.demo.folder.parent / name
-    shutil.copytree(server.demo.folder, folder, dirs_exist_ok=True)
+    shutil.copytree(server.demo.folder, folder)
     manifest = read_manifest(folder)
     manifest.name = name
     (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
-    return name
+    try:
+        yield name
+    finally:
+        assert server.api.delete(f"/api/admin/ensembles/{name}").status_code == 204

@@ -80,7 +80,7 @@ def linear_plant_twin(tmp_path_factory) -> tuple[np.ndarray, Ensemble]:
     values[:, 5] = rng.normal(size=500)
     names = [f"signal_{i}" for i in range(6)]
     folder = train_ensemble_quietly(SignalTable(np.empty((500, 0)), values, None), [], names,
-                                    tmp_path_factory.mktemp("repo"), "Linear", epochs=20, boost_epochs=10)
+                                    tmp_path_factory.mktemp("repo"), "Linear", epochs=5, boost_epochs=3)
     return values, Ensemble(folder)
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from models.twin.plant import Fault, simulate
 from tests.support.server import CLIENT_TOKEN
 from tests.support.twin_stream import alert_changes, configured, copied_ensemble, send_measured
 from tests.support.wire import run
 
-SHELVE_S = 3.0
+SHELVE_S = 2.0
 
 
 def test_a_shelved_alert_is_held_back_and_announced_again_when_its_time_runs_out(server):
@@ -38,7 +40,7 @@ def test_a_shelved_alert_is_held_back_and_announced_again_when_its_time_runs_out
         assert shelved["by"].startswith("admin:") and shelved["reason"] == "sensor under maintenance"
         assert [(s["signal"], s["kind"]) for s in held] == [("Temperature_target_1", "stuck")]
         during = await send_measured(peer, data, slice(300, 450))  # the second stuck opens while shelved
-        time.sleep(SHELVE_S + 1.5)  # the shelving runs out (replicas refresh every second)
+        time.sleep(SHELVE_S + 1.2)  # the shelving runs out (replicas refresh every second)
         after = await send_measured(peer, data, slice(450, 470))
         await peer.ws.close()
         return session, during, after
@@ -52,8 +54,15 @@ def test_a_shelved_alert_is_held_back_and_announced_again_when_its_time_runs_out
     assert [(a["opened"], a["shelved"]) for a in stored[:2]] == [(True, False), (True, True)]  # newest first
 
 
-def test_accepting_a_new_normal_clears_the_standing_alert_and_a_rollback_brings_it_back(server):
-    name = copied_ensemble(server, "OperatorAccept")
+@pytest.fixture
+def own_ensemble(server):
+    """A copy of the demo ensemble whose calibration this module may change."""
+    with copied_ensemble(server, "OperatorAccept") as name:
+        yield name
+
+
+def test_accepting_a_new_normal_clears_the_standing_alert_and_a_rollback_brings_it_back(server, own_ensemble):
+    name = own_ensemble
     normal, drifted = 1100, 1700
     data = simulate(drifted, seed=72, faults=(Fault("drift", normal, drifted, "Temperature_target_2",
                                                     magnitude=3.0, ramp=50),))
