@@ -46,11 +46,12 @@ def rows_per_s(runner: TorchEnsembleRunner, boundary: np.ndarray, batch: int, se
     return done / (time.perf_counter() - start)
 
 
-def measure(device: str, seconds: float) -> dict:
+def measure(device: str, seconds: float, batches: tuple[int, ...] = BATCHES) -> dict:
+    """Rows/s at each batch size and the largest gap to ONNX Runtime on the CPU, per precision."""
     repository = ModelRepository(PROJECT_ROOT / "data" / "model_repository")
     name = next(n for n in repository.names() if n.startswith("Ensemble_DemoPlant_"))
     reference = Ensemble(repository.path(name), runtime="cpu")
-    data = simulate(max(BATCHES), seed=23).boundary
+    data = simulate(max(batches), seed=23).boundary
     boundary = reference.boundary_scaler.transform(data)
     expected = reference.predict(data)
     result = {"device": device_name(device), "ensemble": name, "precisions": {}}
@@ -62,7 +63,7 @@ def measure(device: str, seconds: float) -> dict:
             "max_abs_diff_vs_onnx": dict(
                 zip(reference.manifest.target_signals, np.abs(got - expected).max(0).round(6).tolist())
             ),
-            "rows_per_s": {str(b): round(rows_per_s(runner, boundary, b, seconds)) for b in BATCHES},
+            "rows_per_s": {str(b): round(rows_per_s(runner, boundary, b, seconds)) for b in batches},
         }
         print(dtype, result["precisions"][dtype]["rows_per_s"], flush=True)
     return result

@@ -210,9 +210,10 @@ async function applyProposal() {
 async function refreshCalibration() {
   if (!ensembleInfo) return;
   const reply = await fetch(calibrationPath());
-  if (!reply.ok) { $("calibration-version").textContent = "calibration -"; return; }
+  if (!reply.ok) { $("calibration-version").textContent = "calibration -"; $("calibration-version").className = "pill off"; return; }
   const inForce = await reply.json();  // the alarm band follows the calibration in force
   $("calibration-version").textContent = `calibration v${inForce.in_force}`;
+  $("calibration-version").className = "pill on";
   if (monitor) {
     monitor.thresholds = inForce.thresholds;
     for (const [t, level] of Object.entries(inForce.levels)) Object.assign(monitor.signals[t], level);

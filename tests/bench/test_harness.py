@@ -81,11 +81,12 @@ def test_ingress_costs_time_both_validation_paths_and_both_face_searches():
 
 
 def test_gpu_check_measures_every_precision_and_batch_size_on_any_device():
-    from bench.gpu_check import BATCHES, measure
+    from bench.gpu_check import measure
 
-    result = measure("cpu", seconds=0.05)  # the dry run of what a GPU node runs with --device cuda
+    # the dry run of what a GPU node runs with --device cuda (small batches: half precision is slow on CPUs)
+    result = measure("cpu", seconds=0.05, batches=(64, 256))
     assert result["device"] and set(result["precisions"]) == {"float32", "float16", "bfloat16"}
     for precision in result["precisions"].values():
-        assert set(precision["rows_per_s"]) == {str(b) for b in BATCHES}
+        assert set(precision["rows_per_s"]) == {"64", "256"}
         assert all(v > 0 for v in precision["rows_per_s"].values())
     assert max(result["precisions"]["float32"]["max_abs_diff_vs_onnx"].values()) < 1e-3
