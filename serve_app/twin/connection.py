@@ -324,7 +324,7 @@ class TwinConnection:
                             {"unknown_signals": unknown})
         default = set(info["boost_signals"])
         mask = np.array([config.manual_boost_signals.get(t, t in default) for t in targets], dtype=bool)
-        self.services.operator.start()
+        await self.services.operator.start()
         manifest_calibration = MonitorCalibration.model_validate(info["monitor"]) if info.get("monitor") else None
         version, stored = self.services.operator.calibration(config.ensemble_name)
         calibration = (MonitorCalibration.model_validate(stored) if stored is not None and manifest_calibration

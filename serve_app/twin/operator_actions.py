@@ -47,18 +47,22 @@ class OperatorActions:
         self.shelves.create_index([("session_id", ASCENDING), ("until", DESCENDING)])
         self.calibrations.create_index([("ensemble", ASCENDING), ("version", DESCENDING)], unique=True)
 
-    def start(self) -> None:
-        """Keep the cache fresh from now on (idempotent; needs a running event loop)."""
+    async def start(self) -> None:
+        """Read what is in force now, the first time, and keep it fresh from then on (idempotent)."""
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.get_running_loop().create_task(self._refresh_periodically())
+            await self._refreshed()
+
+    async def _refreshed(self) -> None:
+        try:
+            await asyncio.to_thread(self.refresh)
+        except Exception as exc:  # the database is down: keep what was in force
+            logger.warning("could not refresh shelves and calibrations: %s", exc)
 
     async def _refresh_periodically(self) -> None:
         while True:
-            try:
-                await asyncio.to_thread(self.refresh)
-            except Exception as exc:  # the database is down: keep what was in force
-                logger.warning("could not refresh shelves and calibrations: %s", exc)
             await asyncio.sleep(REFRESH_S)
+            await self._refreshed()
 
     def refresh(self) -> None:
         """Read the shelves and calibration versions in force now."""

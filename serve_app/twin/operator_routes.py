@@ -79,7 +79,7 @@ async def _calibration(services: TwinServices, ensemble: str) -> tuple[dict, int
         raise HTTPException(404, f"ensemble {ensemble!r} not found")
     if not info.get("monitor"):
         raise HTTPException(409, f"ensemble {ensemble!r} has no monitor calibration to change")
-    services.operator.start()
+    await services.operator.start()
     version, stored = services.operator.calibration(ensemble)
     return info, version, MonitorCalibration.model_validate(stored if stored is not None else info["monitor"])
 
@@ -128,7 +128,7 @@ async def shelve_alert(body: ShelveRequest, http: Request, services: TwinService
     opened = await asyncio.to_thread(services.alert_log.recent, 1, body.session_id, body.signal, body.kind)
     if not opened:
         raise HTTPException(404, f"no {body.kind} alert on {body.signal!r} in session {body.session_id!r}")
-    services.operator.start()
+    await services.operator.start()
     record = await asyncio.to_thread(services.operator.shelve, body.session_id, body.signal, body.kind,
                                      body.duration_s, _who(http), body.reason)
     return {"shelved": {k: v for k, v in record.items() if k != "until"}}
