@@ -35,8 +35,8 @@ class EnsembleGraph(nn.Module):
     readings, and each target is predicted from the *other* readings - the graph runs both stages on
     `hidden_copies` of each row and keeps, per target, the copy that hid it. A NaN input (not measured)
     is hidden too. `linear` (leave-one-out only): a ridge regression of each target on the others, which
-    serves the targets in `linear_only` instead of both stages (where it predicted them better out of
-    fold; a missing input counts as its training mean).
+    serves the targets in `linear_only` (None: none) instead of both stages (where it predicted them better
+    out of fold; a missing input counts as its training mean).
     """
 
     def __init__(self, stage1: StaticSensorTransformer, boost: nn.Module, leave_one_out: bool = False,
@@ -46,6 +46,8 @@ class EnsembleGraph(nn.Module):
         self.boost = boost
         self.leave_one_out = leave_one_out
         self.linear = linear
+        if linear is not None and linear_only is None:
+            linear_only = torch.zeros(linear.out_features, dtype=torch.bool)
         self.register_buffer("linear_only", None if linear is None else torch.as_tensor(linear_only, dtype=torch.bool))
 
     def forward(self, boundary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

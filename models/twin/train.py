@@ -205,10 +205,8 @@ class FittedTwin:
     linear_only: np.ndarray | None = None  # [n_target] bool: targets the linear fallback serves
 
     def graph(self) -> EnsembleGraph:
-        only = None if self.linear is None else np.zeros(len(self.y_scaler.mean), bool) if self.linear_only is None \
-            else self.linear_only
         return EnsembleGraph(self.stage1, self.boost, self.leave_one_out, self.linear,
-                             None if only is None else torch.from_numpy(only)).eval()
+                             None if self.linear_only is None else torch.from_numpy(self.linear_only)).eval()
 
     @torch.inference_mode()
     def predict(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -390,10 +388,6 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
         twin = recipe.fit(table.boundary, table.target)
         calibration = {"scheme": "cross-fit", "folds": c.folds, "rows": rows}
     actual = table.target
-    if linear_pred is not None:  # the linear fallback serves the targets it predicted better out of fold
-        twin.linear_only = linear_wins(actual[held_out], stage1_pred[held_out], boosted_pred[held_out],
-                                       linear_pred[held_out], c.delta_r2)
-        stage1_pred[:, twin.linear_only] = boosted_pred[:, twin.linear_only] = linear_pred[:, twin.linear_only]
 
     def sensed(steady: np.ndarray) -> np.ndarray:
         """Predictions as the sensors see them (through the served twin's lags), to score them."""
@@ -402,7 +396,14 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     stage1_seen, boosted_seen = sensed(stage1_pred), sensed(boosted_pred)
     r2_s1 = r2_per_column(actual[held_out], stage1_seen[held_out])
     r2_boost = r2_per_column(actual[held_out], boosted_seen[held_out])
-    use_boost = ((r2_boost - r2_s1) > c.delta_r2) & (True if twin.linear_only is None else ~twin.linear_only)
+    use_boost = (r2_boost - r2_s1) > c.delta_r2
+    if linear_pred is not None:  # the linear fallback serves the targets it predicted better out of fold
+        r2_linear = r2_per_column(actual[held_out], linear_pred[held_out])
+        linear = twin.linear_only = r2_linear > np.where(use_boost, r2_boost, r2_s1)
+        for predicted in (stage1_pred, boosted_pred, stage1_seen, boosted_seen):  # (no sensor lag: seen = predicted)
+            predicted[:, linear] = linear_pred[:, linear]
+        r2_s1, r2_boost = np.where(linear, r2_linear, r2_s1), np.where(linear, r2_linear, r2_boost)
+        use_boost &= ~linear
     ensemble_seen = np.where(use_boost, boosted_seen, stage1_seen)
     test_r2 = ((r2_per_column(actual[test], stage1_seen[test]), r2_per_column(actual[test], ensemble_seen[test]))
                if test is not None else None)
@@ -424,15 +425,6 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
                 "stage1_from": Path(c.stage1_from).name if c.stage1_from is not None else None}
     return write_ensemble(twin, boundary_signals, target_signals, Path(repository), model_name, metrics, use_boost,
                           c.delta_r2, training, monitor)
-
-
-def linear_wins(actual: np.ndarray, stage1: np.ndarray, boosted: np.ndarray, linear: np.ndarray,
-                delta_r2: float) -> np.ndarray:
-    """Per target: whether the linear fallback's out-of-fold R² beats the twin's (Stage 1, or Stage 1 +
-    boost where that gains more than `delta_r2`)."""
-    r2_s1, r2_boost = r2_per_column(actual, stage1), r2_per_column(actual, boosted)
-    twin_r2 = np.where(r2_boost - r2_s1 > delta_r2, r2_boost, r2_s1)
-    return r2_per_column(actual, linear) > twin_r2
 
 
 def write_ensemble(twin: FittedTwin, boundary_signals: list[str], target_signals: list[str], repository: Path,

@@ -97,12 +97,17 @@ class ResidualMonitor:
     @property
     def open_alerts(self) -> list[tuple[str, str]]:
         """(signal, kind) of every alert open now ("*" for the residual vector), flood or not."""
-        per_signal = [(self.targets[j], part.alerts.kind)
-                      for part in (self.drift, self.spikes, self.stuck, self.missing)
-                      for j in np.flatnonzero(part.alerts.open)]
-        if self.envelope is not None:
-            per_signal += [(self.inputs[b], "envelope") for b in np.flatnonzero(self.envelope.alerts.open)]
-        return per_signal + ([("*", "multivariate")] if self._vector_open else [])
+        return [(signal, kind) for signal, kind, _ in self._open()]
+
+    def _open(self):
+        """(signal, kind, sample its condition began) of every alert open now."""
+        for part, names in ((self.drift, self.targets), (self.spikes, self.targets), (self.stuck, self.targets),
+                            (self.missing, self.targets), (self.envelope, self.inputs)):
+            if part is not None:
+                for j in np.flatnonzero(part.alerts.open):
+                    yield names[j], part.alerts.kind, int(part.alerts.first[j])
+        if self._vector_open:
+            yield "*", "multivariate", int(self.multivariate.state[2])
 
     @property
     def _vector_open(self) -> bool:
@@ -170,26 +175,12 @@ class ResidualMonitor:
         """Judge from now on against `calibration` (a new normal an operator accepted, a recalibration, a
         rollback): every open alert clears at `timestamp` (the clearing events are returned; flood
         protection and sample numbering carry on) and the detectors start afresh."""
-        cleared = self._clear_all(timestamp)
+        cleared = [AlertEvent(kind, signal, False, 0.0, self.multivariate.threshold if signal == "*" else 0.0,
+                              self._stamps.get(first, ""), timestamp) for signal, kind, first in self._open()]
         samples, stamps = self.samples, self._stamps
         self.__init__(self.targets, calibration, overrides, self.flood, self._boundary)
         self.samples, self._stamps = samples, stamps
         return cleared
-
-    def _clear_all(self, timestamp: str) -> list[AlertEvent]:
-        """A clearing event for every open alert (the state is left as it is)."""
-        events = []
-        for part in (self.missing, self.stuck, self.spikes, self.drift, self.envelope):
-            if part is None:
-                continue
-            names = self.inputs if part is self.envelope else self.targets
-            for j in np.flatnonzero(part.alerts.open):
-                events.append(AlertEvent(part.alerts.kind, names[j], False, 0.0, 0.0,
-                                         self._stamps.get(int(part.alerts.first[j]), ""), timestamp))
-        if self._vector_open:
-            events.append(AlertEvent("multivariate", "*", False, 0.0, self.multivariate.threshold,
-                                     self._stamps.get(int(self.multivariate.state[2]), ""), timestamp))
-        return events
 
     def _parts(self) -> dict:
         parts = {"prediction": self.prediction, "missing": self.missing, "stuck": self.stuck,
