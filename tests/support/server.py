@@ -21,7 +21,7 @@ from serve_app.settings import ray_environment
 from tests.support.paths import PROJECT_ROOT
 
 DEMO_REPOSITORY = PROJECT_ROOT / "data" / "model_repository"
-SESSION_TTL_S = 4.0
+SESSION_TTL_S = 60.0  # longer than any restart in the fault tests (expiry: tests/serve_app/twin/test_session_shard.py)
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_FRAME_BYTES = 512 * 1024
 MAX_CONNECTIONS_PER_ADDRESS = 220
