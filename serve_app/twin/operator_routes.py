@@ -6,7 +6,6 @@ why (serve_app.twin.operator_actions)."""
 
 import asyncio
 import time
-from datetime import datetime, timezone
 from typing import Literal
 
 import numpy as np
@@ -15,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.twin.monitor.calibration import MonitorCalibration
 from models.twin.monitor.events import ALERT_KINDS
+from models.twin.monitor.flood import plant_seconds
 from models.twin.monitor.recalibration import (
     MIN_ACCEPT_SAMPLES,
     PROPOSAL_MIN_SAMPLES,
@@ -56,16 +56,11 @@ class ProposalRequest(Reason):
 
 
 def _seconds(text: str, field: str) -> float:
-    """A time given as epoch seconds or ISO 8601 (UTC when no offset is given); 422 otherwise."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(422, f"`{field}` is neither ISO 8601 nor epoch seconds: {text[:64]!r}") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    """A window bound given as epoch seconds or ISO 8601 (UTC when no offset is given); 422 otherwise."""
+    seconds = plant_seconds(text)
+    if seconds is None:
+        raise HTTPException(422, f"`{field}` is neither ISO 8601 nor epoch seconds: {text[:64]!r}")
+    return seconds
 
 
 def _who(http: Request) -> str:
@@ -168,7 +163,8 @@ async def accept_new_normal(name: str, body: WindowRequest, http: Request,
     chunks = await _measured_rows(services, body.session_id, info["target_signals"])
 
     def inside(chunk: HistoryChunk) -> np.ndarray:
-        return np.array([start <= _seconds(t, "timestamp") <= end for t in chunk.timestamps])
+        seconds = np.array([plant_seconds(t) for t in chunk.timestamps], dtype=float)  # not a time: NaN, outside
+        return (seconds >= start) & (seconds <= end)
     predictions, actual = _stacked(chunks, inside)
     if len(predictions) < MIN_ACCEPT_SAMPLES:
         raise HTTPException(422, f"the window holds {len(predictions)} measured samples of session "

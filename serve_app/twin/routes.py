@@ -182,14 +182,20 @@ async def alert_figures(http: Request, session_id: str = Query(pattern=SESSION_I
     """The session's alarm-system figures after ISA-18.2 over its history (plant time, from its first to
     its last sample): alerts per 10 minutes, share of time with a standing alert, stale, chattering,
     flood share, top-10 share (models.twin.monitor.alarm_figures)."""
-    chunks = [c for c in await _history(services, session_id, http.state.principal) if len(c)]
-    if not chunks:
+    span = await services.sessions.span(session_id, http.state.principal.twin_viewer)
+    if span is None:
+        raise HTTPException(404, f"session {session_id!r} not found (unknown or expired)")
+    if not span:
         raise HTTPException(404, f"session {session_id!r} has no samples yet")
     await services.alert_log.flush()
     records = await asyncio.to_thread(services.alert_log.recent, 100_000, session_id)
-    changes = [AlertChange(plant_seconds(r["sample"]), r["signal"], r["kind"], r["opened"])
-               for r in reversed(records) if not r.get("reannounced")]  # a re-announcement opens nothing new
-    start, end = plant_seconds(chunks[0].timestamps[0]), plant_seconds(chunks[-1].timestamps[-1])
+    records = [r for r in reversed(records) if not r.get("reannounced")]  # a re-announcement opens nothing new
+    times = [plant_seconds(t) for t in [*span, *(r["sample"] for r in records)]]
+    if None in times:
+        raise HTTPException(422, f"session {session_id!r} has timestamps that are not times (ISO 8601 or epoch "
+                                 "seconds): alarm figures are counted in plant time")
+    (start, end), at = times[:2], times[2:]
+    changes = [AlertChange(t, r["signal"], r["kind"], r["opened"]) for t, r in zip(at, records)]
     figures = alarm_figures(changes, start, max(end, start + 1.0), stale_after_s)
     return {"session_id": session_id, "stale_after_s": stale_after_s, **figures.to_dict()}
 

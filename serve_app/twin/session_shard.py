@@ -373,6 +373,16 @@ class SessionShard:
         session = self._visible(session_id, viewer)
         return None if session is None else session.monitoring()
 
+    def span(self, session_id: str, viewer: str | None = None) -> list[str] | None:
+        """Timestamps of the first and last sample kept ([] before the first); None when unknown, expired
+        or not `viewer`'s."""
+        self._reap()
+        session = self._visible(session_id, viewer)
+        if session is None:
+            return None
+        chunks = [c for c in session.history if len(c)]
+        return [chunks[0].timestamps[0], chunks[-1].timestamps[-1]] if chunks else []
+
     def history(self, session_id: str, viewer: str | None = None) -> list[HistoryChunk] | None:
         """The session's last `history_limit` samples; None when unknown, expired or not `viewer`'s."""
         self._reap()

@@ -242,6 +242,13 @@ class SessionStore:
         await self._settled([index])
         return await self._actors[index].monitoring.remote(session_id, viewer)
 
+    async def span(self, session_id: str, viewer: str | None) -> list[str] | None:
+        """Timestamps of the session's first and last kept sample ([] before the first); None when unknown,
+        expired or not `viewer`'s."""
+        index = self._shard(session_id)
+        await self._settled([index])
+        return await self._actors[index].span.remote(session_id, viewer)
+
     async def history(self, session_id: str, viewer: str | None) -> list[HistoryChunk] | None:
         """The session's last `history_limit` samples; None when unknown, expired or not `viewer`'s."""
         index = self._shard(session_id)

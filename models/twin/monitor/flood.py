@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from datetime import datetime
+from datetime import datetime, timezone
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,17 +28,18 @@ class FloodLimits(BaseModel):
     window_s: float = Field(600.0, gt=0.0, le=7 * 86_400.0)
 
 
-def plant_seconds(timestamp: str) -> float:
-    """A sample's timestamp in seconds: ISO 8601 or a number (epoch seconds); the server's clock for
-    anything else."""
+def plant_seconds(timestamp: str) -> float | None:
+    """A sample's timestamp in epoch seconds: a number, or ISO 8601 (UTC when it names no offset); None
+    when it is neither."""
     try:
         return float(timestamp)
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
     except ValueError:
-        return time.time()
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 class AlarmFlood:
@@ -72,6 +73,8 @@ class AlarmFlood:
         if not events and not self.flooding:
             return []
         now = plant_seconds(timestamp)
+        if now is None:  # a client's label that is not a time: the server's clock stands in
+            now = time.time()
         while self._openings and self._openings[0] <= now - self.limits.window_s:
             self._openings.popleft()
         passed: list[AlertEvent] = []

@@ -47,6 +47,10 @@ def test_stuck_sensor_raises_and_clears_an_alert_stored_everywhere(server, binar
     stats = history["residual_stats"]["Temperature_target_1"]
     assert stats["count"] == 300 and stats["mean"] == pytest.approx(residuals[:, 0].mean(), abs=1e-6)
     assert history["samples"][150]["actual"]["Temperature_target_1"] == pytest.approx(data.target[150, 0])
+    figures = server.api.get("/api/v1/alerts/figures", params={"session_id": session_id}, timeout=30).json()
+    standing = 200 - data.timestamps.index(alert["data"]["sample"])  # from the sample that raised it to the clearing
+    assert figures["alerts_opened"] == 1 and figures["standing_share"] == pytest.approx(standing / 299, abs=1e-3)
+    assert server.api.get("/api/v1/alerts/figures", params={"session_id": "no-such-session"}).status_code == 404
 
 
 def test_a_resumed_session_continues_its_detectors_and_open_alerts(server):

@@ -23,6 +23,7 @@ def test_history_is_bounded_and_keeps_the_newest_samples():
     shard.apply([("rows", "s1", chunk(0, 10)), ("rows", "s1", chunk(10, 10)), ("rows", "s1", chunk(20, 12))])
     records = history_records(shard.history("s1"))
     assert [r["timestamp"] for r in records] == [f"t{i}" for i in range(7, 32)]
+    assert shard.span("s1") == ["t7", "t31"]
     summary = shard.summaries()[0]
     assert summary["predictions_count"] == 32 and summary["latency_sum_ms"] == 64.0 and summary["history_samples"] == 25
     assert history_csv(shard.history("s1")).decode().splitlines()[:2] == [
@@ -33,8 +34,9 @@ def test_history_is_bounded_and_keeps_the_newest_samples():
 
 def test_resume_only_within_ttl_after_disconnect():
     shard = SessionShard(AppSettings(twin={"history_limit": 100, "session_ttl_s": 0.2}))
-    assert shard.open("s1", {}, resume=True) is None
+    assert shard.open("s1", {}, resume=True) is None and shard.span("s1") is None
     shard.open("s1", {"ensemble_name": "E"}, resume=False)
+    assert shard.span("s1") == []
     shard.apply([("rows", "s1", chunk(0, 3)), ("close", "s1")])
     assert shard.summaries()[0]["connected"] is False
     assert shard.open("s1", {"ensemble_name": "F"}, resume=True)["predictions_count"] == 3

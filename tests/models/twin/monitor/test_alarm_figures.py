@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.twin.monitor.alarm_figures import AlertChange, alarm_figures
+from models.twin.monitor.flood import plant_seconds
 
 
 def change(at: float, signal: str, opened: bool, kind: str = "drift") -> AlertChange:
@@ -53,3 +54,9 @@ def test_flood_periods_and_the_ten_most_frequent_alerts():
     assert figures.top10_share == pytest.approx(1.0)  # only 6 distinct alerts
     many = [c for i in range(12) for c in (change(i * 60, f"s{i}", True), change(i * 60 + 1, f"s{i}", False))]
     assert alarm_figures(many, 0, 1200).top10_share == pytest.approx(10 / 12)
+
+
+def test_plant_time_reads_epoch_seconds_and_iso_8601_naive_as_utc():
+    assert plant_seconds("1767225600") == plant_seconds("2026-01-01T00:00:00Z") == 1767225600.0
+    assert plant_seconds("2026-01-01T00:00:00") == plant_seconds("2026-01-01T01:00:00+01:00") == 1767225600.0
+    assert plant_seconds("sample 7") is None
