@@ -9,7 +9,8 @@
 - shard_kill: a 20,000-sample stream during which the session shards are SIGKILLed; samples missing from
   the session's history afterwards.
 - stall: a single-mode twin client's p99 alone, and while another client (in its own process) sends
-  1,000-row batches with measured values and downloads a 10,000-row history, round after round.
+  1,000-row batches with measured values and downloads a 10,000-row history (CSV and JSON in turn), round
+  after round.
 """
 
 from __future__ import annotations
@@ -158,8 +159,8 @@ async def shard_kill(
 
 
 async def heavy_client(url: str, ensemble: str, manifest: EnsembleManifest, stop, ready) -> int:
-    """Sends 1,000-row batches with measured values and downloads the session's 10,000-row history as CSV,
-    round after round until `stop` is set (a multiprocessing.Event; `ready` is set once the history is
+    """Sends 1,000-row batches with measured values and downloads the session's 10,000-row history (as CSV
+    and as JSON in turn), round after round until `stop` is set (a multiprocessing.Event; `ready` is set once the history is
     there); the number of rounds."""
     data = simulate(10_000, seed=10)
     batches = [json.dumps({"type": "predict_batch", "data": {
@@ -176,7 +177,8 @@ async def heavy_client(url: str, ensemble: str, manifest: EnsembleManifest, stop
         while not stop.is_set():
             await heavy.ws.send(batches[rounds % 10])
             await heavy.ws.recv()
-            (await api.get(f"{STREAM}/history/{ack['session_id']}?format=csv")).raise_for_status()
+            export = "csv" if rounds % 2 == 0 else "json"
+            (await api.get(f"{STREAM}/history/{ack['session_id']}?format={export}")).raise_for_status()
             rounds += 1
     await heavy.ws.close()
     return rounds

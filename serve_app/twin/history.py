@@ -1,22 +1,23 @@
 """A session's inference history as CSV or JSON, in the column layout of docs/protocol.md.
 
-CSV is rendered by Arrow's CSV writer, column by column in C++ (without the GIL), in parts of
-`CSV_PART_ROWS` samples that a response can stream while the replica keeps serving other clients."""
+Both are rendered by Arrow column by column in C++ (without the GIL: CSV by its CSV writer, JSON by
+joining the text of each column), in parts of `PART_ROWS` samples that a response can stream while the
+replica keeps serving other clients."""
 
 from __future__ import annotations
 
 import io
-import json
-import math
 from typing import Iterator
 
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from serve_app.twin.history_log import HistoryChunk
 
-CSV_PART_ROWS = 2048
+PART_ROWS = 2048
 
 
 def _columns(chunks: list[HistoryChunk]) -> tuple[list[str], list[str]]:
@@ -27,24 +28,7 @@ def _columns(chunks: list[HistoryChunk]) -> tuple[list[str], list[str]]:
     return list(boundary), list(targets)
 
 
-def history_records(chunks: list[HistoryChunk]) -> list[dict]:
-    """One dict per sample: timestamp, latency_ms, boundary {signal: value}, predictions {signal: value}, and
-    actual {signal: value | None} for samples sent with measured targets."""
-    records = []
-    for c in chunks:
-        actual = [None] * len(c) if c.actual is None else c.actual.tolist()
-        for ts, lat, b, p, a in zip(
-            c.timestamps, c.latency_ms.tolist(), c.boundary.tolist(), c.predictions.tolist(), actual
-        ):
-            record = {"timestamp": ts, "latency_ms": lat, "boundary": dict(zip(c.boundary_signals, b)),
-                      "predictions": dict(zip(c.target_signals, p))}
-            if a is not None:
-                record["actual"] = {t: (None if math.isnan(v) else v) for t, v in zip(c.target_signals, a)}
-            records.append(record)
-    return records
-
-
-def history_csv_parts(chunks: list[HistoryChunk], part_rows: int = CSV_PART_ROWS) -> Iterator[bytes]:
+def history_csv_parts(chunks: list[HistoryChunk], part_rows: int = PART_ROWS) -> Iterator[bytes]:
     """CSV with columns timestamp, latency_ms, boundary_<signal>..., prediction_<signal>..., actual_<signal>...
     and residual_<signal>... (the last two only when some samples carried measured values; empty where a
     value is missing), as the header and then parts of at most `part_rows` samples."""
@@ -84,6 +68,45 @@ def history_csv(chunks: list[HistoryChunk]) -> bytes:
     return b"".join(history_csv_parts(chunks))
 
 
-def history_json(session_id: str, chunks: list[HistoryChunk], monitoring: dict | None = None) -> str:
-    """The samples, plus the session's residual statistics and alerts when given."""
-    return json.dumps({"session_id": session_id, "samples": history_records(chunks), **(monitoring or {})})
+def history_json_parts(session_id: str, chunks: list[HistoryChunk], monitoring: dict | None = None,
+                       part_rows: int = PART_ROWS) -> Iterator[bytes]:
+    """The JSON document {"session_id", "samples": [...], and the fields of `monitoring` (residual statistics,
+    alerts) when given}: its opening, the samples in parts of at most `part_rows`, its end. A sample is
+    {"timestamp", "latency_ms", "boundary": {signal: value}, "predictions": {signal: value}, and for samples
+    sent with measured values "actual": {signal: value | null}}."""
+    yield orjson.dumps({"session_id": session_id})[:-1] + b',"samples":['
+    separator = b""
+    for chunk in chunks:
+        for start in range(0, len(chunk), part_rows):
+            yield separator + _json_samples(chunk.rows(start, start + part_rows))
+            separator = b","
+    yield b"]" + (b"," + orjson.dumps(monitoring, option=orjson.OPT_SERIALIZE_NUMPY)[1:] if monitoring else b"}")
+
+
+def history_json(session_id: str, chunks: list[HistoryChunk], monitoring: dict | None = None) -> bytes:
+    """The whole JSON document (history_json_parts joined)."""
+    return b"".join(history_json_parts(session_id, chunks, monitoring))
+
+
+def _json_samples(part: HistoryChunk) -> bytes:
+    """The part's samples as JSON objects separated by commas, assembled by Arrow column by column (C++,
+    without the GIL; numbers in their shortest exact form, null where not finite)."""
+    pieces: list = ['{"timestamp":', pa.array([orjson.dumps(t).decode() for t in part.timestamps], pa.string()),
+                    ',"latency_ms":', _json_numbers(part.latency_ms)]
+    groups = [("boundary", part.boundary_signals, part.boundary),
+              ("predictions", part.target_signals, part.predictions),
+              *([("actual", part.target_signals, part.actual)] if part.actual is not None else [])]
+    for name, signals, values in groups:
+        for i, signal in enumerate(signals):
+            pieces += [("," if i else f',"{name}":{{') + orjson.dumps(signal).decode() + ":",
+                       _json_numbers(values[:, i])]
+        pieces.append("}" if signals else f',"{name}":{{}}')
+    pieces.append("}")
+    samples = pc.binary_join_element_wise(*pieces, "")
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(samples)], pa.int32()), samples), ",")
+    return joined[0].as_buffer().to_pybytes()
+
+
+def _json_numbers(values: np.ndarray) -> pa.Array:
+    text = pc.cast(pa.array(values, pa.float64()), pa.string())
+    return text if np.isfinite(values).all() else pc.if_else(pa.array(np.isfinite(values)), text, "null")

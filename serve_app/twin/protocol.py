@@ -109,6 +109,7 @@ def signal_row(values: Any, names: list[str], where: str = "boundary_signals") -
 
 
 _NUMBER_TYPES = frozenset((int, float))  # exactly: bool is an int subclass, and true/false are not numbers here
+_NULLABLE_TYPES = _NUMBER_TYPES | {type(None)}
 
 
 def finite_value(value: Any, where: str, signal: str, nullable: bool = False) -> float:
@@ -146,7 +147,11 @@ def batch_actuals(data: dict, targets: list[str], count: int) -> np.ndarray | No
         return None
     if not isinstance(actual, list) or len(actual) != count:
         raise WireError(ErrorCode.INVALID_MESSAGE, "`actual_signals` must be a list as long as `batch`")
-    return np.asarray([actual_row(v, targets, f"actual_signals[{i}]") for i, v in enumerate(actual)], dtype=np.float64)
+    rows = _well_formed_actuals(actual, targets)
+    if rows is None:  # find and name the first bad row and value
+        rows = np.asarray([actual_row(v, targets, f"actual_signals[{i}]") for i, v in enumerate(actual)],
+                          dtype=np.float64)
+    return rows
 
 
 def alert_overrides(calibration: MonitorCalibration | None, overrides: dict[str, dict[str, Any]],
@@ -175,7 +180,12 @@ def alert_overrides(calibration: MonitorCalibration | None, overrides: dict[str,
 
 def residuals(targets: list[str], values: np.ndarray) -> dict[str, float | None]:
     """{target: measured - predicted}, null where the target was not measured."""
-    return {t: (None if math.isnan(v) else v) for t, v in zip(targets, values.tolist())}
+    return residual_rows(targets, values[None, :])[0]
+
+
+def residual_rows(targets: list[str], values: np.ndarray) -> list[dict[str, float | None]]:
+    """residuals() of each row of [n, n_target] values."""
+    return [dict(zip(targets, row)) for row in np.where(np.isnan(values), None, values).tolist()]
 
 
 def alert_message(record: dict) -> dict:
@@ -266,6 +276,24 @@ def _well_formed_rows(batch: list, names: list[str]) -> np.ndarray | None:
     return array if np.isfinite(array).all() else None
 
 
+def _well_formed_actuals(actual: list, targets: list[str]) -> np.ndarray | None:
+    """`actual_signals` as rows [n, len(targets)] (NaN where a target is not measured) when every row is an
+    object of known targets with finite numbers or nulls, checked a whole batch at a time; None otherwise."""
+    known = set(targets)
+    if not all(type(values) is dict and values.keys() <= known for values in actual):
+        return None
+    flat = [values.get(name) for values in actual for name in targets]
+    if not _NULLABLE_TYPES.issuperset(map(type, flat)):
+        return None
+    try:
+        array = np.asarray(flat, dtype=np.float64).reshape(len(actual), len(targets))  # null -> NaN
+    except OverflowError:  # an int beyond the float range
+        return None
+    if np.isinf(array).any() or np.count_nonzero(np.isnan(array)) != flat.count(None):  # NaN or inf sent
+        return None
+    return array
+
+
 def timestamp_text(value: Any) -> str:
     """A client timestamp (string or number) as text; the server's UTC time when absent."""
     if value is None:
@@ -313,7 +341,7 @@ def prediction_batch(targets: list[str], values: np.ndarray, boost: list[str], l
                      include_metadata: bool, residual: np.ndarray | None = None) -> dict:
     data: dict[str, Any] = {"predictions": [dict(zip(targets, row)) for row in values.tolist()], "count": len(values)}
     if residual is not None:
-        data["residuals"] = [residuals(targets, row) for row in residual]
+        data["residuals"] = residual_rows(targets, residual)
     if include_metadata:
         data["signals_used_boost"] = boost
         data["latency_ms"] = latency_ms

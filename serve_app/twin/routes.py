@@ -22,7 +22,7 @@ from models.twin.monitor.flood import plant_seconds
 from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, Fault, simulate
 from serve_app.settings import FRONTEND, project_path
 from serve_app.twin.connection import TwinConnection, TwinServices
-from serve_app.twin.history import history_csv_parts, history_json
+from serve_app.twin.history import history_csv_parts, history_json_parts
 from serve_app.twin.history_log import HistoryChunk
 from serve_app.web.auth import Principal
 from serve_app.web.bulk import run_bulk
@@ -138,13 +138,13 @@ async def twin_history(session_id: str, http: Request, format: Literal["csv", "j
                        services: TwinServices = Depends(twin_services)) -> Response:
     """The session's history as a download, without writing a file."""
     chunks = await _history(services, session_id, http.state.principal)
-    if format == "csv":  # streamed, each part rendered in a low-priority worker thread (Arrow, without the GIL)
+    # streamed, each part rendered in a low-priority worker thread (Arrow, without the GIL)
+    if format == "csv":
         return StreamingResponse(_streamed(history_csv_parts(chunks)), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{session_id}.csv"'})
     monitoring = await services.sessions.monitoring(session_id, http.state.principal.twin_viewer)
-    return Response(
-        await run_bulk(history_json, session_id, chunks, monitoring), media_type="application/json"
-    )
+    return StreamingResponse(_streamed(history_json_parts(session_id, chunks, monitoring)),
+                             media_type="application/json")
 
 
 async def _streamed(parts: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -156,11 +156,8 @@ async def _streamed(parts: Iterator[bytes]) -> AsyncIterator[bytes]:
 def _write_history(path: Path, session_id: str, chunks: list[HistoryChunk], file_format: str) -> None:
     """The history as a CSV or JSON file (in a worker thread: off the event loop)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if file_format == "csv":
-        with path.open("wb") as out:
-            out.writelines(history_csv_parts(chunks))
-    else:
-        path.write_text(history_json(session_id, chunks))
+    with path.open("wb") as out:
+        out.writelines(history_csv_parts(chunks) if file_format == "csv" else history_json_parts(session_id, chunks))
 
 
 @router.get("/api/v1/alerts")

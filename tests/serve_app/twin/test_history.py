@@ -1,14 +1,15 @@
-"""History exports: the CSV holds every value exactly (shortest round-trip text), empty where a value is
-missing, whatever the part size it is streamed in."""
+"""History exports: CSV and JSON hold every value exactly (shortest round-trip text), empty / null where a
+value is missing, whatever the part size they are streamed in."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 
 import numpy as np
 
-from serve_app.twin.history import history_csv, history_csv_parts
+from serve_app.twin.history import history_csv, history_csv_parts, history_json, history_json_parts
 from serve_app.twin.history_log import HistoryChunk
 
 
@@ -45,3 +46,30 @@ def test_streamed_parts_join_to_the_same_csv():
     whole = history_csv(chunks())
     parts = list(history_csv_parts(chunks(), part_rows=3))
     assert len(parts) == 1 + 2 + 3 and b"".join(parts) == whole
+
+
+def test_json_holds_every_value_exactly_and_nulls_what_is_missing():
+    parts = chunks()
+    target_only = HistoryChunk(["t12"], np.array([0.5]), (), np.zeros((1, 0)), ("y",), np.array([[2.0]]),
+                               np.array([[np.inf]]))
+    document = json.loads(history_json("s1", [*parts, target_only], {"alerts": [{"kind": "drift"}]}))
+    assert document["session_id"] == "s1" and document["alerts"] == [{"kind": "drift"}]
+    samples = document["samples"]
+    assert [s["timestamp"] for s in samples] == parts[0].timestamps + parts[1].timestamps + ["t12"]
+    assert [list(s) for s in samples[4:6]] == [["timestamp", "latency_ms", "boundary", "predictions"],
+                                               ["timestamp", "latency_ms", "boundary", "predictions", "actual"]]
+    np.testing.assert_array_equal([[s["boundary"]["a"], s["boundary"]["b"]] for s in samples[:5]], parts[0].boundary)
+    np.testing.assert_array_equal([s["latency_ms"] for s in samples[5:12]], parts[1].latency_ms)
+    np.testing.assert_array_equal([[s["predictions"]["y"], s["predictions"]["z"]] for s in samples[5:12]],
+                                  parts[1].predictions)
+    actual = [[s["actual"]["y"], np.nan if s["actual"]["z"] is None else s["actual"]["z"]] for s in samples[5:12]]
+    np.testing.assert_array_equal(actual, parts[1].actual)
+    assert samples[12] == {"timestamp": "t12", "latency_ms": 0.5, "boundary": {}, "predictions": {"y": 2.0},
+                           "actual": {"y": None}}  # not finite: null
+
+
+def test_streamed_json_parts_join_to_the_same_document():
+    whole = history_json("s1", chunks())
+    parts = list(history_json_parts("s1", chunks(), part_rows=3))
+    assert len(parts) == 1 + 2 + 3 + 1 and b"".join(parts) == whole
+    assert json.loads(history_json("s1", []))["samples"] == []

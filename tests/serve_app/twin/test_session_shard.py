@@ -1,14 +1,19 @@
 """SessionShard logic without a cluster: bounded history, resume, expiry."""
 
+import json
 import time
 
 import numpy as np
 
 from deployments.shared.mongo import connect
 from serve_app.settings import AppSettings
-from serve_app.twin.history import history_csv, history_records
+from serve_app.twin.history import history_csv, history_json
 from serve_app.twin.history_log import HistoryChunk
 from serve_app.twin.session_shard import SessionShard
+
+
+def samples(chunks: list[HistoryChunk]) -> list[dict]:
+    return json.loads(history_json("s", chunks))["samples"]
 
 
 def chunk(start: int, n: int) -> HistoryChunk:
@@ -21,7 +26,7 @@ def test_history_is_bounded_and_keeps_the_newest_samples():
     shard = SessionShard(AppSettings(twin={"history_limit": 25, "session_ttl_s": 60}))
     shard.open("s1", {"ensemble_name": "E", "mode": "single"}, resume=False)
     shard.apply([("rows", "s1", chunk(0, 10)), ("rows", "s1", chunk(10, 10)), ("rows", "s1", chunk(20, 12))])
-    records = history_records(shard.history("s1"))
+    records = samples(shard.history("s1"))
     assert [r["timestamp"] for r in records] == [f"t{i}" for i in range(7, 32)]
     assert shard.span("s1") == ["t7", "t31"]
     summary = shard.summaries()[0]
@@ -62,7 +67,7 @@ def test_a_restarted_shard_resumes_sessions_from_mongodb(server):
     restarted = SessionShard(AppSettings(twin={"history_limit": 100, "session_ttl_s": 60}), mongo_uri=server.mongo_uri)
     summary = restarted.open("persisted-1", {"ensemble_name": "E", "mode": "single"}, resume=True)
     assert summary["predictions_count"] == 7 and summary["connected"] and summary["mode"] == "single"
-    assert [r["timestamp"] for r in history_records(restarted.history("persisted-1"))] == [f"t{i}" for i in range(7)]
+    assert [r["timestamp"] for r in samples(restarted.history("persisted-1"))] == [f"t{i}" for i in range(7)]
     assert restarted.open("never-opened", {"ensemble_name": "E"}, resume=True) is None
 
 
@@ -131,7 +136,7 @@ def test_a_restarted_shard_restores_a_session_on_its_first_event(server):
     restarted.apply([("rows", "persisted-3", chunk(5, 3), "c1")], "replica-a", alive={"persisted-3": "c1"})
     summary = restarted.summaries()[0]
     assert summary["predictions_count"] == 8 and summary["connected"]
-    assert [r["timestamp"] for r in history_records(restarted.history("persisted-3"))] == [f"t{i}" for i in range(8)]
+    assert [r["timestamp"] for r in samples(restarted.history("persisted-3"))] == [f"t{i}" for i in range(8)]
 
 
 def test_each_write_stores_one_document_per_session_and_trims_once_per_limit(server):
@@ -150,7 +155,7 @@ def test_each_write_stores_one_document_per_session_and_trims_once_per_limit(ser
     assert min(stored[1:]) >= 30 and max(stored) <= 60 and any(b < a for a, b in zip(stored, stored[1:])), stored
     restarted = SessionShard(AppSettings(twin={"history_limit": 30, "session_ttl_s": 60}), mongo_uri=server.mongo_uri)
     restarted.open("columnar-1", {"ensemble_name": "E"}, resume=True)
-    assert [r["timestamp"] for r in history_records(restarted.history("columnar-1"))] == [
+    assert [r["timestamp"] for r in samples(restarted.history("columnar-1"))] == [
         f"t{i}" for i in range(45, 75)]
 
 
@@ -169,4 +174,4 @@ def test_rows_alone_leave_the_session_record_to_the_history_log_and_the_rest_is_
     restarted = SessionShard(settings, mongo_uri=server.mongo_uri)
     resumed = restarted.open("records-1", {"ensemble_name": "E"}, resume=True)
     assert resumed["predictions_count"] == 14 and resumed["request_ids"] == ["r-9"]
-    assert [r["timestamp"] for r in history_records(restarted.history("records-1"))] == [f"t{i}" for i in range(14)]
+    assert [r["timestamp"] for r in samples(restarted.history("records-1"))] == [f"t{i}" for i in range(14)]
