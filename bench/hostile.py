@@ -160,8 +160,8 @@ async def shard_kill(
 
 async def heavy_client(url: str, ensemble: str, manifest: EnsembleManifest, stop, ready) -> int:
     """Sends 1,000-row batches with measured values and downloads the session's 10,000-row history (as CSV
-    and as JSON in turn), round after round until `stop` is set (a multiprocessing.Event; `ready` is set once the history is
-    there); the number of rounds."""
+    and as JSON in turn), round after round until `stop` is set (a multiprocessing.Event; `ready` is set
+    once the history is there); the number of rounds."""
     data = simulate(10_000, seed=10)
     batches = [json.dumps({"type": "predict_batch", "data": {
         "batch": [_signals(manifest.boundary_signals, r) for r in data.boundary[start:start + 1000]],

@@ -23,6 +23,7 @@ from models.twin.monitor.flood import AlarmFlood
 from models.twin.monitor.residual_monitor import ResidualMonitor
 from serve_app.settings import AppSettings
 from serve_app.twin.alert_log import AlertLog
+from serve_app.twin.announcements import AlertAnnouncements, SessionAlarms
 from serve_app.twin.coalescer import PredictionCoalescer
 from serve_app.twin.ensembles import PredictorPool
 from serve_app.twin.history_log import HistoryChunk
@@ -122,9 +123,7 @@ class TwinConnection:
         self.budget = TokenBucket(services.settings.limits.twin_messages_per_s, services.settings.limits.twin_burst)
         self.tasks = ConnectionTasks()
         self.recorded = RecentIds(REQUEST_IDS_KEPT)  # ids of the session's requests already recorded
-        self.announced: dict[tuple[str, str], dict] = {}  # (signal, kind) -> its opening as the client last heard it
-        self.last_opened: dict[tuple[str, str], dict] = {}  # (signal, kind) -> the record of its latest opening
-        self.shelved: set[tuple[str, str]] = set()  # (signal, kind) shelved when the monitor last ran
+        self.announcements = AlertAnnouncements()  # what the client has heard of the session's alerts
 
     async def serve(self) -> None:
         replies: asyncio.Queue = asyncio.Queue(maxsize=self.services.settings.limits.max_inflight_per_connection)
@@ -199,33 +198,19 @@ class TwinConnection:
             events += await asyncio.to_thread(*update)
         else:
             events += update[0](*update[1:])
-        self.services.sessions.monitor_changed(self.session_id, self.connection_id, monitor, bool(events))
-        shelved = self.services.operator.shelved(self.session_id)
+        shelved = set(self.services.operator.shelved(self.session_id))
         records = [alert_record(e, self.session_id, (e.signal, e.kind) in shelved) for e in events]
         for e in events:
             logger.info("twin session %s: %s", self.session_id, e.message)
             if e.opened:
                 self.services.metrics.alerts.inc(tags={"kind": e.kind})
-        for record in records:
-            if record["opened"]:
-                self.last_opened[(record["signal"], record["kind"])] = record
-        pushed = [r for r in records if not r["shelved"]]
-        self._announced(pushed)
-        back = self._unshelved(self.shelved - set(shelved), set(monitor.open_alerts), measured.timestamps[-1])
-        self._announced(back)
-        self.shelved = set(shelved)
+        pushed, back = self.announcements.observe(records, shelved, set(monitor.open_alerts), measured.timestamps[-1])
+        self.services.sessions.monitor_changed(self.session_id, self.connection_id,
+                                               SessionAlarms(monitor, self.announcements), bool(records or back))
         if records or back:
             self.services.sessions.record_alerts(self.session_id, self.connection_id, records + back)
             self.services.alert_log.record(records + back)
         return [alert_message(r) for r in pushed + back]
-
-    def _announced(self, pushed: list[dict]) -> None:
-        for record in pushed:
-            key = (record["signal"], record["kind"])
-            if record["opened"]:
-                self.announced[key] = record
-            else:
-                self.announced.pop(key, None)
 
     def _recalibrated(self, monitor: ResidualMonitor, timestamp: str) -> list:
         """When another calibration of the ensemble came into force (an operator accepted a new normal,
@@ -239,21 +224,6 @@ class TwinConnection:
         logger.info("twin session %s: monitor calibration version %d in force", self.session_id, version)
         return monitor.recalibrate(calibration, alert_overrides(calibration, active.config.alert_thresholds,
                                                                 active.targets), timestamp)
-
-    def _unshelved(self, ended: set[tuple[str, str]], open_now: set[tuple[str, str]], timestamp: str) -> list[dict]:
-        """For each alert whose shelving `ended`, a record where it stands otherwise than the client last
-        heard: still open (announced again) or cleared while shelved (`reannounced`: the monitor's own
-        record of the change was made while shelved)."""
-        records = []
-        for key in sorted(ended):
-            if key in open_now and key not in self.announced and key in self.last_opened:
-                records.append({**self.last_opened[key], "sample": timestamp, "created_at": now_iso(), "shelved": False,
-                                "reannounced": True})
-            elif key not in open_now and key in self.announced:
-                records.append({**self.announced[key], "opened": False, "sample": timestamp, "created_at": now_iso(),
-                                "shelved": False, "reannounced": True,
-                                "message": f"{key[1]} on {key[0]} cleared while shelved"})
-        return records
 
     async def _handle(self, frame: str | bytes, binary: bool) -> dict | asyncio.Task:
         """Answer one frame: a reply dict now, or a task that will produce it."""
@@ -349,8 +319,8 @@ class TwinConnection:
                                     {"session_id": requested})
                 self.session_id, resumed = requested, True
                 self.recorded.extend(held["request_ids"])
-                if monitor is not None and held["monitor_state"] is not None:
-                    monitor.restore(held["monitor_state"])  # its detectors and open alerts carry on
+                if monitor is not None and held["monitor_state"] is not None:  # detectors, open alerts carry on
+                    SessionAlarms(monitor, self.announcements).restore(held["monitor_state"])
             else:
                 session_id = uuid.uuid4().hex
                 await self.services.sessions.open(session_id, active.session_config(), False, self.connection_id,

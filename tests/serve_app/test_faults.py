@@ -105,7 +105,7 @@ def test_a_session_resumed_after_its_shards_restarted_continues_its_monitor(serv
         peer, ack = await configured(server, mode="batch", batch_size=300)
         before = await send_measured(peer, data, slice(0, 150))
         await peer.ws.close()
-        await persisted(server, ack["session_id"], where={"monitor_state.samples": 150})
+        await persisted(server, ack["session_id"], where={"monitor_state.detectors.samples": 150})
         kill(server, SHARDS)
         again, _ = await configured(server, mode="batch", batch_size=300, session_id=ack["session_id"])
         after = await send_measured(again, data, slice(150, 300))

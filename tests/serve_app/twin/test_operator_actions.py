@@ -1,7 +1,8 @@
 """Operator actions against the real server: shelving an alert holds it back from the client and
-announces how it stands when the time runs out; accepting a window as the new normal clears a standing
-alert and a rollback brings it back; recalibration proposals from alert-free operation; every action
-recorded with who and why; bad requests get 4xx and change nothing; twin clients get 403."""
+announces how it stands when the time runs out (also to a client that resumed the session meanwhile);
+accepting a window as the new normal clears a standing alert and a rollback brings it back;
+recalibration proposals from alert-free operation; every action recorded with who and why; bad requests
+get 4xx and change nothing; twin clients get 403."""
 
 from __future__ import annotations
 
@@ -40,9 +41,11 @@ def test_a_shelved_alert_is_held_back_and_announced_again_when_its_time_runs_out
         assert shelved["by"].startswith("admin:") and shelved["reason"] == "sensor under maintenance"
         assert [(s["signal"], s["kind"]) for s in held] == [("Temperature_target_1", "stuck")]
         during = await send_measured(peer, data, slice(300, 450))  # the second stuck opens while shelved
+        await peer.ws.close()  # the client reconnects meanwhile: the session keeps what its client has heard
+        again, _ = await configured(server, mode="batch", batch_size=300, session_id=session)
         time.sleep(SHELVE_S + 1.2)  # the shelving runs out (replicas refresh every second)
-        after = await send_measured(peer, data, slice(450, 470))
-        await peer.ws.close()
+        after = await send_measured(again, data, slice(450, 470))
+        await again.ws.close()
         return session, during, after
 
     session, during, after = run(scenario())
