@@ -5,27 +5,23 @@ from __future__ import annotations
 
 from models.twin.monitor.residual_monitor import ResidualMonitor
 from serve_app.twin.announcements import AlertAnnouncements, SessionAlarms
+from tests.support.alert_records import stuck_record
 
-KEY = ("T1", "stuck")
-
-
-def record(opened: bool, shelved: bool, sample: str) -> dict:
-    return {"signal": "T1", "kind": "stuck", "opened": opened, "shelved": shelved, "sample": sample,
-            "first_sample": "s0", "message": "stuck"}
+KEY = ("T1", "stuck")  # stuck_record's
 
 
 def test_a_shelving_that_ends_re_announces_an_alert_still_open_and_one_cleared_meanwhile():
     heard = AlertAnnouncements()
-    pushed, back = heard.observe([record(True, False, "s1")], set(), {KEY}, "s1")
+    pushed, back = heard.observe([stuck_record(True, False, "s1")], set(), {KEY}, "s1")
     assert [r["sample"] for r in pushed] == ["s1"] and back == []
-    pushed, back = heard.observe([record(False, True, "s2")], {KEY}, set(), "s2")  # cleared while shelved
+    pushed, back = heard.observe([stuck_record(False, True, "s2")], {KEY}, set(), "s2")  # cleared while shelved
     assert pushed == [] and back == []
     resumed = AlertAnnouncements()
     resumed.restore(heard.state())
     pushed, back = resumed.observe([], set(), set(), "s3")  # the shelving ended: the client hears the clearing
     assert pushed == [] and [(r["opened"], r["reannounced"], r["sample"]) for r in back] == [(False, True, "s3")]
 
-    resumed.observe([record(True, True, "s4")], {KEY}, {KEY}, "s4")  # opened again while shelved
+    resumed.observe([stuck_record(True, True, "s4")], {KEY}, {KEY}, "s4")  # opened again while shelved
     again = AlertAnnouncements()
     again.restore(resumed.state())
     _, back = again.observe([], set(), {KEY}, "s5")

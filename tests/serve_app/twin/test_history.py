@@ -11,21 +11,11 @@ import numpy as np
 
 from serve_app.twin.history import history_csv, history_csv_parts, history_json, history_json_parts
 from serve_app.twin.history_log import HistoryChunk
-
-
-def chunks() -> list[HistoryChunk]:
-    rng = np.random.default_rng(5)
-    measured = rng.normal(size=(7, 2)) * 1e-6
-    measured[2, 1] = np.nan
-    plain = HistoryChunk([f"t{i}" for i in range(5)], rng.random(5), ("a", "b"), rng.normal(size=(5, 2)) * 1e6,
-                         ("y", "z"), rng.normal(size=(5, 2)))
-    with_actual = HistoryChunk(["t,5 \"quoted\""] + [f"t{i}" for i in range(6, 12)], rng.random(7), ("a",),
-                               rng.normal(size=(7, 1)), ("y", "z"), rng.normal(size=(7, 2)), measured)
-    return [plain, with_actual]
+from tests.support.history_chunks import mixed_chunks
 
 
 def test_csv_holds_every_value_exactly_and_blanks_what_is_missing():
-    parts = chunks()
+    parts = mixed_chunks()
     table = list(csv.DictReader(io.StringIO(history_csv(parts).decode())))
     assert list(table[0]) == ["timestamp", "latency_ms", "boundary_a", "boundary_b", "prediction_y", "prediction_z",
                               "actual_y", "actual_z", "residual_y", "residual_z"]
@@ -43,13 +33,13 @@ def test_csv_holds_every_value_exactly_and_blanks_what_is_missing():
 
 
 def test_streamed_parts_join_to_the_same_csv():
-    whole = history_csv(chunks())
-    parts = list(history_csv_parts(chunks(), part_rows=3))
+    whole = history_csv(mixed_chunks())
+    parts = list(history_csv_parts(mixed_chunks(), part_rows=3))
     assert len(parts) == 1 + 2 + 3 and b"".join(parts) == whole
 
 
 def test_json_holds_every_value_exactly_and_nulls_what_is_missing():
-    parts = chunks()
+    parts = mixed_chunks()
     target_only = HistoryChunk(["t12"], np.array([0.5]), (), np.zeros((1, 0)), ("y",), np.array([[2.0]]),
                                np.array([[np.inf]]))
     document = json.loads(history_json("s1", [*parts, target_only], {"alerts": [{"kind": "drift"}]}))
@@ -69,7 +59,7 @@ def test_json_holds_every_value_exactly_and_nulls_what_is_missing():
 
 
 def test_streamed_json_parts_join_to_the_same_document():
-    whole = history_json("s1", chunks())
-    parts = list(history_json_parts("s1", chunks(), part_rows=3))
+    whole = history_json("s1", mixed_chunks())
+    parts = list(history_json_parts("s1", mixed_chunks(), part_rows=3))
     assert len(parts) == 1 + 2 + 3 + 1 and b"".join(parts) == whole
     assert json.loads(history_json("s1", []))["samples"] == []
