@@ -6,12 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 
 from serve_app.twin.history import history_csv, history_csv_parts, history_json, history_json_parts
 from serve_app.twin.history_log import HistoryChunk
-from tests.support.history_chunks import mixed_chunks
+from tests.support.history_chunks import counting_chunk, mixed_chunks
 
 
 def test_csv_holds_every_value_exactly_and_blanks_what_is_missing():
@@ -63,3 +64,16 @@ def test_streamed_json_parts_join_to_the_same_document():
     parts = list(history_json_parts("s1", mixed_chunks(), part_rows=3))
     assert len(parts) == 1 + 2 + 3 + 1 and b"".join(parts) == whole
     assert json.loads(history_json("s1", []))["samples"] == []
+
+
+def test_a_live_sessions_small_chunks_are_rendered_together_with_actual_only_where_sent():
+    small = [replace(counting_chunk(i, 1), actual=np.array([[7.0]])) if i % 2 else counting_chunk(i, 1)
+             for i in range(6)]  # one chunk per flush, measured values in every other message
+    parts = list(history_json_parts("s1", small))
+    assert len(parts) == 3  # opening, one part for all six samples, end
+    samples = json.loads(b"".join(parts))["samples"]
+    assert [s.get("actual", "absent") for s in samples] == ["absent", {"y": 7.0}] * 3
+    assert [s["predictions"]["y"] for s in samples] == [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+    table = list(csv.DictReader(io.StringIO(history_csv(small).decode())))
+    assert [r["actual_y"] for r in table] == ["", "7", "", "7", "", "7"]
+    assert [r["residual_y"] for r in table] == ["", "-3", "", "-23", "", "-43"]
