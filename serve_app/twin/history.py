@@ -35,8 +35,7 @@ def _export_parts(chunks: list[HistoryChunk], part_rows: int) -> Iterator[tuple[
     values - None when none were; the others' `actual` is NaN)."""
     runs: list[list[HistoryChunk]] = []
     for chunk in chunks:
-        if runs and (runs[-1][0].boundary_signals, runs[-1][0].target_signals) == (chunk.boundary_signals,
-                                                                                   chunk.target_signals):
+        if runs and runs[-1][0].same_signals(chunk):
             runs[-1].append(chunk)
         elif len(chunk):
             runs.append([chunk])
@@ -136,4 +135,5 @@ def _json_object(name: str, signals: tuple[str, ...], values: np.ndarray) -> lis
 
 def _json_numbers(values: np.ndarray) -> pa.Array:
     text = pc.cast(pa.array(values, pa.float64()), pa.string())
-    return text if np.isfinite(values).all() else pc.if_else(pa.array(np.isfinite(values)), text, "null")
+    finite = np.isfinite(values)
+    return text if finite.all() else pc.if_else(pa.array(finite), text, "null")

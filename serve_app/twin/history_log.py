@@ -27,10 +27,13 @@ class HistoryChunk:
     def __len__(self) -> int:
         return len(self.timestamps)
 
+    def same_signals(self, other: "HistoryChunk") -> bool:
+        """Whether `other` holds the same boundary and target signals, in the same order."""
+        return other.boundary_signals == self.boundary_signals and other.target_signals == self.target_signals
+
     def extends(self, other: "HistoryChunk") -> bool:
         """Whether `other` can be appended to this chunk (same signals, measured values in both or neither)."""
-        return (other.boundary_signals == self.boundary_signals and other.target_signals == self.target_signals
-                and (other.actual is None) == (self.actual is None))
+        return self.same_signals(other) and (other.actual is None) == (self.actual is None)
 
     @classmethod
     def joined(cls, chunks: list["HistoryChunk"]) -> "HistoryChunk":
