@@ -1,5 +1,6 @@
 """Early-warning quality of the residual monitor: detection delay per fault type and false alarms on
-normal data, for a few threshold settings, on the demo plant with its ground-truth fault labels.
+normal data, for a few threshold settings, on the demo plant with its ground-truth fault labels. Every
+detector counts, the boundary inputs' `envelope` and `input_level` included.
 
     python -m bench.alert_detection                  # ~2 minutes on 2 cores
     python -m bench.alert_detection --runs 3 --normal-samples 2000   # quick
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from models.twin.ensemble import Ensemble
 from models.twin.monitor.calibration import AlertThresholds, MonitorCalibration
 from models.twin.monitor.residual_monitor import ResidualMonitor
-from models.twin.plant import TARGET_SIGNALS, Fault, simulate
+from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, Fault, simulate
 from models.twin.repository import ModelRepository
 from serve_app.settings import PROJECT_ROOT
 
@@ -73,8 +74,8 @@ def scaled(calibration: MonitorCalibration, factor: float) -> dict[str, AlertThr
 def run_monitor(ensemble: Ensemble, thresholds: dict[str, AlertThresholds], faults: tuple[Fault, ...],
                 samples: int, seed: int):
     data = simulate(samples, seed=seed, faults=faults)
-    monitor = ResidualMonitor(TARGET_SIGNALS, ensemble.manifest.monitor, thresholds)
-    return data, monitor.update(ensemble.predict(data.boundary), data.target, data.timestamps)
+    monitor = ResidualMonitor(TARGET_SIGNALS, ensemble.manifest.monitor, thresholds, boundary=BOUNDARY_SIGNALS)
+    return data, monitor.update(ensemble.predict(data.boundary), data.target, data.timestamps, data.boundary)
 
 
 def detection_delay(scenario_fault: Fault, data, events) -> int | None:

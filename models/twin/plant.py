@@ -147,12 +147,14 @@ def steady_state(boundary: np.ndarray, fouling: np.ndarray | float = 0.0, leak: 
 
 
 def simulate(samples: int, seed: int = 0, start: datetime | None = None, period_s: float = 1.0,
-             faults: tuple[Fault, ...] = (), excitation: float = 1.0) -> PlantData:
+             faults: tuple[Fault, ...] = (), excitation: float = 1.0, boundary: np.ndarray | None = None) -> PlantData:
     """Simulate `samples` one-second steps of the plant; the same seed gives the same run (faults aside).
 
     `excitation` > 1 makes an identification run for training a twin: every boundary signal wanders
     `excitation` times wider and faster than in normal operation, so the twin also learns the edges of
-    the operating range that normal operation visits only rarely.
+    the operating range that normal operation visits only rarely. `boundary` [samples, 9] runs the plant
+    on these inputs instead (an operating program, an input moved by hand); the seed still draws the
+    wandering ones first, so the sensor noise is that of the same seed's run.
     """
     if excitation <= 0:
         raise ValueError("excitation must be positive")
@@ -161,9 +163,12 @@ def simulate(samples: int, seed: int = 0, start: datetime | None = None, period_
     for name in BOUNDARY_SIGNALS:
         mean, std, tau = _BOUNDARY_PROCESS[name]
         columns.append(_ornstein_uhlenbeck(rng, samples, mean, std * excitation, tau / excitation))
-    boundary = np.stack(columns, axis=1)
-    boundary[:, 3:5] = np.clip(boundary[:, 3:5], 0.8, None)  # flows stay positive
-    boundary[:, 7] = np.clip(boundary[:, 7], 0.0, 0.8)  # valve travel limits
+    wandering = np.stack(columns, axis=1)
+    wandering[:, 3:5] = np.clip(wandering[:, 3:5], 0.8, None)  # flows stay positive
+    wandering[:, 7] = np.clip(wandering[:, 7], 0.0, 0.8)  # valve travel limits
+    if boundary is not None and np.shape(boundary) != wandering.shape:
+        raise ValueError(f"boundary must be [{samples}, {len(BOUNDARY_SIGNALS)}]")
+    boundary = wandering if boundary is None else np.array(boundary, dtype=np.float64)
     process = {k: sum((f.profile(samples) * f.magnitude for f in faults if f.kind == k), np.zeros(samples))
                for k in ("fouling", "leak")}
     ideal = steady_state(boundary, process["fouling"], process["leak"])

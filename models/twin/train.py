@@ -46,7 +46,7 @@ from models.twin.manifest import (
     read_manifest,
     read_scalers,
 )
-from models.twin.monitor.calibrate import MIN_CALIBRATION_SAMPLES, calibrate
+from models.twin.monitor.calibrate import MIN_CALIBRATION_SAMPLES, calibrate, input_levels
 from models.twin.monitor.calibration import MonitorCalibration
 from models.twin.monitor.envelope import input_ranges
 from models.twin.residual_boost import MLPBoostConfig, build_boost, sst_boost_config
@@ -418,6 +418,7 @@ def train_ensemble(table: SignalTable, boundary_signals: list[str], target_signa
     ensemble_pred = np.where(use_boost, boosted_pred, stage1_pred)
     monitor = calibrate(target_signals, ensemble_pred[held_out], actual[held_out], lags=twin.lags)
     monitor.inputs = input_ranges(boundary_signals, table.boundary)  # what the twin has seen, for `envelope`
+    monitor.input_levels = input_levels(boundary_signals, table.boundary)  # normal operation's, for `input_level`
     training = {"rows": rows, "gap_rows_left_out": table.dropped_rows, "calibration": calibration,
                 "epochs": 0 if kept is not None else plan.epochs, "boost_epochs": plan.boost_epochs,
                 "d_model": plan.d_model, "num_layers": plan.num_layers, "lr": plan.lr, "batch_size": plan.batch_size,

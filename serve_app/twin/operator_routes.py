@@ -90,12 +90,19 @@ async def _measured_rows(services: TwinServices, session_id: str, targets: list[
     return chunks
 
 
-def _stacked(chunks: list[HistoryChunk], keep) -> tuple[np.ndarray, np.ndarray]:
-    """(predictions, actual) of the rows `keep(chunk)` selects ([k] bool per chunk), in order."""
-    picked = [(c.predictions[mask], c.actual[mask]) for c in chunks if (mask := keep(c)).any()]
+def _stacked(chunks: list[HistoryChunk], keep) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """(predictions, actual, {boundary signal: its readings}) of the rows `keep(chunk)` selects ([k] bool
+    per chunk), in order."""
+    picked = [(c, mask) for c in chunks if (mask := keep(c)).any()]
     if not picked:
-        return np.empty((0, 0)), np.empty((0, 0))
-    return np.concatenate([p for p, _ in picked]), np.concatenate([a for _, a in picked])
+        return np.empty((0, 0)), np.empty((0, 0)), {}
+    inputs: dict[str, list[np.ndarray]] = {}
+    for chunk, mask in picked:
+        for b, name in enumerate(chunk.boundary_signals):
+            inputs.setdefault(name, []).append(chunk.boundary[mask, b])
+    return (np.concatenate([c.predictions[mask] for c, mask in picked]),
+            np.concatenate([c.actual[mask] for c, mask in picked]),
+            {name: np.concatenate(parts) for name, parts in inputs.items()})
 
 
 def _proposal(info: dict, calibration: MonitorCalibration, chunks: list[HistoryChunk]) -> dict:
@@ -145,6 +152,7 @@ async def calibration_versions(name: str, services: TwinServices = Depends(twin_
             "thresholds": {t: th.model_dump() for t, th in calibration.thresholds.items()},
             "levels": {t: {"residual_mean": s.residual_mean, "residual_std": s.residual_std}
                        for t, s in calibration.signals.items()},
+            "input_levels": {b: level.model_dump() for b, level in calibration.input_levels.items()},
             "versions": await asyncio.to_thread(services.operator.versions, name)}
 
 
@@ -165,12 +173,13 @@ async def accept_new_normal(name: str, body: WindowRequest, http: Request,
     def inside(chunk: HistoryChunk) -> np.ndarray:
         seconds = np.array([plant_seconds(t) for t in chunk.timestamps], dtype=float)  # not a time: NaN, outside
         return (seconds >= start) & (seconds <= end)
-    predictions, actual = _stacked(chunks, inside)
+    predictions, actual, inputs = _stacked(chunks, inside)
     if len(predictions) < MIN_ACCEPT_SAMPLES:
         raise HTTPException(422, f"the window holds {len(predictions)} measured samples of session "
                                  f"{body.session_id!r}; at least {MIN_ACCEPT_SAMPLES} are needed")
     try:
-        accepted = await asyncio.to_thread(rebaselined, calibration, info["target_signals"], predictions, actual)
+        accepted = await asyncio.to_thread(rebaselined, calibration, info["target_signals"], predictions, actual,
+                                           inputs)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     details = {"session_id": body.session_id, "window": {"start": body.start, "end": body.end,
@@ -181,7 +190,11 @@ async def accept_new_normal(name: str, body: WindowRequest, http: Request,
                                     "now": accepted.signals[t].residual_mean},
                   "residual_std": {"was": calibration.signals[t].residual_std,
                                    "now": accepted.signals[t].residual_std}} for t in info["target_signals"]}
-    return {"ensemble": name, "version": new, "replaces": version, "samples": len(predictions), "levels": levels}
+    input_levels = {b: {"mean": {"was": calibration.input_levels[b].mean, "now": level.mean},
+                        "std": {"was": calibration.input_levels[b].std, "now": level.std}}
+                    for b, level in accepted.input_levels.items()}
+    return {"ensemble": name, "version": new, "replaces": version, "samples": len(predictions), "levels": levels,
+            "input_levels": input_levels}
 
 
 async def _proposal_from(services: TwinServices, name: str, session_id: str) -> tuple[int, dict]:

@@ -8,6 +8,7 @@
     residual          the lagged prediction, spike, drift and the slow baseline
     multivariate      Hotelling T² of the drift EWMAs
     envelope          boundary inputs outside the range the twin was trained on
+    input_level       boundary inputs away from their normal level
     alarm_figures     ISA-18.2 figures of an alert stream (alerts per 10 min, standing share, ...)
     alerts            open/cleared state of one alert kind over the signals
     events            `AlertEvent`, the alert kinds

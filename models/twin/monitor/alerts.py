@@ -28,14 +28,15 @@ class SignalAlerts:
 
 
 @njit(cache=True, nogil=True)
-def switch(alerts, j, trigger, clear, score, threshold, kind, row, sample, events: EventBuffer) -> None:
+def switch(alerts, j, trigger, clear, score, threshold, kind, row, sample, events: EventBuffer, signal=-1) -> None:
     """Open signal j's alert where `trigger` holds and it is closed; clear it where `clear` holds and it is
-    open; record the event."""
+    open; record the event, naming the monitor's signal `signal` (-1: j, a target)."""
     began, first, is_open = alerts
+    signal = j if signal < 0 else signal
     if trigger and not is_open[j]:
         first[j] = began[j] if began[j] != NO_SAMPLE else sample
         is_open[j] = True
-        push(events, row, kind, j, True, first[j], float(score), float(threshold), j, -1, -1)
+        push(events, row, kind, signal, True, first[j], float(score), float(threshold), signal, -1, -1)
     elif clear and is_open[j]:
         is_open[j] = False
-        push(events, row, kind, j, False, first[j], float(score), float(threshold), j, -1, -1)
+        push(events, row, kind, signal, False, first[j], float(score), float(threshold), signal, -1, -1)

@@ -13,7 +13,8 @@ Rules (the reasoning and the measurements behind them: docs/early-warning.md, do
   memory follows the run's length (`drift_weight`); an alert clears after three memories;
 - a target the twin explains too little of is watched against its normal level (`twin_has_skill`);
 - each signal's normal hold (repeated readings) is recorded for `stuck`, and the multivariate alert gets
-  a shrunk covariance of the EWMA vector.
+  a shrunk covariance of the EWMA vector;
+- each boundary input's normal level gets a drift limit by the same rule (`input_levels`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from models.twin.ensemble import Ensemble
 from models.twin.manifest import MANIFEST_FILE
 from models.twin.monitor.calibration import (
     AlertThresholds,
+    InputLevel,
     MonitorCalibration,
     MultivariateCalibration,
     SignalCalibration,
@@ -116,6 +118,23 @@ def effective_samples(series: np.ndarray, spread: bool = False) -> float:
     if spread:
         rho = rho * rho
     return max(2.0, len(series) * (1.0 - rho) / (1.0 + rho))
+
+
+def spread_samples(series: np.ndarray) -> float:
+    """How many independent samples a series [n] is worth for estimating its standard deviation, from its
+    whole autocorrelation (Bartlett): n / (1 + 2 sum rho_k²), summed while rho_k is positive. For a smooth
+    series (an input wandering slowly, then averaged) the lag-1 count of `effective_samples` assumes AR(1)
+    and sees far fewer samples than there are."""
+    n = len(series)
+    centred = series - series.mean()
+    spectrum = np.fft.rfft(centred, 2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    if acf[0] <= 0:
+        return 2.0
+    acf = acf / acf[0]
+    ended = np.flatnonzero(acf[1:] <= 0.0)
+    positive = acf[1:1 + (int(ended[0]) if len(ended) else n - 1)]
+    return max(2.0, n / (1.0 + 2.0 * float((positive ** 2).sum())))
 
 
 def spread_bound(n_eff: float, confidence: float = CONFIDENCE) -> float:
@@ -242,6 +261,16 @@ def held_out_ewma(residual: np.ndarray, drift_lambda: float) -> np.ndarray:
     return out
 
 
+def drift_limit(smoothed: np.ndarray, margin: float, allowed: int, n_eff: float | None = None) -> float:
+    """The drift threshold for one signal's held-out drift EWMA series [n] (`held_out_ewma`): `margin` times
+    the larger of the level its normal data reach within `allowed` alarms and Student's t limit for a
+    spread estimated from `n_eff` samples (default: the EWMA's lag-1 count, `effective_samples`)."""
+    n_eff = effective_samples(smoothed, spread=True) if n_eff is None else n_eff
+    limit = t_quantile(1.0 - TARGET_EXCEEDANCE / 2, n_eff - 1) * np.sqrt(1 + 1 / n_eff) * spread_bound(n_eff)
+    return margin * max(limit * float(np.sqrt((smoothed ** 2).mean())),
+                        lowest_threshold(drift_alarms, np.abs(smoothed), allowed))
+
+
 def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, margin: float = DEFAULT_MARGIN,
               drift_lambda: float | None = None, lags: np.ndarray | None = None,
               alarm_budget: float = DEFAULT_ALARM_BUDGET,
@@ -271,10 +300,7 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
         # for spikes, the drift EWMA's (worth far fewer independent samples, one per few memories) for drift
         bound = spread_bound(effective_samples(z[:, j], spread=True))
         spike.append(margin * max(MIN_SPIKE_SD * bound, lowest_threshold(spike_alarms, np.abs(z[:, j]), allowed)))
-        n_eff = effective_samples(smoothed[:, j], spread=True)
-        limit = t_quantile(1.0 - TARGET_EXCEEDANCE / 2, n_eff - 1) * np.sqrt(1 + 1 / n_eff) * spread_bound(n_eff)
-        drift.append(margin * max(limit * float(np.sqrt((smoothed[:, j] ** 2).mean())),
-                                  lowest_threshold(drift_alarms, np.abs(smoothed[:, j]), allowed)))
+        drift.append(drift_limit(smoothed[:, j], margin, allowed))
     step_std = np.diff(actual, axis=0).std(axis=0)
     held = longest_unchanged_run(actual)
     return MonitorCalibration(
@@ -291,6 +317,27 @@ def calibrate(targets: list[str], predictions: np.ndarray, actual: np.ndarray, m
         multivariate=multivariate_calibration(z, targets, drift_lambda, margin, allowed),
         baseline_halflife=baseline_halflife,
     )
+
+
+def input_levels(boundary: list[str], values: np.ndarray, margin: float = DEFAULT_MARGIN,
+                 alarm_budget: float = DEFAULT_ALARM_BUDGET) -> dict[str, InputLevel]:
+    """Each boundary signal's normal level and drift limit from time-ordered normal data [n, n_boundary]
+    (NaN left out), calibrated as a target's drift is: the EWMA's weight from the run's length, the
+    threshold from each time block standardised by the others, the small-sample allowance from the EWMA's
+    whole autocorrelation (`spread_samples`: inputs wander smoothly). Signals with fewer than
+    MIN_CALIBRATION_SAMPLES readings, or that never changed, are left out (`envelope` still watches a
+    constant input's range)."""
+    levels = {}
+    for b, name in enumerate(boundary):
+        seen = values[:, b][np.isfinite(values[:, b])]
+        if len(seen) < MIN_CALIBRATION_SAMPLES or float(seen.std()) <= 0.0:
+            continue
+        weight = drift_weight(len(seen))
+        smoothed = held_out_ewma(seen[:, None], weight)[:, 0]
+        limit = drift_limit(smoothed, margin, int(alarm_budget * len(seen) / 10_000), spread_samples(smoothed))
+        levels[name] = InputLevel(mean=float(seen.mean()), std=float(seen.std()), drift_lambda=weight,
+                                  drift_threshold=limit, clear_samples=off_delay(weight))
+    return levels
 
 
 def main() -> None:
@@ -310,6 +357,8 @@ def main() -> None:
     manifest.monitor = calibrate(manifest.target_signals, ensemble.predict(table.boundary), table.target,
                                  args.margin, args.drift_lambda, manifest.lags(), args.alarm_budget)
     manifest.monitor.inputs = ranges
+    manifest.monitor.input_levels = input_levels(manifest.boundary_signals, table.boundary, args.margin,
+                                                 args.alarm_budget)  # this normal operation's
     (args.ensemble / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     for t, th in manifest.monitor.thresholds.items():
         signal = manifest.monitor.signals[t]

@@ -51,6 +51,17 @@ class InputRange(BaseModel):
     high: float
 
 
+class InputLevel(BaseModel):
+    """The normal level of one boundary signal (its mean and spread in the data the twin was trained on)
+    and the limit of its drift EWMA, for `input_level`."""
+
+    mean: float
+    std: float = Field(gt=0.0)
+    drift_lambda: float = Field(gt=0.0, le=1.0)
+    drift_threshold: float = Field(gt=0.0)  # in spreads, like a target's
+    clear_samples: int = Field(ge=1)
+
+
 class MonitorCalibration(BaseModel):
     """Per-target residual calibration and default alert thresholds, stored in the ensemble manifest."""
 
@@ -64,3 +75,5 @@ class MonitorCalibration(BaseModel):
     # boundary signals' training ranges, watched by `envelope` (models.twin.monitor.envelope); empty: not watched
     inputs: dict[str, InputRange] = {}
     envelope_margin: float = Field(0.1, ge=0.0)  # share of a range's span an input may pass its edges by
+    # boundary signals' normal levels, watched by `input_level` (models.twin.monitor.input_level); empty: not watched
+    input_levels: dict[str, InputLevel] = {}

@@ -19,12 +19,12 @@ OUTSIDE_SAMPLES = 3  # samples in a row outside the range before the alert opens
 class InputEnvelope:
     """Per boundary signal: outside [low - margin * span, high + margin * span] for OUTSIDE_SAMPLES samples
     in a row opens the alert (its score: how far outside, in spans); `clear_after` samples in a row inside
-    clear it. A missing (NaN) input counts as inside. Alert events name the signal `offset + b` (the
-    monitor numbers its boundary signals after its targets)."""
+    clear it. A missing (NaN) input counts as inside. `columns`: each signal's place in the monitor's input
+    vector; events name it `offset + column` (the monitor numbers its inputs after its targets)."""
 
     STATE = ("outside", "inside")
 
-    def __init__(self, ranges: list[InputRange], margin: float, clear_after: int, offset: int):
+    def __init__(self, ranges: list[InputRange], margin: float, clear_after: int, columns: np.ndarray, offset: int):
         n = len(ranges)
         low = np.array([r.low for r in ranges], dtype=np.float64)
         high = np.array([r.high for r in ranges], dtype=np.float64)
@@ -32,23 +32,25 @@ class InputEnvelope:
         self.low, self.high = low - margin * self.span, high + margin * self.span
         self.margin = float(margin)
         self.clear_after = int(clear_after)
+        self.columns = np.asarray(columns, dtype=np.int64)
         self.offset = int(offset)
         self.outside = np.zeros(n, dtype=np.int64)  # samples in a row outside
         self.inside = np.zeros(n, dtype=np.int64)  # samples in a row inside
         self.alerts = SignalAlerts("envelope", n)
 
     def arrays(self) -> tuple:
-        return (self.low, self.high, self.span, self.margin, self.clear_after, self.offset, self.outside, self.inside,
-                self.alerts.arrays())
+        return (self.low, self.high, self.span, self.margin, self.clear_after, self.columns, self.offset, self.outside,
+                self.inside, self.alerts.arrays())
 
 
 @njit(cache=True, nogil=True)
 def envelope_step(part, x, row, sample, events) -> None:
-    """One sample of InputEnvelope; x: the boundary inputs of the sample."""
-    low, high, span, margin, clear_after, offset, outside, inside, alerts = part
+    """One sample of InputEnvelope; x: the monitor's input vector of the sample."""
+    low, high, span, margin, clear_after, columns, offset, outside, inside, alerts = part
     began, first, is_open = alerts
     for b in range(len(low)):
-        beyond = 0.0 if np.isnan(x[b]) else max(low[b] - x[b], x[b] - high[b], 0.0) / span[b]
+        value = x[columns[b]]
+        beyond = 0.0 if np.isnan(value) else max(low[b] - value, value - high[b], 0.0) / span[b]
         if beyond > 0.0:
             if outside[b] == 0:
                 began[b] = sample
@@ -63,7 +65,8 @@ def envelope_step(part, x, row, sample, events) -> None:
         elif clearing:
             is_open[b] = False
         if opening or clearing:
-            push(events, row, ENVELOPE, offset + b, opening, first[b], beyond + margin, margin, offset + b, -1, -1)
+            signal = offset + columns[b]
+            push(events, row, ENVELOPE, signal, opening, first[b], beyond + margin, margin, signal, -1, -1)
 
 
 def input_ranges(boundary: list[str], values: np.ndarray) -> dict[str, InputRange]:

@@ -11,7 +11,7 @@ from numba import njit
 
 SIGNAL_KINDS = ("drift", "spike", "stuck", "missing")  # per target signal
 VECTOR_KINDS = ("multivariate", "flood")  # about the session as a whole: their signal is "*"
-INPUT_KINDS = ("envelope",)  # per boundary signal
+INPUT_KINDS = ("envelope", "input_level")  # per boundary signal
 ALERT_KINDS = SIGNAL_KINDS + VECTOR_KINDS + INPUT_KINDS
 KIND_CODE = {kind: code for code, kind in enumerate(ALERT_KINDS)}  # how the compiled monitor names a kind
 CONTRIBUTORS = 3  # signals an event names at most
@@ -47,6 +47,8 @@ class AlertEvent:
             "missing": f"{self.signal} has had no reading for {self.score:.0f} samples",
             "envelope": f"input {self.signal} is {self.score:.0%} of its training range outside that range: the "
                         "plant has moved where the twin was not trained, its predictions extrapolate",
+            "input_level": f"input {self.signal} has moved away from its normal level (EWMA {self.score:.2f} sd, "
+                           f"threshold {self.threshold:.2f})",
             "multivariate": f"the residuals move together away from normal (T² {self.score:.1f}, threshold "
             f"{self.threshold:.1f}); most from {names}",
         }[self.kind]

@@ -21,12 +21,14 @@ PROPOSAL_MIN_SAMPLES = 1000  # alert-free measured samples before a recalibratio
 
 
 def rebaselined(calibration: MonitorCalibration, targets: list[str], predictions: np.ndarray,
-                actual: np.ndarray) -> MonitorCalibration:
+                actual: np.ndarray, inputs: dict[str, np.ndarray] | None = None) -> MonitorCalibration:
     """`calibration` with each target's normal level and spread taken from a window of operation an
     operator accepts as the new normal (predictions, actual [n, n_target], NaN where not measured): the
     residual mean moves to the window's; the spread becomes the window's where it is wider (a calm
     window never makes alerts more sensitive: that is what a recalibration is for). Thresholds are in
-    spreads, so they follow. ValueError when a target has fewer than MIN_ACCEPT_SAMPLES measured samples."""
+    spreads, so they follow. `inputs` (boundary signal -> its readings in the window) moves the normal
+    level of each watched input the same way. ValueError when a target has fewer than MIN_ACCEPT_SAMPLES
+    measured samples."""
     signals = dict(calibration.signals)
     for j, target in enumerate(targets):
         signal = signals[target]
@@ -37,7 +39,13 @@ def rebaselined(calibration: MonitorCalibration, targets: list[str], predictions
                              f"{MIN_ACCEPT_SAMPLES} are needed")
         signals[target] = signal.model_copy(update={"residual_mean": float(residual.mean()),
                                                     "residual_std": max(signal.residual_std, float(residual.std()))})
-    return calibration.model_copy(update={"signals": signals})
+    levels = dict(calibration.input_levels)
+    for name, values in (inputs or {}).items():
+        seen = values[np.isfinite(values)]
+        if name in levels and len(seen) >= MIN_ACCEPT_SAMPLES:
+            levels[name] = levels[name].model_copy(update={"mean": float(seen.mean()),
+                                                           "std": max(levels[name].std, float(seen.std()))})
+    return calibration.model_copy(update={"signals": signals, "input_levels": levels})
 
 
 def alert_free(calibration: MonitorCalibration, targets: list[str], boundary: list[str],
@@ -67,15 +75,15 @@ def alert_free(calibration: MonitorCalibration, targets: list[str], boundary: li
 def recalibration_proposal(calibration: MonitorCalibration, targets: list[str], predictions: np.ndarray,
                            actual: np.ndarray) -> tuple[MonitorCalibration, dict]:
     """A calibration from alert-free operation (predictions, actual [n, n_target], n >= PROPOSAL_MIN_SAMPLES)
-    with the same margin, alarm budget, lags, baseline and input ranges as `calibration`, and
+    with the same margin, alarm budget, lags, baseline, input ranges and input levels as `calibration`, and
     {target: {threshold: {"now", "proposed"}}} for the drift and spike thresholds."""
     if len(predictions) < PROPOSAL_MIN_SAMPLES:
         raise ValueError(f"{len(predictions)} alert-free samples; a proposal needs {PROPOSAL_MIN_SAMPLES}")
     lags = np.array([calibration.signals[t].lag for t in targets])
     proposed = calibrate(targets, predictions, actual, calibration.threshold_margin, lags=lags,
                          alarm_budget=calibration.alarm_budget, baseline_halflife=calibration.baseline_halflife)
-    proposed = proposed.model_copy(update={"inputs": calibration.inputs,
-                                           "envelope_margin": calibration.envelope_margin})
+    proposed = proposed.model_copy(update={"inputs": calibration.inputs, "envelope_margin": calibration.envelope_margin,
+                                           "input_levels": calibration.input_levels})
     compared = {t: {field: {"now": round(getattr(calibration.thresholds[t], field), 4),
                             "proposed": round(getattr(proposed.thresholds[t], field), 4)}
                     for field in ("drift_threshold", "spike_threshold")} for t in targets}

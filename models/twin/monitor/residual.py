@@ -11,7 +11,7 @@ from models.twin.monitor.alerts import NO_SAMPLE, SignalAlerts, switch
 from models.twin.monitor.calibration import AlertThresholds
 from models.twin.monitor.events import KIND_CODE
 
-SPIKE, DRIFT = KIND_CODE["spike"], KIND_CODE["drift"]
+SPIKE = KIND_CODE["spike"]
 # the baseline follows a signal while its drift EWMA is under this share of its threshold: a change slower
 # than FOLLOW_SHARE x threshold / (the baseline's memory) is followed as normal, a faster one alarms
 FOLLOW_SHARE = 0.75
@@ -109,22 +109,27 @@ def spike_step(part, z, active, row, sample, events) -> None:
 class Drift:
     """`drift`: the EWMA of the standardised residual beyond +-drift_threshold; clears when it has stayed
     under half the threshold for `clear_samples` samples (an off-delay against chattering, ISA-18.2).
-    Residuals are clipped first, so one outlier alone cannot drag the EWMA."""
+    Residuals are clipped first, so one outlier alone cannot drag the EWMA. `settings`: per signal,
+    anything with drift_lambda, drift_threshold and clear_samples (AlertThresholds, InputLevel); `kind`
+    and `signals` (the monitor's index of each signal; default: the targets) name the events."""
 
     STATE = ("ewma", "calm")
 
-    def __init__(self, thresholds: list[AlertThresholds], clip: np.ndarray):
-        n = len(thresholds)
-        self.weight = np.array([t.drift_lambda for t in thresholds], dtype=np.float64)
-        self.threshold = np.array([t.drift_threshold for t in thresholds], dtype=np.float64)
-        self.clear_after = np.array([t.clear_samples for t in thresholds], dtype=np.int64)
+    def __init__(self, settings: list, clip: np.ndarray, kind: str = "drift", signals: np.ndarray | None = None):
+        n = len(settings)
+        self.weight = np.array([t.drift_lambda for t in settings], dtype=np.float64)
+        self.threshold = np.array([t.drift_threshold for t in settings], dtype=np.float64)
+        self.clear_after = np.array([t.clear_samples for t in settings], dtype=np.int64)
         self.clip = clip
+        self.kind_code = KIND_CODE[kind]
+        self.signals = np.arange(n, dtype=np.int64) if signals is None else np.asarray(signals, dtype=np.int64)
         self.ewma = np.zeros(n)
         self.calm = np.zeros(n, dtype=np.int64)  # samples in a row with the EWMA under half its threshold
-        self.alerts = SignalAlerts("drift", n)
+        self.alerts = SignalAlerts(kind, n)
 
     def arrays(self) -> tuple:
-        return self.weight, self.threshold, self.clear_after, self.clip, self.ewma, self.calm, self.alerts.arrays()
+        return (self.weight, self.threshold, self.clear_after, self.clip, self.ewma, self.calm, self.alerts.arrays(),
+                self.kind_code, self.signals)
 
 
 @njit(cache=True, nogil=True)
@@ -138,7 +143,7 @@ def drift_quiet(part, quiet) -> None:
 @njit(cache=True, nogil=True)
 def drift_step(part, z, active, row, sample, events) -> None:
     """One sample of Drift."""
-    weight, threshold, clear_after, clip, ewma, calm_run, alerts = part
+    weight, threshold, clear_after, clip, ewma, calm_run, alerts, kind, signals = part
     began = alerts[0]
     for j in range(len(weight)):
         if active[j]:
@@ -150,5 +155,5 @@ def drift_step(part, z, active, row, sample, events) -> None:
             began[j] = NO_SAMPLE
         elif began[j] == NO_SAMPLE:
             began[j] = sample
-        switch(alerts, j, level > threshold[j], calm_run[j] >= clear_after[j], level, threshold[j], DRIFT, row,
-               sample, events)
+        switch(alerts, j, level > threshold[j], calm_run[j] >= clear_after[j], level, threshold[j], kind, row,
+               sample, events, signals[j])

@@ -9,7 +9,8 @@ instead: a twin without skill only adds its own errors, and extrapolates wildly 
 their range.
 
 Each detector family is a part with its own state (models.twin.monitor.reading: missing, stuck;
-.residual: spike, drift; .multivariate; .envelope: the boundary inputs against their training range).
+.residual: spike, drift; .multivariate; .envelope and .input_level: the boundary inputs against their
+training range and their normal level).
 While a signal is missing, stuck or suspect of it, its spike and drift detectors hold still, so one
 fault raises one alert kind. Thresholds come from the ensemble's
 manifest (models.twin.monitor.calibrate) and a session may override them; alarm-flood protection
@@ -27,14 +28,16 @@ from numba import njit
 
 from models.twin.monitor.calibration import (
     AlertThresholds,
+    InputLevel,
     InputRange,
     MonitorCalibration,
     MultivariateCalibration,
     SignalCalibration,
 )
 from models.twin.monitor.envelope import InputEnvelope, envelope_step
-from models.twin.monitor.events import ALERT_KINDS, SIGNAL_KINDS, AlertEvent, EventBuffer
+from models.twin.monitor.events import ALERT_KINDS, INPUT_KINDS, SIGNAL_KINDS, AlertEvent, EventBuffer
 from models.twin.monitor.flood import AlarmFlood
+from models.twin.monitor.input_level import InputLevels, input_level_step
 from models.twin.monitor.multivariate import MultivariateDrift, multivariate_step
 from models.twin.monitor.reading import MissingReadings, StuckReadings, missing_step, stuck_step
 from models.twin.monitor.residual import (
@@ -59,10 +62,10 @@ class ResidualMonitor:
                  overrides: dict[str, AlertThresholds] | None = None, flood: AlarmFlood | None = None,
                  boundary: list[str] | None = None):
         """`boundary`: the twin's boundary signals in the order `update` gets them; those the calibration
-        has a training range for are watched by `envelope`."""
+        has a training range for are watched by `envelope`, those it has a normal level for by `input_level`."""
         self.targets = list(targets)
         boundary = self._boundary = list(boundary or [])
-        self.inputs = [b for b in boundary if b in calibration.inputs]  # the boundary signals watched
+        self.inputs = [b for b in boundary if b in calibration.inputs or b in calibration.input_levels]  # watched
         self._input_columns = np.array([boundary.index(b) for b in self.inputs], dtype=np.int64)
         self._names = self.targets + self.inputs  # what an event's signal index names
         self.flood = flood
@@ -82,15 +85,22 @@ class ResidualMonitor:
         clear_after = int(np.median(self.drift.clear_after)) if self.targets else 1
         vector = calibration.multivariate
         self.multivariate = MultivariateDrift(self.targets, vector, clear_after) if vector is not None else None
-        self.envelope = (InputEnvelope([calibration.inputs[b] for b in self.inputs], calibration.envelope_margin,
-                                       clear_after, len(self.targets)) if self.inputs else None)
+        ranged = [i for i, b in enumerate(self.inputs) if b in calibration.inputs]
+        self.envelope = (InputEnvelope([calibration.inputs[self.inputs[i]] for i in ranged],
+                                       calibration.envelope_margin, clear_after, np.array(ranged, dtype=np.int64),
+                                       len(self.targets)) if ranged else None)
+        levelled = [i for i, b in enumerate(self.inputs) if b in calibration.input_levels]
+        self.input_level = (InputLevels([calibration.input_levels[self.inputs[i]] for i in levelled],
+                                        np.array(levelled, dtype=np.int64), len(self.targets)) if levelled else None)
         self.samples = 0  # samples seen; the next one's number
         self._stamps: dict[int, str] = {}  # timestamps of earlier samples the state still refers to
         self._state_arrays = (self.prediction.arrays(), self.missing.arrays(), self.stuck.arrays(),
                               self.baseline.arrays(), self.spikes.arrays(), self.drift.arrays(),
                               self.multivariate.arrays() if self.multivariate is not None else None,
-                              self.envelope.arrays() if self.envelope is not None else None)
-        alerts = [p.alerts for p in (self.missing, self.stuck, self.spikes, self.drift, self.envelope) if p is not None]
+                              self.envelope.arrays() if self.envelope is not None else None,
+                              self.input_level.arrays() if self.input_level is not None else None)
+        alerts = [p.alerts for p in (self.missing, self.stuck, self.spikes, self.drift, self.envelope, self.input_level)
+                  if p is not None]
         self._sample_refs = [a.began for a in alerts] + [a.first for a in alerts] + (
             [self.multivariate.state[1:3]] if self.multivariate is not None else [])  # views, updated in place
 
@@ -102,10 +112,13 @@ class ResidualMonitor:
     def _open(self):
         """(signal, kind, sample its condition began) of every alert open now."""
         for part, names in ((self.drift, self.targets), (self.spikes, self.targets), (self.stuck, self.targets),
-                            (self.missing, self.targets), (self.envelope, self.inputs)):
+                            (self.missing, self.targets)):
+            for j in np.flatnonzero(part.alerts.open):
+                yield names[j], part.alerts.kind, int(part.alerts.first[j])
+        for part in (self.envelope, self.input_level):
             if part is not None:
                 for j in np.flatnonzero(part.alerts.open):
-                    yield names[j], part.alerts.kind, int(part.alerts.first[j])
+                    yield self.inputs[part.columns[j]], part.alerts.kind, int(part.alerts.first[j])
         if self._vector_open:
             yield "*", "multivariate", int(self.multivariate.state[2])
 
@@ -121,7 +134,8 @@ class ResidualMonitor:
         n = len(timestamps)
         inputs = (np.full((n, len(self.inputs)), np.nan) if boundary is None or not len(self.inputs)
                   else np.asarray(boundary, dtype=np.float64)[:, self._input_columns])
-        events = EventBuffer.empty(n * (len(SIGNAL_KINDS) * len(self.targets) + len(self.inputs) + 1))
+        per_sample = len(SIGNAL_KINDS) * len(self.targets) + len(INPUT_KINDS) * len(self.inputs) + 1  # events at most
+        events = EventBuffer.empty(n * per_sample)
         _scan(np.ascontiguousarray(predictions, dtype=np.float64), np.ascontiguousarray(actual, dtype=np.float64),
               np.ascontiguousarray(inputs), self.samples, self._mean, self._std, *self._state_arrays, events)
         base, self.samples = self.samples, self.samples + n
@@ -185,8 +199,8 @@ class ResidualMonitor:
     def _parts(self) -> dict:
         parts = {"prediction": self.prediction, "missing": self.missing, "stuck": self.stuck,
                  "baseline": self.baseline, "spikes": self.spikes, "drift": self.drift}
-        return (parts | ({"multivariate": self.multivariate} if self.multivariate is not None else {})
-                | ({"envelope": self.envelope} if self.envelope is not None else {}))
+        optional = {"multivariate": self.multivariate, "envelope": self.envelope, "input_level": self.input_level}
+        return parts | {name: part for name, part in optional.items() if part is not None}
 
     def state(self) -> dict:
         """Everything the detectors hold, as plain lists and numbers (JSON and BSON safe), for `restore`."""
@@ -228,18 +242,20 @@ def compile_monitor() -> None:
     thresholds = AlertThresholds(drift_threshold=1.0, spike_threshold=4.0)
     vector = MultivariateCalibration(signals=targets, precision=np.eye(2).tolist(), threshold=10.0, shrinkage=0.0,
                                      effective_samples=10.0)
+    level = InputLevel(mean=0.5, std=0.1, drift_lambda=0.1, drift_threshold=3.0, clear_samples=30)
     for multivariate in (None, vector):
-        for inputs in ({}, {"u": InputRange(low=0.0, high=1.0)}):
+        for inputs, levels in (({}, {}), ({"u": InputRange(low=0.0, high=1.0)}, {"u": level})):
             calibration = MonitorCalibration(signals=dict.fromkeys(targets, signal),
                                              thresholds=dict.fromkeys(targets, thresholds), validation_samples=10,
-                                             threshold_margin=1.0, multivariate=multivariate, inputs=inputs)
+                                             threshold_margin=1.0, multivariate=multivariate, inputs=inputs,
+                                             input_levels=levels)
             ResidualMonitor(targets, calibration, boundary=["u"]).update(np.zeros((2, 2)), np.ones((2, 2)), ["0", "1"],
                                                                           np.zeros((2, 1)))
 
 
 @njit(cache=True, nogil=True)
 def _scan(predictions, actual, inputs, first_sample, mean, std, prediction, missing, stuck, baseline, spikes, drift,
-          vector, envelope, events) -> None:
+          vector, envelope, input_level, events) -> None:
     """Every part's update, sample by sample, in the order the detectors depend on each other."""
     n_target = len(mean)
     present = np.empty(n_target, np.bool_)
@@ -272,3 +288,5 @@ def _scan(predictions, actual, inputs, first_sample, mean, std, prediction, miss
             multivariate_step(vector, ewma, row, sample, events)
         if envelope is not None:
             envelope_step(envelope, inputs[row], row, sample, events)
+        if input_level is not None:
+            input_level_step(input_level, inputs[row], row, sample, events)

@@ -43,6 +43,11 @@ def test_training_writes_a_complete_ensemble_folder(small_ensemble):
     assert set(m.metrics) == set(TARGET_SIGNALS)
     assert set(m.sensor_lag) == set(TARGET_SIGNALS) and all(0.0 <= a < 1.0 for a in m.sensor_lag.values())
     assert [m.monitor.signals[t].lag for t in TARGET_SIGNALS] == [m.sensor_lag[t] for t in TARGET_SIGNALS]
+    data = simulate(1200, seed=11)  # the training data: each input's range and normal level are its
+    assert list(m.monitor.inputs) == list(m.monitor.input_levels) == BOUNDARY_SIGNALS
+    speed = BOUNDARY_SIGNALS.index("Speed_boundary_1")
+    assert m.monitor.input_levels["Speed_boundary_1"].mean == pytest.approx(data.boundary[:, speed].mean())
+    assert m.monitor.inputs["Speed_boundary_1"].high == pytest.approx(data.boundary[:, speed].max())
     for target, metrics in m.metrics.items():
         assert metrics.boost_used == (target in m.boost_signals)
         assert metrics.boost_used == (metrics.delta_r2 > m.delta_r2_threshold)

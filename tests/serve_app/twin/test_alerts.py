@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.twin.plant import TARGET_SIGNALS, Fault, simulate
+from models.twin.plant import BOUNDARY_SIGNALS, TARGET_SIGNALS, Fault, simulate
 from tests.support.twin_stream import alert_changes, configured, measured, receive_until, send_measured
 from tests.support.wire import as_signals, run
 
@@ -73,6 +73,29 @@ def test_a_resumed_session_continues_its_detectors_and_open_alerts(server):
     assert alert_changes(after) == [("alert_cleared", "stuck", "Temperature_target_1")]
     cleared = [m for m in after if m["type"] == "alert_cleared"][0]
     assert cleared["data"]["first_sample"] == data.timestamps[100] and cleared["data"]["sample"] == data.timestamps[200]
+
+
+def test_an_input_held_at_an_unusual_level_inside_its_range_raises_input_level(server):
+    """The pump's speed ramps to 2,250 rpm - inside the range the twin was trained on (to 2,366), beyond
+    the level normal operation holds - stays there for 240 samples and ramps back: `input_level` opens on
+    the speed (not `envelope`) and clears after the speed is back."""
+    speed = BOUNDARY_SIGNALS.index("Speed_boundary_1")
+    wandering = simulate(700, seed=72).boundary
+    held = wandering.copy()
+    held[100:460, speed] = np.interp(np.arange(100, 460), [100, 160, 400, 459],
+                                     [wandering[100, speed], 2250.0, 2250.0, wandering[459, speed]])
+    data = simulate(700, seed=72, boundary=held)  # the plant's physics on those inputs
+
+    async def scenario():
+        peer, _ = await configured(server, mode="batch", batch_size=350, alert_flood={"max_alerts": 100})
+        messages = await send_measured(peer, data, slice(0, 350)) + await send_measured(peer, data, slice(350, 700))
+        await peer.ws.close()
+        return messages
+
+    changes = alert_changes(run(scenario()))
+    on_inputs = [(change, kind) for change, kind, signal in changes if signal in BOUNDARY_SIGNALS]
+    assert on_inputs == [("alert", "input_level"), ("alert_cleared", "input_level")]
+    assert {signal for _, _, signal in changes if signal in BOUNDARY_SIGNALS} == {"Speed_boundary_1"}
 
 
 def test_single_predict_carries_residuals_and_missing_values(server):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from models.twin.plant import Fault, simulate
+from models.twin.plant import BOUNDARY_SIGNALS, Fault, simulate
 from tests.support.server import CLIENT_TOKEN
 from tests.support.twin_stream import alert_changes, configured, copied_ensemble, send_measured
 from tests.support.wire import run
@@ -118,6 +118,10 @@ def test_accepting_a_new_normal_clears_the_standing_alert_and_a_rollback_brings_
     assert accepted["version"] == 2 and accepted["replaces"] == 0 and accepted["samples"] == 200
     level = accepted["levels"]["Temperature_target_2"]["residual_mean"]
     assert level["now"] - level["was"] > 2.0  # the sensor reads about 3 K higher now
+    speed = accepted["input_levels"]["Speed_boundary_1"]["mean"]  # the inputs' normal levels are the window's too
+    window_speed = data.boundary[1300:1500, BOUNDARY_SIGNALS.index("Speed_boundary_1")].mean()
+    assert speed["now"] == pytest.approx(window_speed) and speed["was"] != pytest.approx(window_speed)
+    assert versions["input_levels"]["Speed_boundary_1"]["mean"] == pytest.approx(window_speed)
     assert ("alert_cleared", "drift", "Temperature_target_2") in alert_changes(accepted_rows)
     assert ("alert", "drift", "Temperature_target_2") not in alert_changes(accepted_rows)
     assert versions["in_force"] == 2

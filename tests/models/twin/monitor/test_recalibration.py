@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.twin.monitor.calibrate import calibrate
+from models.twin.monitor.calibrate import calibrate, input_levels
 from models.twin.monitor.recalibration import (
     MIN_ACCEPT_SAMPLES,
     PROPOSAL_MIN_SAMPLES,
@@ -28,7 +28,9 @@ def normal(n: int, seed: int, spread: float = 1.0) -> tuple[np.ndarray, np.ndarr
 @pytest.fixture(scope="module")
 def calibration():
     predictions, actual = normal(2000, seed=1)
-    return calibrate(TARGETS, predictions, actual, lags=np.zeros(2), baseline_halflife=None)
+    calibrated = calibrate(TARGETS, predictions, actual, lags=np.zeros(2), baseline_halflife=None)
+    calibrated.input_levels = input_levels(["u"], predictions[:, :1])  # one boundary input watched for its level
+    return calibrated
 
 
 def stamps(n: int, start: int = 0) -> list[str]:
@@ -70,6 +72,7 @@ def test_a_proposal_follows_the_spread_of_alert_free_operation(calibration):
     proposed, compared = recalibration_proposal(calibration, TARGETS, predictions, actual)
     assert proposed.signals["a"].residual_std == pytest.approx(3.0, rel=0.1)
     assert proposed.threshold_margin == calibration.threshold_margin and proposed.inputs == calibration.inputs
+    assert proposed.input_levels == calibration.input_levels and "u" in proposed.input_levels
     for target in TARGETS:
         now = calibration.thresholds[target].drift_threshold
         assert compared[target]["drift_threshold"]["now"] == pytest.approx(now, abs=1e-4)
