@@ -9,8 +9,8 @@
 - shard_kill: a 20,000-sample stream during which the session shards are SIGKILLed; samples missing from
   the session's history afterwards.
 - stall: a single-mode twin client's p99 alone, and while another client (in its own process) sends
-  1,000-row batches with measured values and downloads a 10,000-row history (CSV and JSON in turn), round
-  after round.
+  1,000-row batches with measured values, each after the last one's reply, and downloads its history
+  (10,000 rows and growing; CSV and JSON in turn), round after round.
 """
 
 from __future__ import annotations
@@ -159,8 +159,9 @@ async def shard_kill(
 
 
 async def heavy_client(url: str, ensemble: str, manifest: EnsembleManifest, stop, ready) -> int:
-    """Sends 1,000-row batches with measured values and downloads the session's 10,000-row history (as CSV
-    and as JSON in turn), round after round until `stop` is set (a multiprocessing.Event; `ready` is set
+    """Sends 1,000-row batches with measured values (the next once the last one is answered; alerts pushed
+    meanwhile are read past) and downloads the session's history (as CSV and as JSON in turn), round after
+    round until `stop` is set (a multiprocessing.Event; `ready` is set
     once the history is there); the number of rounds."""
     data = simulate(10_000, seed=10)
     batches = [json.dumps({"type": "predict_batch", "data": {
@@ -170,13 +171,16 @@ async def heavy_client(url: str, ensemble: str, manifest: EnsembleManifest, stop
     heavy, ack = await Twin.open(url, ensemble, mode="batch", batch_size=1000)
     for message in batches:  # a 10,000-row history to download
         await heavy.ws.send(message)
-        assert json.loads(await heavy.ws.recv())["type"] == "prediction_batch"
+        while (reply := json.loads(await heavy.ws.recv()))["type"] in ("alert", "alert_cleared"):
+            pass
+        assert reply["type"] == "prediction_batch", reply
     ready.set()
     rounds = 0
     async with httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=60) as api:
         while not stop.is_set():
             await heavy.ws.send(batches[rounds % 10])
-            await heavy.ws.recv()
+            while json.loads(await heavy.ws.recv())["type"] != "prediction_batch":  # alerts pushed meanwhile
+                pass
             export = "csv" if rounds % 2 == 0 else "json"
             (await api.get(f"{STREAM}/history/{ack['session_id']}?format={export}")).raise_for_status()
             rounds += 1
