@@ -91,7 +91,8 @@ class ResidualMonitor:
                                        len(self.targets)) if ranged else None)
         levelled = [i for i, b in enumerate(self.inputs) if b in calibration.input_levels]
         self.input_level = (InputLevels([calibration.input_levels[self.inputs[i]] for i in levelled],
-                                        np.array(levelled, dtype=np.int64), len(self.targets)) if levelled else None)
+                                        np.array(levelled, dtype=np.int64), len(self.targets),
+                                        calibration.baseline_halflife) if levelled else None)
         self.samples = 0  # samples seen; the next one's number
         self._stamps: dict[int, str] = {}  # timestamps of earlier samples the state still refers to
         self._state_arrays = (self.prediction.arrays(), self.missing.arrays(), self.stuck.arrays(),

@@ -105,3 +105,18 @@ def test_ensembles_calibrated_before_levels_existed_watch_no_level(calibration):
     assert monitor.inputs == ["v", "u"] and monitor.input_level is None
     assert feed(monitor, np.tile([10.0, 500.0, 30.0], (300, 1))) == []
     assert MonitorCalibration.model_validate_json(old.model_dump_json()).input_levels == {}
+
+
+def test_with_a_baseline_half_life_slow_change_is_followed_and_a_step_still_alarms(calibration):
+    following = calibration.model_copy(update={"baseline_halflife": 150.0})
+    w = following.input_levels["w"]
+    memory = 150.0 / np.log(2)
+    ramp = int(2 / 0.15 * memory)  # two limits, at 0.15 of a limit per baseline memory: slow normal change
+    calm = np.column_stack([wandering(500 + ramp + 300, 50 + seed, mean=10.0 * (seed + 1)) for seed in range(3)])
+    ramped, stepped = calm.copy(), calm.copy()
+    ramped[500:, 2] += np.minimum(np.arange(ramp + 300) / ramp, 1.0) * 2 * w.drift_threshold * w.std
+    assert feed(ResidualMonitor(["y"], following, boundary=BOUNDARY), ramped) == []
+    stepped[500:, 2] += 2 * w.drift_threshold * w.std  # the same move at once
+    events = feed(ResidualMonitor(["y"], following, boundary=BOUNDARY), stepped)
+    assert [(e.kind, e.signal, e.opened) for e in events][:1] == [("input_level", "w", True)]
+    assert int(events[0].first_sample) >= 500
