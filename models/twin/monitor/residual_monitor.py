@@ -112,10 +112,9 @@ class ResidualMonitor:
 
     def _open(self):
         """(signal, kind, sample its condition began) of every alert open now."""
-        for part, names in ((self.drift, self.targets), (self.spikes, self.targets), (self.stuck, self.targets),
-                            (self.missing, self.targets)):
+        for part in (self.drift, self.spikes, self.stuck, self.missing):
             for j in np.flatnonzero(part.alerts.open):
-                yield names[j], part.alerts.kind, int(part.alerts.first[j])
+                yield self.targets[j], part.alerts.kind, int(part.alerts.first[j])
         for part in (self.envelope, self.input_level):
             if part is not None:
                 for j in np.flatnonzero(part.alerts.open):
