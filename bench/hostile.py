@@ -169,18 +169,21 @@ async def heavy_client(url: str, ensemble: str, manifest: EnsembleManifest, stop
         "actual_signals": [_signals(manifest.target_signals, r) for r in data.target[start:start + 1000]]}})
         for start in range(0, 10_000, 1000)]
     heavy, ack = await Twin.open(url, ensemble, mode="batch", batch_size=1000)
-    for message in batches:  # a 10,000-row history to download
+
+    async def predict(message: str) -> None:
+        """Send one batch and read up to its reply (alerts pushed meanwhile are read past)."""
         await heavy.ws.send(message)
         while (reply := json.loads(await heavy.ws.recv()))["type"] in ("alert", "alert_cleared"):
             pass
         assert reply["type"] == "prediction_batch", reply
+
+    for message in batches:  # a 10,000-row history to download
+        await predict(message)
     ready.set()
     rounds = 0
     async with httpx.AsyncClient(base_url=url.replace("ws://", "http://"), timeout=60) as api:
         while not stop.is_set():
-            await heavy.ws.send(batches[rounds % 10])
-            while json.loads(await heavy.ws.recv())["type"] != "prediction_batch":  # alerts pushed meanwhile
-                pass
+            await predict(batches[rounds % 10])
             export = "csv" if rounds % 2 == 0 else "json"
             (await api.get(f"{STREAM}/history/{ack['session_id']}?format={export}")).raise_for_status()
             rounds += 1

@@ -27,7 +27,8 @@ def rebaselined(calibration: MonitorCalibration, targets: list[str], predictions
     residual mean moves to the window's; the spread becomes the window's where it is wider (a calm
     window never makes alerts more sensitive: that is what a recalibration is for). Thresholds are in
     spreads, so they follow. `inputs` (boundary signal -> its readings in the window) moves the normal
-    level of each watched input the same way. ValueError when a target has fewer than MIN_ACCEPT_SAMPLES
+    level of each watched input the same way (one with fewer than MIN_ACCEPT_SAMPLES readings in the
+    window keeps its level). ValueError when a target has fewer than MIN_ACCEPT_SAMPLES
     measured samples."""
     signals = dict(calibration.signals)
     for j, target in enumerate(targets):

@@ -11,24 +11,14 @@ from models.twin.monitor.calibrate import MIN_CALIBRATION_SAMPLES, input_levels
 from models.twin.monitor.calibration import AlertThresholds, InputRange, MonitorCalibration, SignalCalibration
 from models.twin.monitor.recalibration import rebaselined
 from models.twin.monitor.residual_monitor import ResidualMonitor
+from tests.support.input_series import three_inputs, wandering
 
 BOUNDARY = ["v", "u", "w"]  # v: a range only; u: range and level; w: a level only
 
 
-def wandering(n: int, seed: int, mean: float = 10.0, sd: float = 1.0) -> np.ndarray:
-    """A stationary AR(1) input (correlation time ~20 samples) with this mean and spread."""
-    rng = np.random.default_rng(seed)
-    a = np.exp(-1 / 20)
-    out, level = np.empty(n), 0.0
-    for i, shock in enumerate(rng.normal(0.0, sd * np.sqrt(1 - a * a), n)):
-        level = a * level + shock
-        out[i] = mean + level
-    return out
-
-
 @pytest.fixture(scope="module")
 def calibration() -> MonitorCalibration:
-    normal = np.column_stack([wandering(4000, seed, mean=10.0 * (seed + 1)) for seed in range(3)])
+    normal = three_inputs(4000, 0)
     levels = input_levels(BOUNDARY, normal)
     signal = SignalCalibration(lag=0.0, residual_mean=0.0, residual_std=1.0, step_std=1.0)
     return MonitorCalibration(
@@ -59,16 +49,16 @@ def test_levels_are_the_normal_data_s_with_a_limit_in_spreads():
 def test_normal_operation_raises_nothing_a_level_shift_inside_the_range_does(calibration):
     monitor = ResidualMonitor(["y"], calibration, boundary=BOUNDARY)
     assert monitor.inputs == BOUNDARY
-    calm = np.column_stack([wandering(20_000, 10 + seed, mean=10.0 * (seed + 1)) for seed in range(3)])
+    calm = three_inputs(20_000, 10)
     assert feed(monitor, calm) == []  # 20,000 unseen normal samples
     w = calibration.input_levels["w"]
-    shifted = np.column_stack([wandering(300, 20 + seed, mean=10.0 * (seed + 1)) for seed in range(3)])
+    shifted = three_inputs(300, 20)
     shifted[:, 2] += 2 * w.drift_threshold * w.std  # w settles two limits higher, well inside any range
     events = feed(monitor, shifted, start=20_000)
     assert [(e.kind, e.signal, e.opened) for e in events] == [("input_level", "w", True)]
     assert events[0].score > events[0].threshold == pytest.approx(w.drift_threshold)
     assert monitor.open_alerts == [("w", "input_level")]
-    back = np.column_stack([wandering(600, 30 + seed, mean=10.0 * (seed + 1)) for seed in range(3)])
+    back = three_inputs(600, 30)
     cleared = feed(monitor, back, start=20_300)
     assert [(e.kind, e.signal, e.opened) for e in cleared] == [("input_level", "w", False)]
 
@@ -86,7 +76,7 @@ def test_a_missing_reading_holds_the_level_and_an_open_alert_survives_a_restore(
 
 def test_accepting_a_window_as_the_new_normal_moves_the_input_s_level(calibration):
     w = calibration.input_levels["w"]
-    moved = np.column_stack([wandering(2000, 40 + seed, mean=10.0 * (seed + 1)) for seed in range(3)])
+    moved = three_inputs(2000, 40)
     moved[:, 2] += 2 * w.drift_threshold * w.std
     before = ResidualMonitor(["y"], calibration, boundary=BOUNDARY)
     assert [e.signal for e in feed(before, moved[:500])] == ["w"]
@@ -112,7 +102,7 @@ def test_with_a_baseline_half_life_slow_change_is_followed_and_a_step_still_alar
     w = following.input_levels["w"]
     memory = 150.0 / np.log(2)
     ramp = int(2 / 0.15 * memory)  # two limits, at 0.15 of a limit per baseline memory: slow normal change
-    calm = np.column_stack([wandering(500 + ramp + 300, 50 + seed, mean=10.0 * (seed + 1)) for seed in range(3)])
+    calm = three_inputs(500 + ramp + 300, 50)
     ramped, stepped = calm.copy(), calm.copy()
     ramped[500:, 2] += np.minimum(np.arange(ramp + 300) / ramp, 1.0) * 2 * w.drift_threshold * w.std
     assert feed(ResidualMonitor(["y"], following, boundary=BOUNDARY), ramped) == []
