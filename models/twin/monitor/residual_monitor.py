@@ -86,22 +86,23 @@ class ResidualMonitor:
         vector = calibration.multivariate
         self.multivariate = MultivariateDrift(self.targets, vector, clear_after) if vector is not None else None
         ranged = [i for i, b in enumerate(self.inputs) if b in calibration.inputs]
-        self.envelope = (InputEnvelope([calibration.inputs[self.inputs[i]] for i in ranged],
-                                       calibration.envelope_margin, clear_after, np.array(ranged, dtype=np.int64),
-                                       len(self.targets)) if ranged else None)
+        # both input parts exist even where one watches nothing (no columns), and the compiled loop gets both
+        # or (no input watched) neither: four signatures in all, each compiled before serving
+        self.envelope = InputEnvelope([calibration.inputs[self.inputs[i]] for i in ranged],
+                                      calibration.envelope_margin, clear_after, np.array(ranged, dtype=np.int64),
+                                      len(self.targets))
         levelled = [i for i, b in enumerate(self.inputs) if b in calibration.input_levels]
-        self.input_level = (InputLevels([calibration.input_levels[self.inputs[i]] for i in levelled],
-                                        np.array(levelled, dtype=np.int64), len(self.targets),
-                                        calibration.baseline_halflife) if levelled else None)
+        self.input_level = InputLevels([calibration.input_levels[self.inputs[i]] for i in levelled],
+                                       np.array(levelled, dtype=np.int64), len(self.targets),
+                                       calibration.baseline_halflife)
         self.samples = 0  # samples seen; the next one's number
         self._stamps: dict[int, str] = {}  # timestamps of earlier samples the state still refers to
         self._state_arrays = (self.prediction.arrays(), self.missing.arrays(), self.stuck.arrays(),
                               self.baseline.arrays(), self.spikes.arrays(), self.drift.arrays(),
                               self.multivariate.arrays() if self.multivariate is not None else None,
-                              self.envelope.arrays() if self.envelope is not None else None,
-                              self.input_level.arrays() if self.input_level is not None else None)
-        alerts = [p.alerts for p in (self.missing, self.stuck, self.spikes, self.drift, self.envelope, self.input_level)
-                  if p is not None]
+                              *((self.envelope.arrays(), self.input_level.arrays()) if self.inputs else (None, None)))
+        alerts = [part.alerts for part in (self.missing, self.stuck, self.spikes, self.drift, self.envelope,
+                                           self.input_level)]
         self._sample_refs = [a.began for a in alerts] + [a.first for a in alerts] + (
             [self.multivariate.state[1:3]] if self.multivariate is not None else [])  # views, updated in place
 
@@ -116,9 +117,8 @@ class ResidualMonitor:
             for j in np.flatnonzero(part.alerts.open):
                 yield self.targets[j], part.alerts.kind, int(part.alerts.first[j])
         for part in (self.envelope, self.input_level):
-            if part is not None:
-                for j in np.flatnonzero(part.alerts.open):
-                    yield self.inputs[part.columns[j]], part.alerts.kind, int(part.alerts.first[j])
+            for j in np.flatnonzero(part.alerts.open):
+                yield self.inputs[part.columns[j]], part.alerts.kind, int(part.alerts.first[j])
         if self._vector_open:
             yield "*", "multivariate", int(self.multivariate.state[2])
 
@@ -136,8 +136,8 @@ class ResidualMonitor:
                   else np.asarray(boundary, dtype=np.float64)[:, self._input_columns])
         per_sample = len(SIGNAL_KINDS) * len(self.targets) + len(INPUT_KINDS) * len(self.inputs) + 1  # events at most
         events = EventBuffer.empty(n * per_sample)
-        _scan(np.ascontiguousarray(predictions, dtype=np.float64), np.ascontiguousarray(actual, dtype=np.float64),
-              np.ascontiguousarray(inputs), self.samples, self._mean, self._std, *self._state_arrays, events)
+        _scan(_loop_array(predictions), _loop_array(actual), _loop_array(inputs), self.samples, self._mean, self._std,
+              *self._state_arrays, events)
         base, self.samples = self.samples, self.samples + n
         reported = self._events(events, timestamps, base) if events.count[0] or self._flooding else []
         self._keep_stamps(base, timestamps)
@@ -199,8 +199,9 @@ class ResidualMonitor:
     def _parts(self) -> dict:
         parts = {"prediction": self.prediction, "missing": self.missing, "stuck": self.stuck,
                  "baseline": self.baseline, "spikes": self.spikes, "drift": self.drift}
-        optional = {"multivariate": self.multivariate, "envelope": self.envelope, "input_level": self.input_level}
-        return parts | {name: part for name, part in optional.items() if part is not None}
+        watched = {name: part for name, part in (("envelope", self.envelope), ("input_level", self.input_level))
+                   if len(part.columns)}
+        return parts | ({"multivariate": self.multivariate} if self.multivariate is not None else {}) | watched
 
     def state(self) -> dict:
         """Everything the detectors hold, as plain lists and numbers (JSON and BSON safe), for `restore`."""
@@ -234,6 +235,13 @@ class ResidualMonitor:
         return True
 
 
+def _loop_array(values: np.ndarray) -> np.ndarray:
+    """`values` as the compiled loop is compiled for: float64, C order, writable (numba compiles a read-only
+    array - one Ray hands over from its object store - as another type: seconds, holding the GIL)."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return values if values.flags.writeable else values.copy()
+
+
 def compile_monitor() -> None:
     """Compile the monitor's loop now rather than on a session's first measured sample (seconds the first
     time; numba keeps the result in __pycache__, so later processes only load it)."""
@@ -243,7 +251,7 @@ def compile_monitor() -> None:
     vector = MultivariateCalibration(signals=targets, precision=np.eye(2).tolist(), threshold=10.0, shrinkage=0.0,
                                      effective_samples=10.0)
     level = InputLevel(mean=0.5, std=0.1, drift_lambda=0.1, drift_threshold=3.0, clear_samples=30)
-    for multivariate in (None, vector):
+    for multivariate in (None, vector):  # the loop's four signatures: with or without each, inputs watched or not
         for inputs, levels in (({}, {}), ({"u": InputRange(low=0.0, high=1.0)}, {"u": level})):
             calibration = MonitorCalibration(signals=dict.fromkeys(targets, signal),
                                              thresholds=dict.fromkeys(targets, thresholds), validation_samples=10,
@@ -286,7 +294,6 @@ def _scan(predictions, actual, inputs, first_sample, mean, std, prediction, miss
         drift_step(drift, z, active, row, sample, events)
         if vector is not None:
             multivariate_step(vector, ewma, row, sample, events)
-        if envelope is not None:
+        if envelope is not None:  # both parts or neither (see ResidualMonitor.__init__)
             envelope_step(envelope, inputs[row], row, sample, events)
-        if input_level is not None:
             input_level_step(input_level, inputs[row], row, sample, events)

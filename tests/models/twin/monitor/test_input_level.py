@@ -92,7 +92,8 @@ def test_accepting_a_window_as_the_new_normal_moves_the_input_s_level(calibratio
 def test_ensembles_calibrated_before_levels_existed_watch_no_level(calibration):
     old = calibration.model_copy(update={"input_levels": {}})
     monitor = ResidualMonitor(["y"], old, boundary=BOUNDARY)
-    assert monitor.inputs == ["v", "u"] and monitor.input_level is None
+    assert monitor.inputs == ["v", "u"] and not len(monitor.input_level.columns)
+    assert "input_level" not in monitor.state()["parts"]  # saved as before levels existed
     assert feed(monitor, np.tile([10.0, 500.0, 30.0], (300, 1))) == []
     assert MonitorCalibration.model_validate_json(old.model_dump_json()).input_levels == {}
 

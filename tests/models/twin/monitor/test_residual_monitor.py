@@ -9,7 +9,7 @@ import pytest
 from models.twin.ensemble import Ensemble
 from models.twin.monitor.calibrate import calibrate, drift_weight, held_out_ewma
 from models.twin.monitor.calibration import AlertThresholds
-from models.twin.monitor.residual_monitor import ResidualMonitor
+from models.twin.monitor.residual_monitor import ResidualMonitor, _scan, compile_monitor
 from models.twin.plant import BOUNDARY_SIGNALS, LAG_SAMPLES, TARGET_SIGNALS, Fault, simulate, steady_state
 from models.twin.sensor_lag import first_order_lag
 
@@ -82,6 +82,27 @@ def test_a_drift_of_one_residual_standard_deviation_is_caught(ensemble, signal):
     assert [(s, k) for s, k, _ in opened] == [(signal, "drift")], opened
     assert FAULT_START < opened[0][2] < FAULT_END
     assert monitor.open_alerts == []  # cleared after the drift ended
+
+
+def test_every_monitor_runs_on_what_the_server_compiles_before_it_serves(ensemble):
+    """A signature compiled on a session's first samples holds the replica's GIL for seconds: read-only
+    arrays (as Ray hands them over), other dtypes and layouts, and calibrations with or without input
+    ranges, levels or boundary readings all run on the loop compile_monitor compiled."""
+    compile_monitor()
+    compiled = set(_scan.signatures)
+    data = simulate(300, seed=5)
+    predictions, actual = ensemble.predict(data.boundary), data.target.copy()
+    predictions.flags.writeable = actual.flags.writeable = False
+    calibration = ensemble.manifest.monitor
+    variants = [calibration, calibration.model_copy(update={"input_levels": {}}),
+                calibration.model_copy(update={"inputs": {}}),
+                calibration.model_copy(update={"inputs": {}, "input_levels": {}, "multivariate": None})]
+    for variant in variants:
+        ResidualMonitor(TARGET_SIGNALS, variant, boundary=BOUNDARY_SIGNALS).update(
+            predictions, actual, data.timestamps, data.boundary.astype(np.float32))
+        ResidualMonitor(TARGET_SIGNALS, variant).update(np.asfortranarray(predictions), actual.astype(np.float32),
+                                                        data.timestamps)
+    assert set(_scan.signatures) == compiled and len(compiled) == 4
 
 
 def test_alert_names_where_the_condition_began(ensemble):
