@@ -6,8 +6,11 @@ import pytest
 
 from bench.ingress_costs import batch_validation, face_search
 from bench.run_suite import wait_ingress_replicas_up
+from bench.skab import Run, first_fault
+from bench.skab_inputs import input_level_changes
 from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import _loopback_only, idle_sessions, run_load
+from tests.support.paths import SKAB_FIXTURES
 from tests.support.server import ADMIN_TOKEN
 
 
@@ -90,3 +93,12 @@ def test_gpu_check_measures_every_precision_and_batch_size_on_any_device():
         assert set(precision["rows_per_s"]) == {"64", "256"}
         assert all(v > 0 for v in precision["rows_per_s"].values())
     assert max(result["precisions"]["float32"]["max_abs_diff_vs_onnx"].values()) < 1e-3
+
+
+def test_skab_inputs_watches_the_sensors_as_inputs_quiet_until_the_valve_closes():
+    run = Run.read(SKAB_FIXTURES / "valve1-0.csv")  # the outlet valve closes around row 573
+    start, end = first_fault(run)
+    changes = input_level_changes(run)
+    opened = [(row, signal, kind) for row, (signal, kind), is_opened in changes if is_opened]
+    assert opened and all(start <= row < end and kind == "input_level" for row, _, kind in opened)
+    assert opened[0][1] == "Volume Flow RateRMS"  # the flow falls when the valve closes
