@@ -79,16 +79,18 @@ def wait_http(url: str, timeout_s: float = 180) -> None:
 HAPROXY_STATS = "http://127.0.0.1:8404/stats;csv"  # Ray's HAProxy stats page (RAY_SERVE_HAPROXY_STATS_PORT)
 
 
-def wait_ingress_replicas_up(timeout_s: float = 60) -> None:
-    """Wait until HAProxy routes to the ingress replicas themselves. /healthz answers as soon as Serve's
-    fallback Python proxy is up, a few seconds before HAProxy's health checks mark the replicas UP, and a
-    WebSocket opened in between stays on the slow fallback path for its lifetime."""
+def wait_ingress_replicas_up(replicas: int, timeout_s: float = 60) -> None:
+    """Wait until HAProxy routes to all `replicas` ingress replicas themselves. /healthz answers as soon as
+    Serve's fallback Python proxy is up, a few seconds before HAProxy's health checks mark the replicas UP,
+    and a WebSocket opened in between stays on the slow fallback path for its lifetime. Ray adds each replica
+    to HAProxy's configuration as it starts (a reload each, about a second apart): WebSockets opened while
+    only the first is listed all land on it and stay there."""
     def all_up() -> bool:
         rows = [line.split(",") for line in httpx.get(HAPROXY_STATS, timeout=2).text.splitlines()]
-        replicas = [row[17] for row in rows if len(row) > 17 and row[1].startswith("SERVE_REPLICA")]
-        return bool(replicas) and all(status == "UP" for status in replicas)
+        listed = [row[17] for row in rows if len(row) > 17 and row[1].startswith("SERVE_REPLICA")]
+        return len(listed) == replicas and all(status == "UP" for status in listed)
 
-    _wait_until(all_up, timeout_s, f"HAProxy did not mark the ingress replicas UP within {timeout_s}s")
+    _wait_until(all_up, timeout_s, f"HAProxy did not list {replicas} ingress replicas UP within {timeout_s}s")
 
 
 class Process:
@@ -180,6 +182,15 @@ def plot(results: dict) -> None:
 
 
 
+def _ingress_replicas(config: dict) -> int:
+    """How many StreamIngress replicas a Serve config starts with."""
+    ingress = next(d for d in config["applications"][0]["deployments"] if d["name"] == "StreamIngress")
+    scaling = ingress.get("autoscaling_config")
+    if scaling is None:
+        return ingress.get("num_replicas", 1)
+    return scaling.get("initial_replicas", scaling["min_replicas"])
+
+
 @contextmanager
 def streamforge_server(log_name: str, env: dict | None = None, args: dict | None = None,
                        replicas: dict[str, int | dict] | None = None):
@@ -201,7 +212,7 @@ def streamforge_server(log_name: str, env: dict | None = None, args: dict | None
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=300)
         if (env or {}).get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
-            wait_ingress_replicas_up()
+            wait_ingress_replicas_up(_ingress_replicas(config))
         yield f"ws://127.0.0.1:{port}"
     finally:
         server.stop()

@@ -72,8 +72,10 @@ def test_load_generators_refuse_non_loopback_targets():
         _loopback_only("ws://10.0.0.8:8000")
 
 
-def test_haproxy_readiness_wait_returns_once_the_ingress_replicas_are_up(server):
-    wait_ingress_replicas_up(timeout_s=30)  # raises if HAProxy does not list the test server's replica as UP
+def test_haproxy_readiness_wait_returns_once_every_ingress_replica_is_up(server):
+    wait_ingress_replicas_up(1, timeout_s=30)  # raises if HAProxy does not list the test server's replica as UP
+    with pytest.raises(RuntimeError, match="2 ingress replicas"):  # the test server runs one: never all of 2
+        wait_ingress_replicas_up(2, timeout_s=3)
 
 
 def test_ingress_costs_time_both_validation_paths_and_both_face_searches():
