@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from bench.process_group import stop_process_group
-from bench.serve_config import override_serve_config
+from bench.serve_config import ingress_replicas, override_serve_config
 from bench.server_usage import ServerProcesses
 from bench.store_load import frames, raw_detector, run_store
 from bench.twin_load import idle_sessions, run_load
@@ -180,17 +180,6 @@ def plot(results: dict) -> None:
     plt.close(fig)
 
 
-
-
-def _ingress_replicas(config: dict) -> int:
-    """How many StreamIngress replicas a Serve config starts with."""
-    ingress = next(d for d in config["applications"][0]["deployments"] if d["name"] == "StreamIngress")
-    scaling = ingress.get("autoscaling_config")
-    if scaling is None:
-        return ingress.get("num_replicas", 1)
-    return scaling.get("initial_replicas", scaling["min_replicas"])
-
-
 @contextmanager
 def streamforge_server(log_name: str, env: dict | None = None, args: dict | None = None,
                        replicas: dict[str, int | dict] | None = None):
@@ -212,7 +201,7 @@ def streamforge_server(log_name: str, env: dict | None = None, args: dict | None
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=300)
         if (env or {}).get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
-            wait_ingress_replicas_up(_ingress_replicas(config))
+            wait_ingress_replicas_up(ingress_replicas(config))
         yield f"ws://127.0.0.1:{port}"
     finally:
         server.stop()

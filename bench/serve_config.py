@@ -1,4 +1,5 @@
-"""Changing a Ray Serve config file's application settings and replica counts before it is started."""
+"""Changing a Ray Serve config file's application settings and replica counts before it is started, and
+reading back how many ingress replicas it starts."""
 
 from __future__ import annotations
 
@@ -17,3 +18,12 @@ def override_serve_config(config: dict, args: dict, replicas: dict[str, int | di
             deployment.pop("autoscaling_config", None)
             wanted = replicas[deployment["name"]]
             deployment["autoscaling_config" if isinstance(wanted, dict) else "num_replicas"] = wanted
+
+
+def ingress_replicas(config: dict) -> int:
+    """How many StreamIngress replicas a Serve config starts with."""
+    ingress = next(d for d in config["applications"][0]["deployments"] if d["name"] == "StreamIngress")
+    scaling = ingress.get("autoscaling_config")
+    if scaling is None:
+        return ingress.get("num_replicas", 1)
+    return scaling.get("initial_replicas", scaling["min_replicas"])

@@ -15,7 +15,8 @@ import httpx
 import yaml
 
 from bench.process_group import stop_process_group
-from bench.serve_config import override_serve_config
+from bench.run_suite import wait_ingress_replicas_up
+from bench.serve_config import ingress_replicas, override_serve_config
 from models.twin.ensemble import Ensemble
 from serve_app.settings import ray_environment
 from tests.support.paths import PROJECT_ROOT
@@ -58,6 +59,8 @@ class ServeProcess:
                 start_new_session=True,
             )
         wait_ready(self.url, self.process, self.log)
+        # WebSockets opened before HAProxy lists every ingress replica would all stay on the first one
+        wait_ingress_replicas_up(ingress_replicas(yaml.safe_load(self.config_path.read_text())))
 
     def stop(self) -> None:
         if self.process is None:
